@@ -1,0 +1,11 @@
+import type { MethodContext } from '../../src/index.ts';
+import { credentials, grant } from './_schemas.ts';
+
+export const description = 'Creates an account and signs it in; Conflict when the user_id is taken';
+export const auth = 'public';
+export const params = credentials;
+export const result = grant;
+
+export function invoke(ctx: MethodContext, p: { user_id: string; password: string }) {
+  return ctx.accounts.create(p.user_id, p.password);
+}

@@ -1,0 +1,135 @@
+/**
+ * Accounts and sessions (PROTOCOL.md §5): what the `account.*` methods call through `ctx.accounts`.
+ * Throttling of failed logins per user_id and per client address lives here too.
+ */
+import { randomBytes } from 'node:crypto';
+import { v4 as uuidv4 } from 'uuid';
+import { ApiError } from './errors.ts';
+import { dummyHash, hashPassword, verifyPassword } from './passwords.ts';
+import type { RequestScope } from './scope.ts';
+import type { SessionRecord, Store } from './store/types.ts';
+
+/** What create and login answer (§5). */
+export interface SessionGrant {
+  user_id: string;
+  session_id: string;
+  /** base64url, no padding: the v2 signing key, sent only here. */
+  session_key: string;
+  expires: number;
+}
+
+export interface Accounts {
+  create(userId: string, password: string): Promise<SessionGrant>;
+  login(userId: string, password: string): Promise<SessionGrant>;
+  /** Ends the calling session everywhere. */
+  logout(): Promise<void>;
+  /** Checks the old password, stores the new one and ends every other session of the user. */
+  changePassword(oldPassword: string, newPassword: string): Promise<void>;
+}
+
+export interface AccountSettings {
+  sessionTtl: number;
+  maxFailures: number;
+  maxFailuresPerIp: number;
+  window: number;
+  scrypt?: { N: number; r: number; p: number };
+}
+
+/** §5: user_ids are matched case-insensitively. */
+export function userKeyOf(userId: string): string {
+  return userId.normalize('NFC').toLowerCase();
+}
+
+const WRONG_CREDENTIALS = 'Wrong user_id or password';
+
+export const nowSeconds = (): number => Math.floor(Date.now() / 1000);
+
+export class AccountService {
+  readonly #store: Store;
+  readonly #settings: AccountSettings;
+
+  constructor(store: Store, settings: AccountSettings) {
+    this.#store = store;
+    this.#settings = settings;
+  }
+
+  /** The `ctx.accounts` a method sees, bound to its request. */
+  bind(scope: RequestScope): Accounts {
+    return {
+      create: (userId, password) => this.create(scope, userId, password),
+      login: (userId, password) => this.login(scope, userId, password),
+      logout: () => this.logout(scope),
+      changePassword: (oldPassword, newPassword) => this.changePassword(scope, oldPassword, newPassword),
+    };
+  }
+
+  async create(scope: RequestScope, userId: string, password: string): Promise<SessionGrant> {
+    const now = nowSeconds();
+    await this.#store.createAccount({
+      userKey: userKeyOf(userId),
+      userId,
+      password: await hashPassword(password, this.#settings.scrypt),
+      created: now,
+    });
+    return this.#startSession(scope, userKeyOf(userId), userId, now);
+  }
+
+  async login(scope: RequestScope, userId: string, password: string): Promise<SessionGrant> {
+    const now = nowSeconds();
+    const userKey = userKeyOf(userId);
+    const throttleKeys = [`user:${userKey}`, `ip:${scope.ip}`] as const;
+    const limits = [this.#settings.maxFailures, this.#settings.maxFailuresPerIp];
+    const states = await Promise.all(throttleKeys.map((k) => this.#store.getFailures(k, now)));
+    states.forEach((state, i) => {
+      if (state.count >= limits[i]!) throw this.#tooMany(state.resetAt - now);
+    });
+    const account = await this.#store.findAccount(userKey);
+    // Hash against a dummy when the account does not exist: the same work, the same answer.
+    const ok = await verifyPassword(password, account?.password ?? (await dummyHash()));
+    if (account === null || !ok) {
+      await Promise.all(throttleKeys.map((k) => this.#store.addFailure(k, now, this.#settings.window)));
+      throw new ApiError('Unauthenticated', WRONG_CREDENTIALS);
+    }
+    await this.#store.clearFailures(throttleKeys[0]);
+    return this.#startSession(scope, userKey, account.userId, now);
+  }
+
+  async logout(scope: RequestScope): Promise<void> {
+    const session = requireSession(scope);
+    await this.#store.deleteSession(session.sessionId);
+  }
+
+  async changePassword(scope: RequestScope, oldPassword: string, newPassword: string): Promise<void> {
+    const session = requireSession(scope);
+    const account = await this.#store.findAccount(session.userKey);
+    if (account === null) throw new ApiError('Unauthenticated', 'The account no longer exists');
+    if (!(await verifyPassword(oldPassword, account.password))) throw new ApiError('Forbidden', 'old_password is wrong');
+    await this.#store.setPassword(session.userKey, await hashPassword(newPassword, this.#settings.scrypt));
+    await this.#store.deleteUserSessions(session.userKey, session.sessionId);
+  }
+
+  #tooMany(retryAfter: number): ApiError {
+    const seconds = Math.max(1, retryAfter);
+    return new ApiError('TooManyRequests', `Too many failed logins; try again in ${seconds} s`, { retryAfter: seconds });
+  }
+
+  async #startSession(scope: RequestScope, userKey: string, userId: string, now: number): Promise<SessionGrant> {
+    const record: SessionRecord = {
+      sessionId: uuidv4(),
+      userKey,
+      userId,
+      key: randomBytes(32),
+      expires: now + this.#settings.sessionTtl,
+      state: {},
+      version: 0,
+    };
+    await this.#store.createSession(record);
+    scope.issued(record);
+    return { user_id: userId, session_id: record.sessionId, session_key: record.key.toString('base64url'), expires: record.expires };
+  }
+}
+
+function requireSession(scope: RequestScope): SessionRecord {
+  if (scope.session === null) throw new ApiError('Unauthenticated');
+  return scope.session;
+}

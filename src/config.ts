@@ -1,0 +1,305 @@
+/**
+ * Configuration: one table of options from which the defaults, the JSON Schema that checks a
+ * config, the environment variable names, the CLI flags and `--help` are all derived.
+ * Precedence: defaults < server.conf.json < environment (SIMPLEAPI_*) < CLI flags.
+ */
+import { readFileSync } from 'node:fs';
+import { resolve, dirname } from 'node:path';
+import { Ajv } from 'ajv';
+
+type JsonSchema = Record<string, unknown>;
+
+export interface OptionSpec {
+  /** Dotted path in the config object and in server.conf.json, e.g. `db.url`. */
+  readonly key: string;
+  /** CLI flag without dashes, e.g. `db-url`; the environment variable is SIMPLEAPI_DB_URL. */
+  readonly flag: string;
+  readonly schema: JsonSchema;
+  readonly default: unknown;
+  readonly description: string;
+}
+
+const seconds = (min: number) => ({ type: 'integer', minimum: min, maximum: 10 * 365 * 86400 });
+
+export const OPTIONS: readonly OptionSpec[] = [
+  { key: 'port', flag: 'port', schema: { type: 'integer', minimum: -1, maximum: 65535 }, default: 8888, description: 'TCP port to listen on (0 picks a free one; -1 serves no TCP, for --socket alone)' },
+  { key: 'host', flag: 'host', schema: { type: 'string', minLength: 1 }, default: '127.0.0.1', description: 'Address to bind; 0.0.0.0 serves every interface' },
+  { key: 'socket', flag: 'socket', schema: { type: 'string' }, default: '', description: 'Unix domain socket path to listen on, beside TCP (with --port=-1, instead of it)' },
+  { key: 'path', flag: 'path', schema: { type: 'string', pattern: '^/' }, default: '/', description: 'Path of the POST endpoint' },
+  { key: 'methodsDir', flag: 'methods-dir', schema: { type: 'string', minLength: 1 }, default: 'methods', description: 'Folder the methods are discovered in, relative to the config file' },
+  { key: 'db.url', flag: 'db-url', schema: { type: 'string' }, default: '', description: 'MongoDB connection string; empty serves on the in-process store' },
+  { key: 'db.name', flag: 'db-name', schema: { type: 'string', pattern: '^[^/\\\\. "$]{1,63}$' }, default: 'simpleapi', description: 'MongoDB database name' },
+  { key: 'db.connectTimeout', flag: 'db-connect-timeout', schema: seconds(0), default: 10, description: 'Seconds to wait for the database at start-up (0: wait forever)' },
+  { key: 'hmac.scheme', flag: 'hmac-scheme', schema: { enum: ['v1', 'v2'] }, default: 'v2', description: 'Request signing scheme (PROTOCOL.md §6); v1 only for old clients' },
+  { key: 'hmac.window', flag: 'hmac-window', schema: seconds(1), default: 300, description: 'v2: seconds a timestamp may differ from the server clock' },
+  { key: 'session.ttl', flag: 'session-ttl', schema: seconds(1), default: 86400, description: 'Seconds a session lives after its last signed use' },
+  { key: 'session.touchFraction', flag: 'session-touch-fraction', schema: { type: 'number', minimum: 0, maximum: 1 }, default: 0.01, description: 'Skip a session write when it would move expiry by less than this fraction of the TTL' },
+  { key: 'login.maxFailures', flag: 'login-max-failures', schema: { type: 'integer', minimum: 1 }, default: 5, description: 'Failed logins per user_id within the window before TooManyRequests' },
+  { key: 'login.maxFailuresPerIp', flag: 'login-max-failures-per-ip', schema: { type: 'integer', minimum: 1 }, default: 50, description: 'Failed logins per client address within the window before TooManyRequests' },
+  { key: 'login.window', flag: 'login-window', schema: seconds(1), default: 900, description: 'Seconds over which failed logins are counted' },
+  { key: 'bodyLimit', flag: 'body-limit', schema: { type: 'integer', minimum: 64, maximum: 1073741824 }, default: 1048576, description: 'Largest request body in bytes (413 above)' },
+  { key: 'batchLimit', flag: 'batch-limit', schema: { type: 'integer', minimum: 1, maximum: 100000 }, default: 100, description: 'Most entries in one JSON-RPC batch' },
+  { key: 'batchConcurrency', flag: 'batch-concurrency', schema: { type: 'integer', minimum: 1, maximum: 10000 }, default: 8, description: 'Batch entries run at once' },
+  { key: 'workers', flag: 'workers', schema: { type: 'integer', minimum: 1, maximum: 256 }, default: 1, description: 'Processes serving the same port (node:cluster)' },
+  { key: 'logLevel', flag: 'log-level', schema: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] }, default: 'info', description: 'Least severe log level written' },
+];
+
+/** The resolved configuration the server runs with. */
+export interface Config {
+  port: number;
+  host: string;
+  socket: string;
+  path: string;
+  methodsDir: string;
+  db: { url: string; name: string; connectTimeout: number };
+  hmac: { scheme: 'v1' | 'v2'; window: number };
+  session: { ttl: number; touchFraction: number };
+  login: { maxFailures: number; maxFailuresPerIp: number; window: number };
+  bodyLimit: number;
+  batchLimit: number;
+  batchConcurrency: number;
+  workers: number;
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+}
+
+/** A bad config value, unknown flag or unreadable file: the CLI prints it and exits with status 2. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+const BY_FLAG = new Map(OPTIONS.map((o) => [o.flag, o]));
+
+function buildSchema(): JsonSchema {
+  const root: JsonSchema = { type: 'object', additionalProperties: false, properties: {} };
+  for (const option of OPTIONS) {
+    const parts = option.key.split('.');
+    let node = root;
+    for (const part of parts.slice(0, -1)) {
+      const props = node.properties as Record<string, JsonSchema>;
+      props[part] ??= { type: 'object', additionalProperties: false, properties: {} };
+      node = props[part];
+    }
+    (node.properties as Record<string, JsonSchema>)[parts.at(-1)!] = { ...option.schema, description: option.description };
+  }
+  return root;
+}
+
+export const CONFIG_SCHEMA = buildSchema();
+const validateConfig = new Ajv({ allErrors: true, strict: true }).compile(CONFIG_SCHEMA);
+
+function setPath(target: Record<string, unknown>, key: string, value: unknown): void {
+  const parts = key.split('.');
+  let node = target;
+  for (const part of parts.slice(0, -1)) {
+    const next = node[part];
+    node = (next !== null && typeof next === 'object' ? next : (node[part] = {})) as Record<string, unknown>;
+  }
+  node[parts.at(-1)!] = value;
+}
+
+function deepMerge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries(over)) {
+    const b = out[k];
+    out[k] = v !== null && typeof v === 'object' && !Array.isArray(v) && b !== null && typeof b === 'object'
+      ? deepMerge(b as Record<string, unknown>, v as Record<string, unknown>)
+      : v;
+  }
+  return out;
+}
+
+/** Turns a flag or environment string into the option's type; the schema check then judges it. */
+function coerce(option: OptionSpec, raw: string): unknown {
+  const type = option.schema.type;
+  if (type === 'integer' || type === 'number') {
+    const n = Number(raw);
+    return raw.trim() === '' || Number.isNaN(n) ? raw : n;
+  }
+  if (type === 'boolean') return raw === 'true' || raw === '' ? true : raw === 'false' ? false : raw;
+  return raw;
+}
+
+/** Levenshtein distance, for "did you mean" on a mistyped flag. */
+function distance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const cur = row[j]!;
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = cur;
+    }
+  }
+  return row[b.length]!;
+}
+
+export function suggestFlag(name: string, extra: readonly string[] = []): string | undefined {
+  let best: string | undefined;
+  let bestScore = Infinity;
+  for (const candidate of [...BY_FLAG.keys(), ...extra]) {
+    const score = distance(name, candidate);
+    if (score < bestScore) [best, bestScore] = [candidate, score];
+  }
+  return bestScore <= Math.max(2, Math.floor(name.length / 3)) ? best : undefined;
+}
+
+export interface ParsedArgs {
+  positional: string[];
+  /** Flags that are config options, by option key. */
+  options: Record<string, unknown>;
+  /** Flags the command itself takes (e.g. `--url` for `call`), by flag name. */
+  extra: Record<string, string>;
+  configPath: string | undefined;
+  help: boolean;
+}
+
+/**
+ * Splits argv into positionals, config options and a command's own flags. Both `--port=8889` and
+ * `--port 8889` are accepted; an unknown flag is a ConfigError with a near-miss suggestion.
+ *
+ * @example parseArgs(['serve', '--port=8889']).options // { port: 8889 }
+ */
+export function parseArgs(argv: readonly string[], commandFlags: readonly string[] = []): ParsedArgs {
+  const parsed: ParsedArgs = { positional: [], options: {}, extra: {}, configPath: undefined, help: false };
+  const booleanFlags = new Set(commandFlags.filter((f) => f.endsWith('?')).map((f) => f.slice(0, -1)));
+  const valueFlags = new Set(commandFlags.filter((f) => !f.endsWith('?')));
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--') {
+      parsed.positional.push(...argv.slice(i + 1));
+      break;
+    }
+    if (!arg.startsWith('--')) {
+      if (arg.startsWith('-') && arg.length > 1 && arg !== '-h') throw new ConfigError(`unknown option '${arg}'`);
+      if (arg === '-h') parsed.help = true;
+      else parsed.positional.push(arg);
+      continue;
+    }
+    const eq = arg.indexOf('=');
+    const name = arg.slice(2, eq === -1 ? undefined : eq);
+    if (name === 'help') {
+      parsed.help = true;
+      continue;
+    }
+    if (booleanFlags.has(name)) {
+      parsed.extra[name] = eq === -1 ? 'true' : arg.slice(eq + 1);
+      continue;
+    }
+    const takeValue = (): string => {
+      if (eq !== -1) return arg.slice(eq + 1);
+      const next = argv[i + 1];
+      if (next === undefined || next.startsWith('--')) throw new ConfigError(`option '--${name}' needs a value`);
+      i++;
+      return next;
+    };
+    if (name === 'config') {
+      parsed.configPath = takeValue();
+    } else if (valueFlags.has(name)) {
+      parsed.extra[name] = takeValue();
+    } else {
+      const option = BY_FLAG.get(name);
+      if (option === undefined) {
+        const hint = suggestFlag(name, [...valueFlags, ...booleanFlags, 'config', 'help']);
+        throw new ConfigError(`unknown option '--${name}'${hint === undefined ? '' : ` (did you mean '--${hint}'?)`}`);
+      }
+      parsed.options[option.key] = coerce(option, takeValue());
+    }
+  }
+  return parsed;
+}
+
+function defaults(): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const option of OPTIONS) setPath(out, option.key, option.default);
+  return out;
+}
+
+function fromEnv(env: NodeJS.ProcessEnv): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const option of OPTIONS) {
+    const raw = env[`SIMPLEAPI_${option.flag.toUpperCase().replaceAll('-', '_')}`];
+    if (raw !== undefined) setPath(out, option.key, coerce(option, raw));
+  }
+  return out;
+}
+
+function describeErrors(errors: NonNullable<typeof validateConfig.errors>, source: (path: string) => string): string {
+  return errors
+    .map((e) => {
+      const key = e.instancePath.slice(1).replaceAll('/', '.');
+      if (e.keyword === 'additionalProperties') {
+        const extra = String((e.params as { additionalProperty: string }).additionalProperty);
+        const full = key === '' ? extra : `${key}.${extra}`;
+        return `unknown setting '${full}'`;
+      }
+      return `${source(key)}: ${e.message ?? 'invalid'}`;
+    })
+    .join('; ');
+}
+
+export interface LoadConfigInput {
+  argvOptions?: Record<string, unknown>;
+  configPath?: string | undefined;
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+}
+
+/**
+ * Resolves the configuration from its four layers and checks it.
+ * `methodsDir` is made absolute against the config file's folder (or cwd without one).
+ *
+ * @example loadConfig({ argvOptions: { port: 8889 } }).port // 8889
+ */
+export function loadConfig(input: LoadConfigInput = {}): Config & { configFile: string | undefined } {
+  const cwd = input.cwd ?? process.cwd();
+  const env = input.env ?? process.env;
+  const explicit = input.configPath ?? env.SIMPLEAPI_CONFIG;
+  const file = resolve(cwd, explicit ?? 'server.conf.json');
+  let fromFile: Record<string, unknown> = {};
+  let configFile: string | undefined;
+  try {
+    const parsed: unknown = JSON.parse(readFileSync(file, 'utf8'));
+    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new ConfigError(`${file}: must hold a JSON object`);
+    fromFile = parsed as Record<string, unknown>;
+    delete fromFile.$schema;
+    configFile = file;
+  } catch (err) {
+    if (err instanceof ConfigError) throw err;
+    const missing = (err as NodeJS.ErrnoException).code === 'ENOENT';
+    if (!missing || explicit !== undefined) {
+      throw new ConfigError(`cannot read config ${file}: ${err instanceof SyntaxError ? err.message : (err as Error).message}`);
+    }
+  }
+  const fileCheck = validateConfig(deepMerge(defaults(), fromFile));
+  if (!fileCheck) throw new ConfigError(`${file}: ${describeErrors(validateConfig.errors ?? [], (k) => `'${k}'`)}`);
+
+  const flags: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(input.argvOptions ?? {})) setPath(flags, key, value);
+  const merged = deepMerge(deepMerge(deepMerge(defaults(), fromFile), fromEnv(env)), flags);
+  if (!validateConfig(merged)) {
+    const flagOf = (key: string) => {
+      const option = OPTIONS.find((o) => o.key === key);
+      return option === undefined ? `'${key}'` : `--${option.flag} (SIMPLEAPI_${option.flag.toUpperCase().replaceAll('-', '_')})`;
+    };
+    throw new ConfigError(describeErrors(validateConfig.errors ?? [], flagOf));
+  }
+  const config = merged as unknown as Config;
+  config.methodsDir = resolve(configFile === undefined ? cwd : dirname(configFile), config.methodsDir);
+  return { ...config, configFile };
+}
+
+/** `--help` text for the config options, generated from the same table. */
+export function optionsHelp(): string {
+  const rows = OPTIONS.map((o) => {
+    const env = `SIMPLEAPI_${o.flag.toUpperCase().replaceAll('-', '_')}`;
+    const def = o.default === '' ? '(none)' : JSON.stringify(o.default);
+    return `  --${o.flag}=<${valueHint(o.schema)}>\n      ${o.description}\n      default ${def}; env ${env}; config "${o.key}"`;
+  });
+  return ['  --config=<file>\n      Config file (default ./server.conf.json; env SIMPLEAPI_CONFIG)', ...rows].join('\n');
+}
+
+function valueHint(schema: JsonSchema): string {
+  if (Array.isArray(schema.enum)) return schema.enum.join('|');
+  return schema.type === 'integer' ? 'n' : schema.type === 'number' ? 'x' : 'text';
+}

@@ -1,0 +1,120 @@
+/**
+ * Running calls: name lookup, per-call authorisation, parameter validation, `invoke`, and turning
+ * whatever happened into the envelope's answer.
+ */
+import { ApiError, simpleErrorBody, toApiError } from './errors.ts';
+import { isRejected, rpcError, rpcResult, type Call, type Envelope, type RpcResponse } from './envelope.ts';
+import { CallContext, type Services } from './context.ts';
+import { isValidMethodName, validationDetails, type MethodTable } from './registry.ts';
+import type { RequestScope } from './scope.ts';
+
+export type Outcome = { ok: true; result: unknown } | { ok: false; error: ApiError };
+
+/** What the transport sends: a status, and a JSON value or no body at all (204). */
+export interface Reply {
+  status: number;
+  body?: unknown;
+  /** Seconds for `Retry-After`, when an error asks for it. */
+  retryAfter?: number;
+}
+
+export interface DispatchSettings {
+  batchConcurrency: number;
+}
+
+/** Runs `fn` over `items` with at most `limit` at once, keeping order in the result. */
+async function mapLimited<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await fn(items[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
+}
+
+export class Dispatcher {
+  readonly #methods: MethodTable;
+  readonly #services: Services;
+  readonly #settings: DispatchSettings;
+
+  constructor(methods: MethodTable, services: Services, settings: DispatchSettings) {
+    this.#methods = methods;
+    this.#services = services;
+    this.#settings = settings;
+  }
+
+  /** Runs one call to its outcome; never throws. */
+  async run(call: Call, scope: RequestScope): Promise<Outcome> {
+    // §3: names are looked up, never turned into paths; the table has no prototype.
+    const record = isValidMethodName(call.method) ? this.#methods[call.method] : undefined;
+    if (record === undefined) return { ok: false, error: new ApiError('MethodNotFound', `No method named ${JSON.stringify(call.method.slice(0, 300))}`) };
+    if (record.auth === 'session' && scope.session === null) {
+      return { ok: false, error: new ApiError('Unauthenticated', `${record.name} needs a signed-in session`) };
+    }
+    if (record.validate !== undefined && !record.validate(call.params)) {
+      return { ok: false, error: new ApiError('InvalidParams', undefined, { details: validationDetails(record.validate.errors) }) };
+    }
+    try {
+      const result = await record.invoke(new CallContext(record.name, scope, this.#services), call.params);
+      return { ok: true, result };
+    } catch (thrown) {
+      const error = toApiError(thrown);
+      if (error.code === 'InternalError' && error.cause !== undefined) {
+        this.#services.log.error({ reqId: scope.requestId, method: record.name, err: error.cause }, 'method threw');
+      }
+      return { ok: false, error };
+    }
+  }
+
+  /** Answers a whole envelope. */
+  async reply(envelope: Envelope, scope: RequestScope): Promise<Reply> {
+    switch (envelope.kind) {
+      case 'simple': {
+        const outcome = await this.run(envelope.call, scope);
+        if (outcome.ok) return { status: 200, body: outcome.result === undefined ? null : outcome.result };
+        return errorReply(outcome.error, 'simple');
+      }
+      case 'rpc': {
+        const response = await this.#rpcEntry(envelope.entry, scope);
+        return response === undefined ? { status: 204 } : { status: 200, body: response.response, ...retry(response.error) };
+      }
+      case 'batch': {
+        const responses = await mapLimited(envelope.entries, this.#settings.batchConcurrency, (e) => this.#rpcEntry(e, scope));
+        const answered = responses.filter((r) => r !== undefined);
+        if (answered.length === 0) return { status: 204 };
+        const retryAfter = Math.max(0, ...answered.map((r) => r.error?.retryAfter ?? 0));
+        return { status: 200, body: answered.map((r) => r.response), ...(retryAfter > 0 ? { retryAfter } : {}) };
+      }
+      case 'error':
+        return errorReply(envelope.error, envelope.form);
+    }
+  }
+
+  async #rpcEntry(entry: Call | import('./envelope.ts').RejectedEntry, scope: RequestScope): Promise<{ response: RpcResponse; error?: ApiError } | undefined> {
+    if (isRejected(entry)) return { response: rpcError(entry.error, entry.id), error: entry.error };
+    const outcome = await this.run(entry, scope);
+    if (entry.id === undefined) return undefined; // a notification: run, never answered
+    return outcome.ok ? { response: rpcResult(outcome.result, entry.id) } : { response: rpcError(outcome.error, entry.id), error: outcome.error };
+  }
+}
+
+function retry(error: ApiError | undefined): { retryAfter?: number } {
+  return error?.retryAfter === undefined ? {} : { retryAfter: error.retryAfter };
+}
+
+/**
+ * The reply for an error answered as a whole: in the simple form its own status; in the JSON-RPC
+ * form 200, except the transport-level ones (§2b) that keep their status.
+ */
+export function errorReply(error: ApiError, form: 'simple' | 'rpc'): Reply {
+  if (form === 'simple') return { status: error.status, body: simpleErrorBody(error), ...retry(error) };
+  const keepsStatus = TRANSPORT_CODES.has(error.code);
+  return { status: keepsStatus ? error.status : 200, body: rpcError(error, null), ...retry(error) };
+}
+
+/** §2b: errors that are about the HTTP request itself, not a JSON-RPC call, keep their HTTP status. */
+const TRANSPORT_CODES = new Set(['ParseError', 'PayloadTooLarge', 'UnsupportedMediaType', 'BadSignature', 'Unauthenticated', 'Unavailable']);

@@ -1,0 +1,120 @@
+/**
+ * The two request envelopes of PROTOCOL.md §2, turned into calls, and the responses built back.
+ * Pure functions over parsed JSON: no I/O, so the property tests can drive them directly.
+ */
+import { ApiError, rpcErrorObject, simpleErrorBody } from './errors.ts';
+
+export type RpcId = string | number | null;
+
+/** One method call to run, whichever envelope it came in. */
+export interface Call {
+  method: string;
+  params: unknown;
+  /** JSON-RPC only: the id to echo; undefined for a notification. */
+  id?: RpcId;
+}
+
+/** A JSON-RPC entry that cannot be run: answered with this error and this id. */
+export interface RejectedEntry {
+  error: ApiError;
+  id: RpcId;
+}
+
+export type Envelope =
+  | { kind: 'simple'; call: Call }
+  | { kind: 'rpc'; entry: Call | RejectedEntry }
+  | { kind: 'batch'; entries: (Call | RejectedEntry)[] }
+  /** Answered as one error without running anything, in the form named. */
+  | { kind: 'error'; form: 'simple' | 'rpc'; error: ApiError };
+
+export function isRejected(entry: Call | RejectedEntry): entry is RejectedEntry {
+  return 'error' in entry;
+}
+
+const hasOwn = (o: object, key: string) => Object.prototype.hasOwnProperty.call(o, key);
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
+}
+
+function isValidId(value: unknown): value is RpcId {
+  return value === null || typeof value === 'string' || (typeof value === 'number' && Number.isFinite(value));
+}
+
+/**
+ * Which form a body that is not valid JSON meant (§2): JSON-RPC when its text holds `"jsonrpc"` or
+ * starts with `[`, simple otherwise.
+ */
+export function unparsableForm(body: Buffer): 'simple' | 'rpc' {
+  let i = 0;
+  while (i < body.length && (body[i] === 0x20 || body[i] === 0x0a || body[i] === 0x0d || body[i] === 0x09)) i++;
+  if (body[i] === 0x5b) return 'rpc';
+  return body.includes('"jsonrpc"') ? 'rpc' : 'simple';
+}
+
+function parseRpcEntry(entry: unknown): Call | RejectedEntry {
+  if (!isPlainObject(entry)) return { error: new ApiError('InvalidRequest', 'A JSON-RPC request must be an object'), id: null };
+  const idPresent = hasOwn(entry, 'id');
+  const id = idPresent && isValidId(entry.id) ? entry.id : null;
+  const reject = (message: string): RejectedEntry => ({ error: new ApiError('InvalidRequest', message), id });
+  if (idPresent && !isValidId(entry.id)) return reject('id must be a string, a number or null');
+  if (entry.jsonrpc !== '2.0') return reject('jsonrpc must be exactly "2.0"');
+  if (typeof entry.method !== 'string') return reject('method must be a string');
+  let params: unknown = {};
+  if (hasOwn(entry, 'params')) {
+    if (entry.params === null || typeof entry.params !== 'object') return reject('params must be an object or an array');
+    params = entry.params;
+  }
+  const call: Call = { method: entry.method, params };
+  if (idPresent) call.id = id;
+  return call;
+}
+
+/**
+ * Classifies a parsed body into an envelope (§2).
+ *
+ * @example parseEnvelope({ method: 'math.sum', parameters: [1, 2] }, 100) // { kind: 'simple', ... }
+ */
+export function parseEnvelope(body: unknown, batchLimit: number): Envelope {
+  if (Array.isArray(body)) {
+    if (body.length === 0) return { kind: 'error', form: 'rpc', error: new ApiError('InvalidRequest', 'A batch must not be empty') };
+    if (body.length > batchLimit) {
+      return {
+        kind: 'error',
+        form: 'rpc',
+        error: new ApiError('InvalidRequest', `A batch holds at most ${batchLimit} entries; this one has ${body.length}`),
+      };
+    }
+    return { kind: 'batch', entries: body.map(parseRpcEntry) };
+  }
+  if (isPlainObject(body)) {
+    if (hasOwn(body, 'jsonrpc')) return { kind: 'rpc', entry: parseRpcEntry(body) };
+    if (hasOwn(body, 'method')) {
+      if (typeof body.method !== 'string') {
+        return { kind: 'error', form: 'simple', error: new ApiError('InvalidRequest', 'method must be a string') };
+      }
+      return { kind: 'simple', call: { method: body.method, params: hasOwn(body, 'parameters') ? body.parameters : {} } };
+    }
+  }
+  return {
+    kind: 'error',
+    form: 'simple',
+    error: new ApiError('InvalidRequest', 'The body must be {"method": ..., "parameters": ...} or a JSON-RPC 2.0 request'),
+  };
+}
+
+/** A JSON-RPC response object. */
+export type RpcResponse =
+  | { jsonrpc: '2.0'; result: unknown; id: RpcId }
+  | { jsonrpc: '2.0'; error: ReturnType<typeof rpcErrorObject>; id: RpcId };
+
+export function rpcResult(result: unknown, id: RpcId): RpcResponse {
+  // JSON has no undefined: a method that returns nothing answers null.
+  return { jsonrpc: '2.0', result: result === undefined ? null : result, id };
+}
+
+export function rpcError(error: ApiError, id: RpcId): RpcResponse {
+  return { jsonrpc: '2.0', error: rpcErrorObject(error), id };
+}
+
+export { simpleErrorBody };

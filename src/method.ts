@@ -1,0 +1,77 @@
+/**
+ * What a method module is and what it is given. A module needs no import from this package: these
+ * types and `defineMethod` are there for authors who want the compiler's help.
+ */
+import type { Context as KoaContext } from 'koa';
+import type { Db } from 'mongodb';
+import type { Logger } from 'pino';
+import type { FromSchema, JSONSchema } from 'json-schema-to-ts';
+import type { Accounts } from './accounts.ts';
+
+export type Auth = 'public' | 'session';
+
+/** The signed-in session a request carries (PROTOCOL.md §5). */
+export interface Session {
+  readonly userId: string;
+  readonly sessionId: string;
+  readonly expires: number;
+  /** A plain object the method may change; `saveState()` persists it. */
+  state: Record<string, unknown>;
+  /**
+   * Persists `state`. When another request saved this session's state since this one read it, it
+   * throws Conflict and leaves the stored state as the other request wrote it; `ctx.session.state`
+   * is then refreshed to the stored value so the method can re-apply its change and save again.
+   */
+  saveState(): Promise<void>;
+}
+
+export interface MethodContext {
+  /** The verified session, or null for a request without `x-session-id`. */
+  readonly session: Session | null;
+  /** The MongoDB database for methods' own collections; null on the embedded store. */
+  readonly db: Db | null;
+  readonly requestId: string;
+  /** A child logger that carries the request id and the method name. */
+  readonly log: Logger;
+  /** Fires when the client disconnects (or the method's time runs out). */
+  readonly signal: AbortSignal;
+  /** The client address (from X-Forwarded-For only with --trust-proxy). */
+  readonly ip: string;
+  /** The raw Koa context, for the rare method that needs headers or the response itself. */
+  readonly koa: KoaContext;
+  /** Account and session operations, used by the `account.*` methods. */
+  readonly accounts: Accounts;
+  /** The method's own name, e.g. `math.sum`. */
+  readonly method: string;
+}
+
+export interface MethodModule<P = any, R = unknown> {
+  description?: string;
+  auth?: Auth;
+  params?: Record<string, unknown> | boolean;
+  result?: Record<string, unknown> | boolean;
+  invoke: (ctx: MethodContext, params: P) => R | Promise<R>;
+}
+
+/**
+ * Types a method from its schemas: `params` in `invoke` is inferred from the `params` schema.
+ * Write schemas `as const` so their literal types survive.
+ *
+ * @example
+ * export default defineMethod({
+ *   auth: 'public',
+ *   params: { type: 'array', items: { type: 'number' } } as const,
+ *   invoke: (ctx, numbers) => numbers.reduce((a, b) => a + b, 0),
+ * });
+ * // and, for the file to be discovered, re-export its parts:
+ * export const { auth, params, invoke } = method;
+ */
+export function defineMethod<const S extends JSONSchema, R>(
+  method: { description?: string; auth?: Auth; params: S; result?: JSONSchema; invoke: (ctx: MethodContext, params: FromSchema<S>) => R | Promise<R> },
+): typeof method;
+export function defineMethod<R>(
+  method: { description?: string; auth?: Auth; params?: undefined; result?: JSONSchema; invoke: (ctx: MethodContext, params: unknown) => R | Promise<R> },
+): typeof method;
+export function defineMethod(method: unknown): unknown {
+  return method;
+}

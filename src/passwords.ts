@@ -1,0 +1,41 @@
+/**
+ * Password hashing with scrypt (node:crypto). The parameters are stored beside each hash, so they
+ * can be raised later without invalidating old accounts.
+ */
+import { randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto';
+import type { PasswordHash } from './store/types.ts';
+
+/** OWASP's minimum for scrypt (N=2^17 is their first choice; 2^15 keeps logins near 50 ms here). */
+export const SCRYPT_DEFAULTS = { N: 2 ** 15, r: 8, p: 1 } as const;
+const KEY_LENGTH = 32;
+
+function derive(password: string, salt: Buffer, params: { N: number; r: number; p: number }): Promise<Buffer> {
+  const options: ScryptOptions = { N: params.N, r: params.r, p: params.p, maxmem: 256 * params.N * params.r + 1024 * 1024 };
+  return new Promise((resolve, reject) => {
+    scrypt(password.normalize('NFC'), salt, KEY_LENGTH, options, (err, key) => (err ? reject(err) : resolve(key)));
+  });
+}
+
+/** @example const stored = await hashPassword('correct horse battery staple') */
+export async function hashPassword(password: string, params: { N: number; r: number; p: number } = SCRYPT_DEFAULTS): Promise<PasswordHash> {
+  const salt = randomBytes(16);
+  const hash = await derive(password, salt, params);
+  return { algo: 'scrypt', N: params.N, r: params.r, p: params.p, salt: salt.toString('base64'), hash: hash.toString('base64') };
+}
+
+/** Constant-time check of a password against a stored hash. */
+export async function verifyPassword(password: string, stored: PasswordHash): Promise<boolean> {
+  const expected = Buffer.from(stored.hash, 'base64');
+  const actual = await derive(password, Buffer.from(stored.salt, 'base64'), stored);
+  return actual.length === expected.length && timingSafeEqual(actual, expected);
+}
+
+/**
+ * A hash to check against when the user does not exist, so an unknown user_id costs the same
+ * time as a wrong password and the answer's timing says nothing about which accounts exist.
+ */
+let dummy: Promise<PasswordHash> | undefined;
+export function dummyHash(): Promise<PasswordHash> {
+  dummy ??= hashPassword(randomBytes(18).toString('base64'));
+  return dummy;
+}

@@ -1,0 +1,64 @@
+/**
+ * The two signing schemes of PROTOCOL.md §6, as pure functions over bytes. The browser client has
+ * its own WebCrypto twin in `client/signing.ts`; both are checked against `vectors.json`.
+ */
+import { createHmac, timingSafeEqual } from 'node:crypto';
+
+export type Scheme = 'v1' | 'v2';
+
+const V2_REQUEST_PREFIX = Buffer.from('simpleapi-v2\n');
+const V2_RESPONSE_PREFIX = Buffer.from('simpleapi-v2-response\n');
+const NEWLINE = Buffer.from('\n');
+
+/** §6 v2: a nonce is 16 to 64 characters of `[A-Za-z0-9_-]`. */
+export const NONCE_PATTERN = /^[A-Za-z0-9_-]{16,64}$/;
+const TIMESTAMP_PATTERN = /^\d{1,12}$/;
+
+/**
+ * v2 request MAC: hex HMAC-SHA256(K, "simpleapi-v2\n" + timestamp + "\n" + nonce + "\n" + body).
+ *
+ * @example signV2Request(key, '1795000000', 'Zm9vYmFyYmF6cXV4MTIz', Buffer.from(body))
+ */
+export function signV2Request(key: Buffer, timestamp: string, nonce: string, body: Buffer): string {
+  return createHmac('sha256', key)
+    .update(V2_REQUEST_PREFIX)
+    .update(timestamp)
+    .update(NEWLINE)
+    .update(nonce)
+    .update(NEWLINE)
+    .update(body)
+    .digest('hex');
+}
+
+/** v2 response MAC: hex HMAC-SHA256(K, "simpleapi-v2-response\n" + request nonce + "\n" + body). */
+export function signV2Response(key: Buffer, requestNonce: string, body: Buffer | string): string {
+  return createHmac('sha256', key).update(V2_RESPONSE_PREFIX).update(requestNonce).update(NEWLINE).update(body).digest('hex');
+}
+
+/** v1 MAC, request and response alike: hex HMAC-SHA1(UTF-8 user_id, body). */
+export function signV1(userId: string, body: Buffer | string): string {
+  return createHmac('sha1', Buffer.from(userId, 'utf8')).update(body).digest('hex');
+}
+
+/**
+ * Constant-time check of a received hex MAC against the expected one. A MAC of the wrong length or
+ * with characters other than lowercase hex is simply wrong; the check of the bytes never
+ * short-circuits.
+ */
+export function macMatches(expectedHex: string, receivedHex: string | undefined): boolean {
+  if (receivedHex === undefined || receivedHex.length !== expectedHex.length) return false;
+  const expected = Buffer.from(expectedHex, 'latin1');
+  const received = Buffer.from(receivedHex, 'latin1');
+  return received.length === expected.length && timingSafeEqual(expected, received);
+}
+
+export function isValidTimestamp(value: string): boolean {
+  return TIMESTAMP_PATTERN.test(value);
+}
+
+/** Decodes a base64url session key (no padding); null when it is not 32 bytes. */
+export function decodeSessionKey(text: string): Buffer | null {
+  if (!/^[A-Za-z0-9_-]{43}$/.test(text)) return null;
+  const key = Buffer.from(text, 'base64url');
+  return key.length === 32 ? key : null;
+}

@@ -1,0 +1,88 @@
+/**
+ * The store interface: accounts, sessions, seen nonces and login throttling. The embedded store
+ * (`memory.ts`) and the MongoDB store (`mongo.ts`) both implement it and both pass
+ * `test/store.contract.ts`.
+ *
+ * Times are Unix seconds throughout. `userKey` is the matched form of a user_id (lower-cased).
+ */
+import type { Db } from 'mongodb';
+
+export interface PasswordHash {
+  algo: 'scrypt';
+  N: number;
+  r: number;
+  p: number;
+  /** base64 */
+  salt: string;
+  /** base64 */
+  hash: string;
+}
+
+export interface AccountRecord {
+  userKey: string;
+  /** As given at creation. */
+  userId: string;
+  password: PasswordHash;
+  created: number;
+}
+
+export interface SessionRecord {
+  sessionId: string;
+  userKey: string;
+  userId: string;
+  /** The 32-byte v2 signing key. */
+  key: Buffer;
+  expires: number;
+  state: Record<string, unknown>;
+  /** Bumped by every state save; the basis of the Conflict check. */
+  version: number;
+}
+
+export interface ThrottleState {
+  count: number;
+  /** When the window that holds `count` ends. */
+  resetAt: number;
+}
+
+export interface Store {
+  readonly kind: 'memory' | 'mongo';
+  /** The database for methods' own collections; null on the embedded store. */
+  readonly db: Db | null;
+  /** Creates indexes and the like; idempotent. */
+  init(): Promise<void>;
+  close(): Promise<void>;
+  /** True when the backing database answers. */
+  ping(): Promise<boolean>;
+
+  /** Throws ApiError Conflict when the userKey is taken. */
+  createAccount(account: AccountRecord): Promise<void>;
+  findAccount(userKey: string): Promise<AccountRecord | null>;
+  /** False when there is no such account. */
+  setPassword(userKey: string, password: PasswordHash): Promise<boolean>;
+
+  createSession(session: SessionRecord): Promise<void>;
+  /** The session when it exists and `expires > now`. */
+  getSession(sessionId: string, now: number): Promise<SessionRecord | null>;
+  /** Moves expiry (never backwards). */
+  touchSession(sessionId: string, expires: number): Promise<void>;
+  deleteSession(sessionId: string): Promise<void>;
+  /** Ends every session of a user but `exceptSessionId`; returns how many ended. */
+  deleteUserSessions(userKey: string, exceptSessionId?: string): Promise<number>;
+  /**
+   * Writes `state` when the stored version is still `expectedVersion`; returns the new version,
+   * or null when another save came first (or the session is gone).
+   */
+  saveSessionState(sessionId: string, state: Record<string, unknown>, expectedVersion: number): Promise<number | null>;
+
+  /** Records a nonce for a session; false when it was already seen and has not expired. */
+  rememberNonce(sessionId: string, nonce: string, expires: number, now: number): Promise<boolean>;
+
+  /** Current failures for a throttle key (`user:…`, `ip:…`) within its window. */
+  getFailures(key: string, now: number): Promise<ThrottleState>;
+  /** Counts one failure; a new window of `window` seconds starts when none is open. */
+  addFailure(key: string, now: number, window: number): Promise<ThrottleState>;
+  clearFailures(key: string): Promise<void>;
+
+  /** Removes expired sessions, nonces and throttle windows; for stores without TTL indexes. */
+  sweep(now: number): Promise<void>;
+}
