@@ -32,7 +32,12 @@ function badSignature(message: string, details?: unknown[]): ApiError {
  */
 export async function authenticate(scope: RequestScope, headers: IncomingHttpHeaders, body: Buffer, store: Store, settings: AuthSettings): Promise<void> {
   const sessionId = headers['x-session-id'];
-  if (sessionId === undefined) return;
+  if (sessionId === undefined) {
+    // §6: a create/login response is signed over the request's x-nonce when it sent one.
+    const nonce = header(headers, 'x-nonce');
+    if (nonce !== undefined && NONCE_PATTERN.test(nonce)) scope.nonce = nonce;
+    return;
+  }
   if (typeof sessionId !== 'string' || !isUuid(sessionId)) throw new ApiError('Unauthenticated', 'x-session-id is not a session id');
   const mac = header(headers, 'x-hmac');
   const now = nowSeconds();

@@ -42,7 +42,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     process.stderr.write(`simpleapi: unknown command '${command}'\n\n${usage()}\n`);
     return 2;
   }
-  let config: Config;
+  let config: ReturnType<typeof loadConfig>;
   let parsed;
   try {
     parsed = parseArgs(args, spec.flags);
@@ -82,7 +82,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   return 0;
 }
 
-async function serve(config: Config): Promise<number> {
+async function serve(config: ReturnType<typeof loadConfig>): Promise<number> {
   if (config.port < 0 && config.socket === '') throw new ConfigError('--port=-1 serves no TCP: give --socket too');
   if (config.workers > 1 && cluster.isPrimary) return runPrimary(config);
   const log = createLogger({ level: config.logLevel, base: { pid: process.pid, ...(cluster.isWorker ? { worker: cluster.worker!.id } : {}) } });

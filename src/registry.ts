@@ -6,7 +6,8 @@
 import { relative, sep } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import fg from 'fast-glob';
-import { Ajv, type ValidateFunction, type ErrorObject } from 'ajv';
+import { Ajv2020 as Ajv } from 'ajv/dist/2020.js';
+import type { ValidateFunction, ErrorObject } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import type { Auth, MethodContext } from './method.ts';
 
@@ -43,7 +44,7 @@ export function isValidMethodName(name: string): boolean {
 const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
 
 /**
- * One Ajv for every method schema, as @fastify/ajv-compiler does. `allErrors` is on because §4
+ * One Ajv (JSON Schema 2020-12) for every method schema, as @fastify/ajv-compiler does. `allErrors` is on because §4
  * asks for one detail per invalid parameter; the body limit bounds what it can be made to do.
  */
 export function createAjv(): Ajv {

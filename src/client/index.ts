@@ -1,0 +1,271 @@
+/**
+ * The simpleapi client for Node 20 and browsers: fetch and WebCrypto, no Node-only import on the
+ * browser path (a Unix socket, Node only, loads `node:http` on demand).
+ *
+ * @example
+ * const api = new SimpleApiClient({ url: 'http://127.0.0.1:8888/' });
+ * await api.login('alice@example.com', 'correct horse');
+ * const sum = await api.call('math.sum', [1, 2, 3]);
+ */
+import { HmacKey, newNonce, sameHex, v1Key, v2Key, v2RequestBytes, v2ResponseBytes } from './signing.ts';
+
+export interface SessionGrant {
+  user_id: string;
+  session_id: string;
+  session_key: string;
+  expires: number;
+}
+
+/** A map of method name to its params and result types, as `simpleapi types` writes it. */
+export type MethodMap = Record<string, { params: unknown; result: unknown }>;
+type AnyMethods = Record<string, { params: any; result: any }>;
+
+export interface ClientOptions {
+  /** The endpoint, e.g. `http://127.0.0.1:8888/`. */
+  url?: string;
+  /** Node only: a Unix domain socket the server listens on. */
+  socketPath?: string;
+  /** The endpoint path on the socket; `/` by default. */
+  path?: string;
+  /** The server's `hmac.scheme`; v2 by default. */
+  scheme?: 'v1' | 'v2';
+  fetch?: typeof fetch;
+}
+
+/** An error answer from the server, with its §4 code, type and details. */
+export class SimpleApiError extends Error {
+  override readonly name = 'SimpleApiError';
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly type: string,
+    readonly details: unknown[] | undefined,
+    readonly status: number,
+    readonly rpcCode?: number,
+    readonly retryAfter?: number,
+  ) {
+    super(message);
+  }
+}
+
+/** A response whose `x-hmac` is missing or wrong: it did not come from the server unaltered. */
+export class SignatureError extends Error {
+  override readonly name = 'SignatureError';
+}
+
+export interface RawResponse {
+  status: number;
+  headers: { get(name: string): string | null };
+  body: Uint8Array;
+}
+
+export interface BatchEntry {
+  method: string;
+  params?: unknown;
+  /** A notification: run, never answered. */
+  notify?: boolean;
+}
+
+export type BatchResult = { ok: true; result: unknown } | { ok: false; error: SimpleApiError };
+
+interface ActiveSession {
+  userId: string;
+  sessionId: string;
+  expires: number;
+  key: HmacKey;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+export class SimpleApiClient<M extends MethodMap = AnyMethods> {
+  readonly #options: ClientOptions;
+  #session: ActiveSession | null = null;
+  /** Seconds to add to the local clock; learnt once from a BadSignature's server_time. */
+  #clockOffset = 0;
+  #clockCorrected = false;
+
+  constructor(options: ClientOptions) {
+    if (options.url === undefined && options.socketPath === undefined) throw new TypeError('give url or socketPath');
+    this.#options = { scheme: 'v2', path: '/', ...options };
+  }
+
+  get session(): { userId: string; sessionId: string; expires: number } | null {
+    const s = this.#session;
+    return s === null ? null : { userId: s.userId, sessionId: s.sessionId, expires: s.expires };
+  }
+
+  get clockOffset(): number {
+    return this.#clockOffset;
+  }
+
+  async create(userId: string, password: string): Promise<SessionGrant> {
+    return this.#startSession('account.create', userId, password);
+  }
+
+  async login(userId: string, password: string): Promise<SessionGrant> {
+    return this.#startSession('account.login', userId, password);
+  }
+
+  /** Uses a session obtained elsewhere (e.g. kept from an earlier login). */
+  useSession(grant: SessionGrant): void {
+    this.#session = {
+      userId: grant.user_id,
+      sessionId: grant.session_id,
+      expires: grant.expires,
+      key: this.#options.scheme === 'v2' ? v2Key(grant.session_key) : v1Key(grant.user_id),
+    };
+  }
+
+  async logout(): Promise<void> {
+    await this.call('account.logout', {} as never);
+    this.#session = null;
+  }
+
+  /** Calls a method in the simple envelope; throws SimpleApiError on an error answer. */
+  async call<K extends keyof M & string>(method: K, params?: M[K]['params']): Promise<M[K]['result']> {
+    const body = JSON.stringify({ method, parameters: params === undefined ? {} : params });
+    const { response, value } = await this.#send(body);
+    if (response.status >= 200 && response.status < 300) return value as M[K]['result'];
+    throw errorFromSimple(value, response);
+  }
+
+  /** Calls several methods in one JSON-RPC batch; results come back in the order asked. */
+  async batch(entries: readonly BatchEntry[]): Promise<(BatchResult | undefined)[]> {
+    const requests = entries.map((e, i) => ({ jsonrpc: '2.0', method: e.method, params: e.params ?? {}, ...(e.notify ? {} : { id: i }) }));
+    const { response, value } = await this.#send(JSON.stringify(requests));
+    if (response.status === 204) return entries.map(() => undefined);
+    if (!Array.isArray(value)) throw errorFromRpc(value, response);
+    const byId = new Map<unknown, { id: unknown; result?: unknown; error?: unknown }>(value.map((r: { id: unknown }) => [r.id, r]));
+    return entries.map((e, i) => {
+      if (e.notify) return undefined;
+      const r = byId.get(i);
+      if (r === undefined) return { ok: false, error: new SimpleApiError('InternalError', 'No answer for this entry', 'server', undefined, response.status) };
+      return 'error' in r ? { ok: false, error: errorFromRpc(r, response) } : { ok: true, result: r.result };
+    });
+  }
+
+  async #startSession(method: string, userId: string, password: string): Promise<SessionGrant> {
+    const nonce = newNonce();
+    const body = JSON.stringify({ method, parameters: { user_id: userId, password } });
+    const response = await this.#transport(encoder.encode(body), { 'x-nonce': nonce });
+    const value = parseJson(response.body);
+    if (response.status !== 200) throw errorFromSimple(value, response);
+    const grant = value as SessionGrant;
+    // The response is signed with the key it carries (v2) or the user_id (v1): check before trusting it.
+    const key = this.#options.scheme === 'v2' ? v2Key(grant.session_key) : v1Key(grant.user_id);
+    await verify(key, this.#options.scheme === 'v2' ? v2ResponseBytes(nonce, response.body) : response.body, response);
+    this.useSession(grant);
+    return grant;
+  }
+
+  async #send(body: string, retried = false): Promise<{ response: RawResponse; value: unknown }> {
+    const bytes = encoder.encode(body);
+    const session = this.#session;
+    if (session === null) {
+      const response = await this.#transport(bytes, {});
+      return { response, value: response.status === 204 ? undefined : parseJson(response.body) };
+    }
+    const headers: Record<string, string> = { 'x-session-id': session.sessionId };
+    let signedOver: (responseBody: Uint8Array) => Uint8Array = (b) => b;
+    if (this.#options.scheme === 'v2') {
+      const timestamp = String(Math.floor(Date.now() / 1000) + this.#clockOffset);
+      const nonce = newNonce();
+      headers['x-timestamp'] = timestamp;
+      headers['x-nonce'] = nonce;
+      headers['x-hmac'] = await session.key.hex(v2RequestBytes(timestamp, nonce, bytes));
+      signedOver = (b) => v2ResponseBytes(nonce, b);
+    } else {
+      headers['x-hmac'] = await session.key.hex(bytes);
+    }
+    const response = await this.#transport(bytes, headers);
+    const value = response.status === 204 ? undefined : parseJson(response.body);
+    const serverTime = serverTimeHint(value);
+    if (response.status === 401 && serverTime !== undefined && !retried && !this.#clockCorrected) {
+      // §6: a wrong clock is corrected once from the server's hint, then the call is sent again.
+      this.#clockCorrected = true;
+      this.#clockOffset = serverTime - Math.floor(Date.now() / 1000);
+      return this.#send(body, true);
+    }
+    if (response.headers.get('x-hmac') !== null || response.status !== 401) {
+      await verify(session.key, signedOver(response.body), response);
+    }
+    return { response, value };
+  }
+
+  async #transport(body: Uint8Array, headers: Record<string, string>): Promise<RawResponse> {
+    const allHeaders = { 'content-type': 'application/json', ...headers };
+    if (this.#options.socketPath !== undefined) return unixRequest(this.#options.socketPath, this.#options.path ?? '/', body, allHeaders);
+    const doFetch = this.#options.fetch ?? globalThis.fetch;
+    const res = await doFetch(this.#options.url!, { method: 'POST', headers: allHeaders, body: body as BodyInit });
+    return { status: res.status, headers: res.headers, body: new Uint8Array(await res.arrayBuffer()) };
+  }
+}
+
+async function verify(key: HmacKey, signed: Uint8Array, response: RawResponse): Promise<void> {
+  const expected = await key.hex(signed);
+  if (!sameHex(expected, response.headers.get('x-hmac'))) {
+    throw new SignatureError(response.headers.get('x-hmac') === null ? 'The response is not signed' : 'The response signature does not match');
+  }
+}
+
+function parseJson(body: Uint8Array): unknown {
+  const text = decoder.decode(body);
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new SimpleApiError('InvalidResponse', `The server answered with something that is not JSON: ${text.slice(0, 200)}`, 'client', undefined, 0);
+  }
+}
+
+function serverTimeHint(value: unknown): number | undefined {
+  const error = (value as { error?: { code?: unknown; details?: unknown; data?: { details?: unknown } } } | null)?.error;
+  const details = error?.details ?? error?.data?.details;
+  if (!Array.isArray(details)) return undefined;
+  const hint = details.find((d) => typeof d?.server_time === 'number');
+  return hint?.server_time;
+}
+
+function retryAfterOf(response: RawResponse): number | undefined {
+  const raw = response.headers.get('retry-after');
+  return raw === null ? undefined : Number(raw);
+}
+
+function errorFromSimple(value: unknown, response: RawResponse): SimpleApiError {
+  const e = (value as { error?: Record<string, unknown> } | null)?.error;
+  if (e === undefined) return errorFromRpc(value, response);
+  return new SimpleApiError(String(e.code), String(e.message), String(e.type), e.details as unknown[] | undefined, response.status, undefined, retryAfterOf(response));
+}
+
+function errorFromRpc(value: unknown, response: RawResponse): SimpleApiError {
+  const e = (value as { error?: { code: number; message: string; data?: Record<string, unknown> } } | null)?.error;
+  if (e === undefined) return new SimpleApiError('InvalidResponse', 'The server answered without an error object', 'client', undefined, response.status);
+  const data = e.data ?? {};
+  return new SimpleApiError(String(data.code ?? e.code), e.message, String(data.type ?? 'server'), data.details as unknown[] | undefined, response.status, e.code, retryAfterOf(response));
+}
+
+async function unixRequest(socketPath: string, path: string, body: Uint8Array, headers: Record<string, string>): Promise<RawResponse> {
+  const http = await import('node:http');
+  return new Promise((resolve, reject) => {
+    const req = http.request({ socketPath, path, method: 'POST', headers: { ...headers, 'content-length': String(body.length) } }, (res) => {
+      const chunks: Uint8Array[] = [];
+      res.on('data', (c: Uint8Array) => chunks.push(c));
+      res.on('error', reject);
+      res.on('end', () => {
+        const total = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+        let offset = 0;
+        for (const c of chunks) {
+          total.set(c, offset);
+          offset += c.length;
+        }
+        resolve({
+          status: res.statusCode ?? 0,
+          headers: { get: (name) => (res.headers[name.toLowerCase()] as string | undefined) ?? null },
+          body: total,
+        });
+      });
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}

@@ -1,0 +1,327 @@
+/**
+ * The MongoDB store (official driver): what lets many instances serve the same users. A signed
+ * call costs two round trips on the hot path: the session read and the nonce insert; the
+ * sliding-expiry write is skipped unless it would move expiry by `session.touchFraction`.
+ */
+import { Binary, MongoClient, MongoServerError, type Collection, type Db } from 'mongodb';
+import type { Logger } from 'pino';
+import { ApiError } from '../errors.ts';
+import type { AccountRecord, PasswordHash, SessionRecord, Store, ThrottleState } from './types.ts';
+
+interface AccountDoc {
+  _id: string;
+  userId: string;
+  password: PasswordHash;
+  created: number;
+}
+interface SessionDoc {
+  _id: string;
+  userKey: string;
+  userId: string;
+  key: Binary;
+  expires: number;
+  expiresAt: Date;
+  state: Record<string, unknown>;
+  version: number;
+}
+interface NonceDoc {
+  _id: string;
+  expires: number;
+  expiresAt: Date;
+}
+interface ThrottleDoc {
+  _id: string;
+  count: number;
+  resetAt: number;
+  expiresAt: Date;
+}
+
+export interface MongoStoreOptions {
+  dbName: string;
+  /** Seconds to wait for the database at start-up; 0 waits forever. */
+  connectTimeout: number;
+  /** Seconds a nonce document must at least live. */
+  nonceTtl: number;
+  log: Logger;
+}
+
+/** Collection names, prefixed so they do not clash with methods' own collections in `ctx.db`. */
+export const COLLECTIONS = {
+  accounts: 'simpleapi_accounts',
+  sessions: 'simpleapi_sessions',
+  nonces: 'simpleapi_nonces',
+  throttle: 'simpleapi_login_failures',
+} as const;
+
+/** Seconds a client is told to wait when the database does not answer. */
+const RETRY_AFTER = 5;
+const UNAVAILABLE_ERRORS = new Set([
+  'MongoNetworkError',
+  'MongoNetworkTimeoutError',
+  'MongoServerSelectionError',
+  'MongoNotConnectedError',
+  'MongoPoolClearedError',
+  'MongoTopologyClosedError',
+  'MongoServerClosedError',
+]);
+
+/** A database that does not answer becomes Unavailable (503, Retry-After); other errors pass. */
+export function mapDriverError(err: unknown): unknown {
+  if (err instanceof Error && UNAVAILABLE_ERRORS.has(err.name)) {
+    return new ApiError('Unavailable', 'The database does not answer; try again shortly', { retryAfter: RETRY_AFTER, cause: err });
+  }
+  return err;
+}
+
+const isDuplicateKey = (err: unknown) => err instanceof MongoServerError && err.code === 11000;
+const toDate = (seconds: number) => new Date(seconds * 1000);
+
+export class MongoStore implements Store {
+  readonly kind = 'mongo' as const;
+  readonly db: Db;
+  readonly #client: MongoClient;
+  readonly #options: MongoStoreOptions;
+  readonly #accounts: Collection<AccountDoc>;
+  readonly #sessions: Collection<SessionDoc>;
+  readonly #nonces: Collection<NonceDoc>;
+  readonly #throttle: Collection<ThrottleDoc>;
+  /** False when the server refused TTL indexes: `sweep` then removes expired documents. */
+  #ttlIndexes = true;
+
+  private constructor(client: MongoClient, options: MongoStoreOptions) {
+    this.#client = client;
+    this.#options = options;
+    this.db = client.db(options.dbName);
+    this.#accounts = this.db.collection(COLLECTIONS.accounts);
+    this.#sessions = this.db.collection(COLLECTIONS.sessions);
+    this.#nonces = this.db.collection(COLLECTIONS.nonces);
+    this.#throttle = this.db.collection(COLLECTIONS.throttle);
+  }
+
+  /**
+   * Connects, retrying until the database answers or `connectTimeout` seconds pass.
+   *
+   * @example const store = await MongoStore.connect('mongodb://127.0.0.1:27017', { dbName: 'api', connectTimeout: 10, nonceTtl: 601, log })
+   */
+  static async connect(url: string, options: MongoStoreOptions): Promise<MongoStore> {
+    // A short server-selection timeout: during an outage a request gets its 503 in about 2 s
+    // instead of the driver's default 30 s.
+    const client = new MongoClient(url, { serverSelectionTimeoutMS: 2000, connectTimeoutMS: 2000, appName: 'simpleapi' });
+    const deadline = options.connectTimeout === 0 ? Infinity : Date.now() + options.connectTimeout * 1000;
+    let warned = false;
+    for (;;) {
+      try {
+        await client.db(options.dbName).command({ ping: 1 });
+        return new MongoStore(client, options);
+      } catch (err) {
+        if (Date.now() >= deadline) {
+          await client.close().catch(() => {});
+          throw new Error(`the database at ${redactUrl(url)} did not answer within ${options.connectTimeout} s (db.connectTimeout): ${(err as Error).message}`);
+        }
+        if (!warned) options.log.warn({ url: redactUrl(url) }, 'waiting for the database');
+        warned = true;
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    }
+  }
+
+  async init(): Promise<void> {
+    await this.#guard(async () => {
+      await this.#sessions.createIndex({ userKey: 1 });
+      const ttl: [Collection<any>, string][] = [
+        [this.#sessions, 'sessions'],
+        [this.#nonces, 'nonces'],
+        [this.#throttle, 'login failures'],
+      ];
+      for (const [collection] of ttl) {
+        try {
+          await collection.createIndex({ expiresAt: 1 }, { expireAfterSeconds: 0, name: 'expiresAt_ttl' });
+        } catch (err) {
+          if (!isTtlRefusal(err)) throw err;
+          this.#ttlIndexes = false;
+        }
+      }
+      if (!this.#ttlIndexes) {
+        this.#options.log.info('the database refused TTL indexes (expireAfterSeconds): expired sessions, nonces and login failures are removed by a sweep every 60 s instead');
+      }
+    });
+  }
+
+  get usesTtlIndexes(): boolean {
+    return this.#ttlIndexes;
+  }
+
+  async close(): Promise<void> {
+    await this.#client.close();
+  }
+
+  async ping(): Promise<boolean> {
+    try {
+      await this.db.command({ ping: 1 }, { timeoutMS: 2000 });
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Runs a database operation, turning "the database does not answer" into Unavailable. */
+  async #guard<T>(op: () => Promise<T>): Promise<T> {
+    try {
+      return await op();
+    } catch (err) {
+      throw mapDriverError(err);
+    }
+  }
+
+  createAccount(account: AccountRecord): Promise<void> {
+    return this.#guard(async () => {
+      try {
+        await this.#accounts.insertOne({ _id: account.userKey, userId: account.userId, password: account.password, created: account.created });
+      } catch (err) {
+        if (isDuplicateKey(err)) throw new ApiError('Conflict', 'That user_id is already taken');
+        throw err;
+      }
+    });
+  }
+
+  findAccount(userKey: string): Promise<AccountRecord | null> {
+    return this.#guard(async () => {
+      const doc = await this.#accounts.findOne({ _id: userKey });
+      return doc === null ? null : { userKey: doc._id, userId: doc.userId, password: doc.password, created: doc.created };
+    });
+  }
+
+  setPassword(userKey: string, password: PasswordHash): Promise<boolean> {
+    return this.#guard(async () => (await this.#accounts.updateOne({ _id: userKey }, { $set: { password } })).matchedCount === 1);
+  }
+
+  createSession(s: SessionRecord): Promise<void> {
+    return this.#guard(async () => {
+      await this.#sessions.insertOne({
+        _id: s.sessionId,
+        userKey: s.userKey,
+        userId: s.userId,
+        key: new Binary(s.key),
+        expires: s.expires,
+        expiresAt: toDate(s.expires),
+        state: s.state,
+        version: s.version,
+      });
+    });
+  }
+
+  getSession(sessionId: string, now: number): Promise<SessionRecord | null> {
+    return this.#guard(async () => {
+      // The TTL monitor runs about once a minute (or never, on the sweep path): expiry is checked here.
+      const doc = await this.#sessions.findOne({ _id: sessionId, expires: { $gt: now } });
+      if (doc === null) return null;
+      return {
+        sessionId: doc._id,
+        userKey: doc.userKey,
+        userId: doc.userId,
+        key: Buffer.from(doc.key.buffer),
+        expires: doc.expires,
+        state: doc.state ?? {},
+        version: doc.version,
+      };
+    });
+  }
+
+  touchSession(sessionId: string, expires: number): Promise<void> {
+    return this.#guard(async () => {
+      await this.#sessions.updateOne({ _id: sessionId, expires: { $lt: expires } }, { $set: { expires, expiresAt: toDate(expires) } });
+    });
+  }
+
+  deleteSession(sessionId: string): Promise<void> {
+    return this.#guard(async () => {
+      await this.#sessions.deleteOne({ _id: sessionId });
+    });
+  }
+
+  deleteUserSessions(userKey: string, exceptSessionId?: string): Promise<number> {
+    return this.#guard(async () => {
+      const filter = exceptSessionId === undefined ? { userKey } : { userKey, _id: { $ne: exceptSessionId } };
+      return (await this.#sessions.deleteMany(filter)).deletedCount;
+    });
+  }
+
+  saveSessionState(sessionId: string, state: Record<string, unknown>, expectedVersion: number): Promise<number | null> {
+    return this.#guard(async () => {
+      const result = await this.#sessions.updateOne({ _id: sessionId, version: expectedVersion }, { $set: { state }, $inc: { version: 1 } });
+      return result.matchedCount === 1 ? expectedVersion + 1 : null;
+    });
+  }
+
+  rememberNonce(sessionId: string, nonce: string, expires: number, now: number): Promise<boolean> {
+    const _id = `${sessionId}\n${nonce}`;
+    const lifetime = Math.max(expires, now + this.#options.nonceTtl);
+    return this.#guard(async () => {
+      try {
+        await this.#nonces.insertOne({ _id, expires: lifetime, expiresAt: toDate(lifetime) });
+        return true;
+      } catch (err) {
+        if (!isDuplicateKey(err)) throw err;
+      }
+      // Seen before: fresh again only if that record expired and was not yet removed.
+      const revived = await this.#nonces.updateOne({ _id, expires: { $lte: now } }, { $set: { expires: lifetime, expiresAt: toDate(lifetime) } });
+      return revived.modifiedCount === 1;
+    });
+  }
+
+  getFailures(key: string, now: number): Promise<ThrottleState> {
+    return this.#guard(async () => {
+      const doc = await this.#throttle.findOne({ _id: key, resetAt: { $gt: now } });
+      return doc === null ? { count: 0, resetAt: now } : { count: doc.count, resetAt: doc.resetAt };
+    });
+  }
+
+  addFailure(key: string, now: number, window: number): Promise<ThrottleState> {
+    return this.#guard(async () => {
+      for (let attempt = 0; attempt < 3; attempt++) {
+        const open = await this.#throttle.findOneAndUpdate({ _id: key, resetAt: { $gt: now } }, { $inc: { count: 1 } }, { returnDocument: 'after' });
+        if (open !== null) return { count: open.count, resetAt: open.resetAt };
+        try {
+          const resetAt = now + window;
+          await this.#throttle.updateOne(
+            { _id: key, resetAt: { $lte: now } },
+            { $set: { count: 1, resetAt, expiresAt: toDate(resetAt) } },
+            { upsert: true },
+          );
+          return { count: 1, resetAt };
+        } catch (err) {
+          // Another instance opened the window first: count into theirs.
+          if (!isDuplicateKey(err)) throw err;
+        }
+      }
+      throw new ApiError('Conflict', 'The login throttle is contended; try again');
+    });
+  }
+
+  clearFailures(key: string): Promise<void> {
+    return this.#guard(async () => {
+      await this.#throttle.deleteOne({ _id: key });
+    });
+  }
+
+  sweep(now: number): Promise<void> {
+    if (this.#ttlIndexes) return Promise.resolve();
+    return this.#guard(async () => {
+      await Promise.all([
+        this.#sessions.deleteMany({ expires: { $lte: now } }),
+        this.#nonces.deleteMany({ expires: { $lte: now } }),
+        this.#throttle.deleteMany({ resetAt: { $lte: now } }),
+      ]);
+    });
+  }
+}
+
+function isTtlRefusal(err: unknown): boolean {
+  if (!(err instanceof MongoServerError)) return false;
+  return err.codeName === 'NotImplemented' || err.code === 238 || /expireAfterSeconds/i.test(err.message);
+}
+
+/** The URL without its password, for logs and errors. */
+export function redactUrl(url: string): string {
+  return url.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:***@');
+}
