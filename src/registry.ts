@@ -73,6 +73,18 @@ export function validationDetails(errors: readonly ErrorObject[] | null | undefi
   });
 }
 
+/**
+ * Node loads a `.ts` file with `export` syntax as CommonJS when no package.json above it says
+ * `"type": "module"`, and then fails with a message that does not say so.
+ */
+function loadHint(err: unknown): string {
+  const code = (err as { code?: string }).code;
+  if (code === 'ERR_REQUIRE_CYCLE_MODULE' || code === 'ERR_REQUIRE_ESM') {
+    return ' (method files are ES modules: put a package.json with {"type": "module"} in the methods folder or above it)';
+  }
+  return '';
+}
+
 function nameOf(relativePath: string): string {
   return relativePath.replace(/\.(ts|js)$/, '').split(/[\\/]/).join('.');
 }
@@ -153,7 +165,7 @@ export async function discoverMethods(dir: string, ajv: Ajv = createAjv()): Prom
     try {
       mod = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
     } catch (err) {
-      throw new RegistryError(`${file}: cannot load: ${(err as Error).message}`);
+      throw new RegistryError(`${file}: cannot load: ${(err as Error).message}${loadHint(err)}`);
     }
     table[name] = buildRecord(name, file, mod, ajv);
   }

@@ -1,0 +1,204 @@
+/**
+ * The `simpleapi` command as users run it: child processes, real ports and sockets, real files.
+ */
+import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { SimpleApiClient } from '../src/client/index.ts';
+import { OPTIONS } from '../src/config.ts';
+import { post, runCli, spawnServer, SHIPPED_METHODS, type Spawned } from './helpers/server.ts';
+
+const running: Spawned[] = [];
+afterAll(async () => {
+  await Promise.all(running.map((s) => s.stop()));
+});
+async function serve(args: string[], env: NodeJS.ProcessEnv = {}, cwd?: string): Promise<Spawned> {
+  const s = await spawnServer(args, env, cwd);
+  running.push(s);
+  return s;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const srv = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+const tmp = () => mkdtempSync(join(tmpdir(), 'simpleapi-test-'));
+/** A methods folder as users have it: inside a package whose package.json says "type": "module". */
+function methodsDir(): string {
+  const dir = tmp();
+  writeFileSync(join(dir, 'package.json'), '{"type": "module"}');
+  return dir;
+}
+
+describe('simpleapi --help', () => {
+  it('lists every option with its default and meaning, and exits 0', async () => {
+    const { code, stdout } = await runCli(['--help']);
+    expect(code).toBe(0);
+    for (const option of OPTIONS) {
+      expect(stdout).toContain(`--${option.flag}=`);
+      expect(stdout).toContain(option.description);
+    }
+    expect(stdout).toContain('default 8888; env SIMPLEAPI_PORT; config "port"');
+    expect(stdout).toContain('--config=<file>');
+  });
+});
+
+describe('bad flags and values exit 2 naming them', () => {
+  it('an unknown flag, with a suggestion for a near miss', async () => {
+    const { code, stderr } = await runCli(['serve', '--prot=9999']);
+    expect(code).toBe(2);
+    expect(stderr).toContain("unknown option '--prot' (did you mean '--port'?)");
+  });
+  it('a value the schema refuses', async () => {
+    const a = await runCli(['serve', '--port=abc']);
+    expect(a.code).toBe(2);
+    expect(a.stderr).toContain('--port (SIMPLEAPI_PORT): must be integer');
+    const b = await runCli(['serve', '--hmac-scheme', 'v3']);
+    expect(b.code).toBe(2);
+    expect(b.stderr).toContain('--hmac-scheme (SIMPLEAPI_HMAC_SCHEME): must be equal to one of the allowed values');
+  });
+  it('a bad value in the environment and in the config file', async () => {
+    const a = await runCli(['serve'], { SIMPLEAPI_BATCH_LIMIT: '0' });
+    expect(a.code).toBe(2);
+    expect(a.stderr).toContain('--batch-limit (SIMPLEAPI_BATCH_LIMIT): must be >= 1');
+    const dir = tmp();
+    writeFileSync(join(dir, 'server.conf.json'), JSON.stringify({ prot: 1, hmac: { scheme: 'v9' } }));
+    const b = await runCli(['serve'], {}, dir);
+    expect(b.code).toBe(2);
+    expect(b.stderr).toContain("unknown setting 'prot'");
+    const c = await runCli(['serve', '--config', join(dir, 'missing.json')]);
+    expect(c.code).toBe(2);
+    expect(c.stderr).toContain('cannot read config');
+  });
+});
+
+describe('config precedence: defaults < server.conf.json < environment < flags', () => {
+  it('each layer overrides the one before', async () => {
+    const [filePort, envPort, flagPort] = [await freePort(), await freePort(), await freePort()];
+    const dir = tmp();
+    writeFileSync(join(dir, 'server.conf.json'), JSON.stringify({ port: filePort, methodsDir: SHIPPED_METHODS }));
+    const fromFile = await serve([], {}, dir);
+    expect(fromFile.url).toBe(`http://127.0.0.1:${filePort}/`);
+    const fromEnv = await serve([], { SIMPLEAPI_PORT: String(envPort) }, dir);
+    expect(fromEnv.url).toBe(`http://127.0.0.1:${envPort}/`);
+    const fromFlag = await serve([`--port=${flagPort}`], { SIMPLEAPI_PORT: String(envPort + 1) }, dir);
+    expect(fromFlag.url).toBe(`http://127.0.0.1:${flagPort}/`);
+    // All three run side by side from one config file.
+    for (const s of [fromFile, fromEnv, fromFlag]) {
+      expect((await post(s.url!, '{"method":"math.sum","parameters":[2,3]}')).json).toBe(5);
+    }
+  });
+});
+
+describe('simpleapi serve', () => {
+  it('logs the address, the number of methods, the store and the signing scheme', async () => {
+    const s = await serve(['--port=0']);
+    const listening = s.stdout.map((l) => JSON.parse(l)).find((l) => l.msg.startsWith('listening'));
+    expect(listening).toMatchObject({ methods: 7, store: 'embedded', hmacScheme: 'v2' });
+    await expect.poll(() => s.stdout.join('\n')).toContain('store: embedded in-process store');
+  });
+
+  it('two instances on two ports (--port 1 and --port=2) serve side by side', async () => {
+    const [p1, p2] = [await freePort(), await freePort()];
+    const a = await serve(['--port', String(p1)]);
+    const b = await serve([`--port=${p2}`]);
+    expect(a.url).toBe(`http://127.0.0.1:${p1}/`);
+    expect(b.url).toBe(`http://127.0.0.1:${p2}/`);
+    const [ra, rb] = await Promise.all([post(a.url!, '{"method":"echo","parameters":"a"}'), post(b.url!, '{"method":"echo","parameters":"b"}')]);
+    expect([ra.json, rb.json]).toEqual(['a', 'b']);
+  });
+
+  it('serves on a Unix socket alone, and on TCP and a socket together', async () => {
+    const dir = tmp();
+    const only = await serve(['--port=-1', `--socket=${join(dir, 'only.sock')}`]);
+    expect(only.url).toBeNull();
+    const viaSocket = new SimpleApiClient({ socketPath: join(dir, 'only.sock') });
+    expect(await viaSocket.call('math.sum', [1, 2, 3])).toBe(6);
+
+    const both = await serve(['--port=0', `--socket=${join(dir, 'both.sock')}`]);
+    expect(await new SimpleApiClient({ socketPath: join(dir, 'both.sock') }).call('echo', { via: 'socket' })).toEqual({ via: 'socket' });
+    expect((await post(both.url!, '{"method":"echo","parameters":"tcp"}')).json).toBe('tcp');
+    // A session made over TCP is honoured over the socket of the same process.
+    const tcpClient = new SimpleApiClient({ url: both.url! });
+    const grant = await tcpClient.create('socket-user', 'password-one');
+    const socketClient = new SimpleApiClient({ socketPath: join(dir, 'both.sock') });
+    socketClient.useSession(grant);
+    expect(await socketClient.call('account.logout')).toEqual({ ok: true });
+  });
+
+  it('--port=-1 without --socket exits 2', async () => {
+    const { code, stderr } = await runCli(['serve', '--port=-1']);
+    expect(code).toBe(2);
+    expect(stderr).toContain('--port=-1 serves no TCP: give --socket too');
+  });
+
+  it('exits 0 on SIGTERM', async () => {
+    const s = await spawnServer(['--port=0']);
+    expect(await s.stop('SIGTERM')).toBe(0);
+  });
+});
+
+describe('start-up stops on a broken method file, naming it', () => {
+  const cases: [string, Record<string, string>, string][] = [
+    ['no invoke', { 'thing.ts': 'export const auth = "public";' }, "method 'thing' exports no invoke function"],
+    ['a schema that does not compile', { 'thing.ts': 'export const params = { type: "nope" }; export function invoke() {}' }, 'the params schema does not compile'],
+    ['an unknown schema keyword', { 'thing.ts': 'export const params = { type: "object", propertys: {} }; export function invoke() {}' }, 'unknown keyword: "propertys"'],
+    ['a bad name', { 'bad-name.ts': 'export function invoke() {}' }, "'bad-name.ts' is not a valid method name"],
+    ['a bad folder name', { '1st/x.ts': 'export function invoke() {}' }, "'1st/x.ts' is not a valid method name"],
+    ['a duplicate', { 'dup.ts': 'export function invoke() {}', 'dup.js': 'export function invoke() {}' }, "method 'dup' is also defined by"],
+    ['a syntax error', { 'broken.ts': 'export function invoke( {' }, 'cannot load'],
+    ['a reserved rpc. name', { 'rpc/mine.ts': 'export function invoke() {}' }, "names under 'rpc.' are reserved"],
+    ['a bad auth value', { 'thing.ts': 'export const auth = "everyone"; export function invoke() {}' }, "auth must be 'public' or 'session'"],
+  ];
+  for (const [what, files, message] of cases) {
+    it(what, async () => {
+      const dir = methodsDir();
+      for (const [name, text] of Object.entries(files)) {
+        mkdirSync(join(dir, name, '..'), { recursive: true });
+        writeFileSync(join(dir, name), text);
+      }
+      const { code, stderr } = await runCli(['serve', '--port=0', `--methods-dir=${dir}`]);
+      expect(code).toBe(1);
+      expect(stderr).toContain(message);
+      expect(stderr).toContain(dir);
+    });
+  }
+
+  it('says what to do when the methods are not in an ES module package', async () => {
+    const dir = tmp();
+    writeFileSync(join(dir, 'thing.ts'), 'export function invoke() {}');
+    const { code, stderr } = await runCli(['serve', '--port=0', `--methods-dir=${dir}`]);
+    expect(code).toBe(1);
+    expect(stderr).toContain(`${join(dir, 'thing.ts')}: cannot load`);
+    expect(stderr).toContain('put a package.json with {"type": "module"} in the methods folder or above it');
+  });
+
+  it('skips _files, _folders, tests and declaration files', async () => {
+    const dir = methodsDir();
+    mkdirSync(join(dir, '_lib'));
+    writeFileSync(join(dir, '_helper.ts'), 'export const x = 1;');
+    writeFileSync(join(dir, '_lib', 'util.ts'), 'export const y = 2;');
+    writeFileSync(join(dir, 'ok.test.ts'), 'export const z = 3;');
+    writeFileSync(join(dir, 'types.d.ts'), 'export type T = 1;');
+    writeFileSync(join(dir, 'ok.ts'), 'export const auth = "public"; export const description = "fine"; export function invoke() { return 1; }');
+    const { code, stdout } = await runCli(['methods', `--methods-dir=${dir}`]);
+    expect(code).toBe(0);
+    expect(stdout.trim().split('\n')).toEqual([`METHOD  AUTH     DESCRIPTION`, `ok      public   fine`]);
+  });
+});
+
+describe('simpleapi methods', () => {
+  it('prints a table of name, auth and description', async () => {
+    const { code, stdout } = await runCli(['methods']);
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/^math\.sum\s+public\s+Adds numbers$/m);
+    expect(stdout).toMatch(/^account\.logout\s+session\s+Ends the calling session on every instance$/m);
+  });
+});
