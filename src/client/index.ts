@@ -30,6 +30,8 @@ export interface ClientOptions {
   /** The server's `hmac.scheme`; v2 by default. */
   scheme?: 'v1' | 'v2';
   fetch?: typeof fetch;
+  /** The local clock in milliseconds; `Date.now` by default. */
+  clock?: () => number;
 }
 
 /** An error answer from the server, with its §4 code, type and details. */
@@ -93,6 +95,10 @@ export class SimpleApiClient<M extends MethodMap = AnyMethods> {
   get session(): { userId: string; sessionId: string; expires: number } | null {
     const s = this.#session;
     return s === null ? null : { userId: s.userId, sessionId: s.sessionId, expires: s.expires };
+  }
+
+  #now(): number {
+    return (this.#options.clock ?? Date.now)();
   }
 
   get clockOffset(): number {
@@ -169,7 +175,7 @@ export class SimpleApiClient<M extends MethodMap = AnyMethods> {
     const headers: Record<string, string> = { 'x-session-id': session.sessionId };
     let signedOver: (responseBody: Uint8Array) => Uint8Array = (b) => b;
     if (this.#options.scheme === 'v2') {
-      const timestamp = String(Math.floor(Date.now() / 1000) + this.#clockOffset);
+      const timestamp = String(Math.floor(this.#now() / 1000) + this.#clockOffset);
       const nonce = newNonce();
       headers['x-timestamp'] = timestamp;
       headers['x-nonce'] = nonce;
@@ -184,7 +190,7 @@ export class SimpleApiClient<M extends MethodMap = AnyMethods> {
     if (response.status === 401 && serverTime !== undefined && !retried && !this.#clockCorrected) {
       // §6: a wrong clock is corrected once from the server's hint, then the call is sent again.
       this.#clockCorrected = true;
-      this.#clockOffset = serverTime - Math.floor(Date.now() / 1000);
+      this.#clockOffset = serverTime - Math.floor(this.#now() / 1000);
       return this.#send(body, true);
     }
     if (response.headers.get('x-hmac') !== null || response.status !== 401) {

@@ -1,0 +1,57 @@
+/** Requests signed by hand from PROTOCOL.md §6, independent of the project's client. */
+import { createHmac, randomBytes } from 'node:crypto';
+import { post, type HttpAnswer } from './server.ts';
+
+export interface Grant {
+  user_id: string;
+  session_id: string;
+  session_key: string;
+  expires: number;
+}
+
+export const nowSeconds = () => Math.floor(Date.now() / 1000);
+export const freshNonce = () => randomBytes(16).toString('base64url');
+
+export interface SignOptions {
+  timestamp?: string;
+  nonce?: string;
+  /** Sign this body but send `body`. */
+  signedBody?: string;
+  /** Replace the computed MAC. */
+  hmac?: string;
+  omit?: ('x-hmac' | 'x-timestamp' | 'x-nonce')[];
+  sessionId?: string;
+}
+
+export function v2Headers(grant: Grant, body: string, o: SignOptions = {}): Record<string, string> {
+  const timestamp = o.timestamp ?? String(nowSeconds());
+  const nonce = o.nonce ?? freshNonce();
+  const mac = createHmac('sha256', Buffer.from(grant.session_key, 'base64url'))
+    .update(`simpleapi-v2\n${timestamp}\n${nonce}\n`)
+    .update(o.signedBody ?? body, 'utf8')
+    .digest('hex');
+  const headers: Record<string, string> = { 'x-session-id': o.sessionId ?? grant.session_id, 'x-timestamp': timestamp, 'x-nonce': nonce, 'x-hmac': o.hmac ?? mac };
+  for (const name of o.omit ?? []) delete headers[name];
+  return headers;
+}
+
+/** POSTs `body` signed with v2; returns the answer and whether its x-hmac verifies. */
+export async function postV2(url: string, grant: Grant, body: string, o: SignOptions = {}): Promise<HttpAnswer & { nonce: string; responseSigned: boolean }> {
+  const headers = v2Headers(grant, body, o);
+  const answer = await post(url, body, headers);
+  const expected = createHmac('sha256', Buffer.from(grant.session_key, 'base64url')).update(`simpleapi-v2-response\n${headers['x-nonce'] ?? ''}\n`).update(answer.text, 'utf8').digest('hex');
+  return { ...answer, nonce: headers['x-nonce'] ?? '', responseSigned: answer.headers.get('x-hmac') === expected };
+}
+
+export async function postV1(url: string, userId: string, sessionId: string, body: string, o: { hmac?: string } = {}): Promise<HttpAnswer & { responseSigned: boolean }> {
+  const mac = o.hmac ?? createHmac('sha1', Buffer.from(userId, 'utf8')).update(body, 'utf8').digest('hex');
+  const answer = await post(url, body, { 'x-session-id': sessionId, 'x-hmac': mac });
+  const expected = createHmac('sha1', Buffer.from(userId, 'utf8')).update(answer.text, 'utf8').digest('hex');
+  return { ...answer, responseSigned: answer.headers.get('x-hmac') === expected };
+}
+
+export async function createAccount(url: string, userId: string, password = 'password-one'): Promise<Grant> {
+  const a = await post(url, JSON.stringify({ method: 'account.create', parameters: { user_id: userId, password } }));
+  if (a.status !== 200) throw new Error(`account.create ${userId}: ${a.text}`);
+  return a.json as Grant;
+}
