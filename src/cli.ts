@@ -94,6 +94,25 @@ async function serve(config: ReturnType<typeof loadConfig>): Promise<number> {
     await store.close();
     throw err;
   }
+  // Handlers first: the "listening" line below may reach a supervisor before this function
+  // returns (pino writes from the thread pool), and it may signal at once.
+  const stopped = new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) process.exit(1);
+      stopping = true;
+      log.info({ signal }, 'shutting down');
+      void server
+        .close()
+        .then(() => store.close())
+        .then(() => {
+          log.flush();
+          resolve(0);
+        });
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+  });
   const methodCount = Object.keys(server.methods).length;
   log.info(
     {
@@ -112,23 +131,7 @@ async function serve(config: ReturnType<typeof loadConfig>): Promise<number> {
   if (config.hmac.scheme === 'v1') {
     log.warn('hmac.scheme is v1: signatures use the user_id as the key, which anyone who knows the user_id can forge; use v2 unless old clients need v1');
   }
-  return new Promise<number>((resolve) => {
-    let stopping = false;
-    const stop = (signal: string) => {
-      if (stopping) process.exit(1);
-      stopping = true;
-      log.info({ signal }, 'shutting down');
-      void server
-        .close()
-        .then(() => store.close())
-        .then(() => {
-          log.flush();
-          resolve(0);
-        });
-    };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
-  });
+  return stopped;
 }
 
 function runPrimary(config: Config): Promise<number> {

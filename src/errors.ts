@@ -27,6 +27,7 @@ export const ERRORS = {
   Unavailable: { status: 503, rpcCode: -32050, type: 'server', message: 'The service is temporarily unavailable' },
   // Not in §4: documented beside it in README.md ("Errors beyond the table").
   Timeout: { status: 504, rpcCode: -32060, type: 'server', message: 'The method did not finish in time' },
+  DatabaseRequired: { status: 501, rpcCode: -32051, type: 'server', message: 'This method needs a database: start the server with --db-url (db.url in server.conf.json)' },
 } as const satisfies Record<string, ErrorKind>;
 
 export type ErrorCode = keyof typeof ERRORS;

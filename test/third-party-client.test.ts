@@ -22,7 +22,7 @@ describe('the jayson client', () => {
   it('sends a batch with a notification', async () => {
     const url = new URL(server.url);
     const client = jayson.client.http({ host: url.hostname, port: Number(url.port), path: '/' });
-    const batch = [client.request('sum', [1, 1], undefined, false), client.request('subtract', [5, 3], undefined, false), client.request('update', [9], null, false)];
+    const batch = [client.request('sum', [1, 1], undefined, false), client.request('subtract', [5, 3], undefined, false), client.request('update', [9], null as never, false)];
     const answers = (await client.request(batch as never)) as { id: unknown; result: unknown }[];
     expect(answers.map((a) => a.result).sort()).toEqual([2, 2]);
     expect(answers).toHaveLength(2);
@@ -37,7 +37,7 @@ describe('the json-rpc-2.0 client', () => {
       else if (res.status !== 204) throw new Error(`HTTP ${res.status}`);
     });
     expect(await client.request('sum', [4, 5])).toBe(9);
-    expect(await client.request('get_data')).toEqual(['hello', 5]);
+    expect(await client.request('get_data', undefined)).toEqual(['hello', 5]);
     await expect(client.request('fail.code', { code: 'Forbidden' })).rejects.toMatchObject({ code: -32003, message: 'thrown on purpose: Forbidden' });
     client.notify('update', ['from json-rpc-2.0']);
     const answers = await client.requestAdvanced([
