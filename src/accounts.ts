@@ -79,7 +79,7 @@ export class AccountService {
     const userKey = userKeyOf(userId);
     const throttleKeys = [`user:${userKey}`, `ip:${scope.ip}`] as const;
     const limits = [this.#settings.maxFailures, this.#settings.maxFailuresPerIp];
-    const states = await Promise.all(throttleKeys.map((k) => this.#store.getFailures(k, now)));
+    const states = await Promise.all(throttleKeys.map((k) => this.#store.getFailures(k, now, this.#settings.window)));
     states.forEach((state, i) => {
       if (state.count >= limits[i]!) throw this.#tooMany(state.resetAt - now);
     });

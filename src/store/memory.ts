@@ -16,7 +16,8 @@ export class MemoryStore implements Store {
   #accounts = new Map<string, AccountRecord>();
   #sessions = new Map<string, SessionRecord>();
   #nonces = new Map<string, number>();
-  #failures = new Map<string, ThrottleState>();
+  /** Failure times per throttle key, oldest first, each with the time it leaves the window. */
+  #failures = new Map<string, { at: number; until: number }[]>();
 
   async init(): Promise<void> {}
   async close(): Promise<void> {}
@@ -92,20 +93,16 @@ export class MemoryStore implements Store {
     return true;
   }
 
-  async getFailures(key: string, now: number): Promise<ThrottleState> {
-    const found = this.#failures.get(key);
-    if (found === undefined || found.resetAt <= now) return { count: 0, resetAt: now };
-    return { ...found };
+  async getFailures(key: string, now: number, window: number): Promise<ThrottleState> {
+    const inWindow = (this.#failures.get(key) ?? []).filter((f) => f.at > now - window);
+    return inWindow.length === 0 ? { count: 0, resetAt: now } : { count: inWindow.length, resetAt: inWindow[0]!.at + window };
   }
 
-  async addFailure(key: string, now: number, window: number): Promise<ThrottleState> {
-    let found = this.#failures.get(key);
-    if (found === undefined || found.resetAt <= now) {
-      found = { count: 0, resetAt: now + window };
-      this.#failures.set(key, found);
-    }
-    found.count += 1;
-    return { ...found };
+  async addFailure(key: string, now: number, window: number): Promise<void> {
+    const list = (this.#failures.get(key) ?? []).filter((f) => f.until > now);
+    list.push({ at: now, until: now + window });
+    list.sort((a, b) => a.at - b.at);
+    this.#failures.set(key, list);
   }
 
   async clearFailures(key: string): Promise<void> {
@@ -115,6 +112,10 @@ export class MemoryStore implements Store {
   async sweep(now: number): Promise<void> {
     for (const [id, s] of this.#sessions) if (s.expires <= now) this.#sessions.delete(id);
     for (const [key, expires] of this.#nonces) if (expires <= now) this.#nonces.delete(key);
-    for (const [key, f] of this.#failures) if (f.resetAt <= now) this.#failures.delete(key);
+    for (const [key, list] of this.#failures) {
+      const live = list.filter((f) => f.until > now);
+      if (live.length === 0) this.#failures.delete(key);
+      else this.#failures.set(key, live);
+    }
   }
 }

@@ -29,10 +29,15 @@ interface NonceDoc {
   expires: number;
   expiresAt: Date;
 }
-interface ThrottleDoc {
+interface FailureDoc {
+  key: string;
+  at: number;
+  expiresAt: Date;
+}
+/** A claim on the next version of a session's state: see saveSessionState. */
+interface ClaimDoc {
   _id: string;
-  count: number;
-  resetAt: number;
+  created: number;
   expiresAt: Date;
 }
 
@@ -51,7 +56,11 @@ export const COLLECTIONS = {
   sessions: 'simpleapi_sessions',
   nonces: 'simpleapi_nonces',
   throttle: 'simpleapi_login_failures',
+  claims: 'simpleapi_state_claims',
 } as const;
+
+/** Seconds after which an unfinished state-save claim (its process died mid-save) is abandoned. */
+const STALE_CLAIM = 30;
 
 /** Seconds a client is told to wait when the database does not answer. */
 const RETRY_AFTER = 5;
@@ -84,7 +93,8 @@ export class MongoStore implements Store {
   readonly #accounts: Collection<AccountDoc>;
   readonly #sessions: Collection<SessionDoc>;
   readonly #nonces: Collection<NonceDoc>;
-  readonly #throttle: Collection<ThrottleDoc>;
+  readonly #throttle: Collection<FailureDoc>;
+  readonly #claims: Collection<ClaimDoc>;
   /** False when the server refused TTL indexes: `sweep` then removes expired documents. */
   #ttlIndexes = true;
 
@@ -96,6 +106,7 @@ export class MongoStore implements Store {
     this.#sessions = this.db.collection(COLLECTIONS.sessions);
     this.#nonces = this.db.collection(COLLECTIONS.nonces);
     this.#throttle = this.db.collection(COLLECTIONS.throttle);
+    this.#claims = this.db.collection(COLLECTIONS.claims);
   }
 
   /**
@@ -128,12 +139,8 @@ export class MongoStore implements Store {
   async init(): Promise<void> {
     await this.#guard(async () => {
       await this.#sessions.createIndex({ userKey: 1 });
-      const ttl: [Collection<any>, string][] = [
-        [this.#sessions, 'sessions'],
-        [this.#nonces, 'nonces'],
-        [this.#throttle, 'login failures'],
-      ];
-      for (const [collection] of ttl) {
+      await this.#throttle.createIndex({ key: 1, at: 1 });
+      for (const collection of [this.#sessions, this.#nonces, this.#throttle, this.#claims] as Collection<any>[]) {
         try {
           await collection.createIndex({ expiresAt: 1 }, { expireAfterSeconds: 0, name: 'expiresAt_ttl' });
         } catch (err) {
@@ -246,11 +253,42 @@ export class MongoStore implements Store {
     });
   }
 
+  /**
+   * Optimistic concurrency that holds on FerretDB 1.x too, where a conditional update is not
+   * atomic (two `updateOne({version: 0})` can both match): the next version is first claimed by
+   * inserting `<session>:<version>`, which the unique _id lets only one saver do.
+   */
   saveSessionState(sessionId: string, state: Record<string, unknown>, expectedVersion: number): Promise<number | null> {
+    const next = expectedVersion + 1;
+    const claimId = `${sessionId}:${next}`;
     return this.#guard(async () => {
-      const result = await this.#sessions.updateOne({ _id: sessionId, version: expectedVersion }, { $set: { state }, $inc: { version: 1 } });
-      return result.matchedCount === 1 ? expectedVersion + 1 : null;
+      const now = Math.floor(Date.now() / 1000);
+      const claim = () => this.#claims.insertOne({ _id: claimId, created: now, expiresAt: toDate(now + 86400) });
+      try {
+        await claim();
+      } catch (err) {
+        if (!isDuplicateKey(err) || !(await this.#dropStaleClaim(sessionId, claimId, expectedVersion, now))) {
+          if (isDuplicateKey(err)) return null;
+          throw err;
+        }
+        try {
+          await claim();
+        } catch (again) {
+          if (isDuplicateKey(again)) return null;
+          throw again;
+        }
+      }
+      const result = await this.#sessions.updateOne({ _id: sessionId, version: expectedVersion }, { $set: { state, version: next } });
+      return result.matchedCount === 1 ? next : null;
     });
+  }
+
+  /** A claim left by a saver that died before its update: the session still has the old version. */
+  async #dropStaleClaim(sessionId: string, claimId: string, expectedVersion: number, now: number): Promise<boolean> {
+    const session = await this.#sessions.findOne({ _id: sessionId }, { projection: { version: 1 } });
+    if (session === null || session.version !== expectedVersion) return false;
+    const dropped = await this.#claims.deleteOne({ _id: claimId, created: { $lt: now - STALE_CLAIM } });
+    return dropped.deletedCount === 1;
   }
 
   rememberNonce(sessionId: string, nonce: string, expires: number, now: number): Promise<boolean> {
@@ -269,38 +307,22 @@ export class MongoStore implements Store {
     });
   }
 
-  getFailures(key: string, now: number): Promise<ThrottleState> {
+  getFailures(key: string, now: number, window: number): Promise<ThrottleState> {
     return this.#guard(async () => {
-      const doc = await this.#throttle.findOne({ _id: key, resetAt: { $gt: now } });
-      return doc === null ? { count: 0, resetAt: now } : { count: doc.count, resetAt: doc.resetAt };
+      const docs = await this.#throttle.find({ key, at: { $gt: now - window } }, { projection: { at: 1 } }).sort({ at: 1 }).toArray();
+      return docs.length === 0 ? { count: 0, resetAt: now } : { count: docs.length, resetAt: docs[0]!.at + window };
     });
   }
 
-  addFailure(key: string, now: number, window: number): Promise<ThrottleState> {
+  addFailure(key: string, now: number, window: number): Promise<void> {
     return this.#guard(async () => {
-      for (let attempt = 0; attempt < 3; attempt++) {
-        const open = await this.#throttle.findOneAndUpdate({ _id: key, resetAt: { $gt: now } }, { $inc: { count: 1 } }, { returnDocument: 'after' });
-        if (open !== null) return { count: open.count, resetAt: open.resetAt };
-        try {
-          const resetAt = now + window;
-          await this.#throttle.updateOne(
-            { _id: key, resetAt: { $lte: now } },
-            { $set: { count: 1, resetAt, expiresAt: toDate(resetAt) } },
-            { upsert: true },
-          );
-          return { count: 1, resetAt };
-        } catch (err) {
-          // Another instance opened the window first: count into theirs.
-          if (!isDuplicateKey(err)) throw err;
-        }
-      }
-      throw new ApiError('Conflict', 'The login throttle is contended; try again');
+      await this.#throttle.insertOne({ key, at: now, expiresAt: toDate(now + window) });
     });
   }
 
   clearFailures(key: string): Promise<void> {
     return this.#guard(async () => {
-      await this.#throttle.deleteOne({ _id: key });
+      await this.#throttle.deleteMany({ key });
     });
   }
 
@@ -310,7 +332,8 @@ export class MongoStore implements Store {
       await Promise.all([
         this.#sessions.deleteMany({ expires: { $lte: now } }),
         this.#nonces.deleteMany({ expires: { $lte: now } }),
-        this.#throttle.deleteMany({ resetAt: { $lte: now } }),
+        this.#throttle.deleteMany({ expiresAt: { $lte: toDate(now) } }),
+        this.#claims.deleteMany({ expiresAt: { $lte: toDate(now) } }),
       ]);
     });
   }

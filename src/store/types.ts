@@ -38,9 +38,10 @@ export interface SessionRecord {
   version: number;
 }
 
+/** Failed logins for one key within the last `window` seconds (a sliding window). */
 export interface ThrottleState {
   count: number;
-  /** When the window that holds `count` ends. */
+  /** When the oldest of them leaves the window, so the count drops; `now` when there are none. */
   resetAt: number;
 }
 
@@ -77,10 +78,13 @@ export interface Store {
   /** Records a nonce for a session; false when it was already seen and has not expired. */
   rememberNonce(sessionId: string, nonce: string, expires: number, now: number): Promise<boolean>;
 
-  /** Current failures for a throttle key (`user:…`, `ip:…`) within its window. */
-  getFailures(key: string, now: number): Promise<ThrottleState>;
-  /** Counts one failure; a new window of `window` seconds starts when none is open. */
-  addFailure(key: string, now: number, window: number): Promise<ThrottleState>;
+  /** Failures of a throttle key (`user:…`, `ip:…`) in the `window` seconds before `now`. */
+  getFailures(key: string, now: number, window: number): Promise<ThrottleState>;
+  /**
+   * Records one failure at `now`, kept for `window` seconds. Concurrent calls all count: each is
+   * an insert, since not every MongoDB-compatible server makes a conditional update atomic.
+   */
+  addFailure(key: string, now: number, window: number): Promise<void>;
   clearFailures(key: string): Promise<void>;
 
   /** Removes expired sessions, nonces and throttle windows; for stores without TTL indexes. */

@@ -1,0 +1,30 @@
+/**
+ * The MongoDB the tests use: MONGODB_URL (CI starts FerretDB and sets it). Without it the MongoDB
+ * tests are skipped with the reason printed, except under CI=true, where that is a failure.
+ */
+import { randomBytes } from 'node:crypto';
+import { createLogger } from '../../src/log.ts';
+import { MongoStore } from '../../src/store/mongo.ts';
+
+export const MONGODB_URL = process.env.MONGODB_URL ?? '';
+
+if (MONGODB_URL === '') {
+  if (process.env.CI === 'true') {
+    throw new Error('CI=true but MONGODB_URL is not set: the MongoDB tests must run in CI (.ci/run starts FerretDB and sets it)');
+  }
+  console.warn('MongoDB tests skipped: MONGODB_URL is not set (e.g. MONGODB_URL=mongodb://127.0.0.1:27017/; .ci/run starts FerretDB for them)');
+}
+
+export const hasMongo = MONGODB_URL !== '';
+
+/** A database name of its own for each test file, so files can run side by side. */
+export function uniqueDbName(label: string): string {
+  return `simpleapi_test_${label}_${randomBytes(4).toString('hex')}`;
+}
+
+export async function openMongoStore(dbName: string, nonceTtl = 601): Promise<MongoStore> {
+  const log = createLogger({ level: 'silent' });
+  const store = await MongoStore.connect(MONGODB_URL, { dbName, connectTimeout: 10, nonceTtl, log });
+  await store.init();
+  return store;
+}

@@ -1,0 +1,197 @@
+/**
+ * The store contract: what every Store must do, written against the interface. Each
+ * implementation runs it (store-memory.test.ts, store-mongo.test.ts), as Hono's routers share
+ * one runTest suite.
+ */
+import { randomBytes } from 'node:crypto';
+import { v4 as uuidv4 } from 'uuid';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ApiError } from '../src/errors.ts';
+import type { AccountRecord, PasswordHash, SessionRecord, Store } from '../src/store/types.ts';
+
+const hash = (tag: string): PasswordHash => ({ algo: 'scrypt', N: 16384, r: 8, p: 1, salt: Buffer.from(`salt-${tag}`).toString('base64'), hash: Buffer.from(`hash-${tag}`).toString('base64') });
+const account = (userKey: string, userId = userKey): AccountRecord => ({ userKey, userId, password: hash(userKey), created: 1_700_000_000 });
+const session = (userKey: string, expires: number, extra: Partial<SessionRecord> = {}): SessionRecord => ({
+  sessionId: uuidv4(),
+  userKey,
+  userId: userKey,
+  key: randomBytes(32),
+  expires,
+  state: {},
+  version: 0,
+  ...extra,
+});
+const unique = (label: string) => `${label}-${randomBytes(4).toString('hex')}`;
+
+export function storeContract(name: string, open: () => Promise<Store>, close: (store: Store) => Promise<void> = (s) => s.close()): void {
+  describe(`Store contract: ${name}`, () => {
+    let store: Store;
+    const now = 1_800_000_000;
+    beforeAll(async () => {
+      store = await open();
+    });
+    afterAll(() => close(store));
+
+    it('ping() answers true', async () => {
+      expect(await store.ping()).toBe(true);
+    });
+
+    describe('accounts', () => {
+      it('createAccount then findAccount returns what was stored', async () => {
+        const key = unique('alice');
+        await store.createAccount(account(key, key.toUpperCase()));
+        expect(await store.findAccount(key)).toEqual(account(key, key.toUpperCase()));
+        expect(await store.findAccount(unique('nobody'))).toBeNull();
+      });
+
+      it('a second createAccount with the same key is Conflict and changes nothing', async () => {
+        const key = unique('bob');
+        await store.createAccount(account(key, 'first'));
+        const err = await store.createAccount(account(key, 'second')).catch((e: unknown) => e);
+        expect(err).toBeInstanceOf(ApiError);
+        expect(err).toMatchObject({ code: 'Conflict' });
+        expect((await store.findAccount(key))!.userId).toBe('first');
+      });
+
+      it('setPassword replaces the hash; false for an unknown account', async () => {
+        const key = unique('carol');
+        await store.createAccount(account(key));
+        expect(await store.setPassword(key, hash('new'))).toBe(true);
+        expect((await store.findAccount(key))!.password).toEqual(hash('new'));
+        expect(await store.setPassword(unique('ghost'), hash('x'))).toBe(false);
+      });
+
+      it('concurrent creates of one key: exactly one wins', async () => {
+        const key = unique('race');
+        const results = await Promise.allSettled([1, 2, 3, 4].map((i) => store.createAccount(account(key, `try-${i}`))));
+        expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+        expect(results.filter((r) => r.status === 'rejected').map((r) => (r as PromiseRejectedResult).reason.code)).toEqual(['Conflict', 'Conflict', 'Conflict']);
+      });
+    });
+
+    describe('sessions', () => {
+      it('createSession then getSession returns it, key bytes included', async () => {
+        const s = session(unique('u'), now + 100, { state: { a: [1, 'two'], nested: { ok: true } } });
+        await store.createSession(s);
+        const got = await store.getSession(s.sessionId, now);
+        expect(got).toEqual(s);
+        expect(Buffer.isBuffer(got!.key)).toBe(true);
+      });
+
+      it('getSession checks expiry itself: at or after expires it is null', async () => {
+        const s = session(unique('u'), now + 10);
+        await store.createSession(s);
+        expect(await store.getSession(s.sessionId, now + 9)).not.toBeNull();
+        expect(await store.getSession(s.sessionId, now + 10)).toBeNull();
+        expect(await store.getSession(uuidv4(), now)).toBeNull();
+      });
+
+      it('touchSession moves expiry forward only', async () => {
+        const s = session(unique('u'), now + 10);
+        await store.createSession(s);
+        await store.touchSession(s.sessionId, now + 50);
+        expect((await store.getSession(s.sessionId, now))!.expires).toBe(now + 50);
+        await store.touchSession(s.sessionId, now + 20);
+        expect((await store.getSession(s.sessionId, now))!.expires).toBe(now + 50);
+      });
+
+      it('deleteSession removes one; deleteUserSessions removes all but the one kept', async () => {
+        const user = unique('multi');
+        const [a, b, c] = [session(user, now + 100), session(user, now + 100), session(user, now + 100)];
+        const other = session(unique('other'), now + 100);
+        for (const s of [a, b, c, other]) await store.createSession(s);
+        await store.deleteSession(a.sessionId);
+        expect(await store.getSession(a.sessionId, now)).toBeNull();
+        expect(await store.deleteUserSessions(user, c.sessionId)).toBe(1);
+        expect(await store.getSession(b.sessionId, now)).toBeNull();
+        expect(await store.getSession(c.sessionId, now)).not.toBeNull();
+        expect(await store.getSession(other.sessionId, now)).not.toBeNull();
+        expect(await store.deleteUserSessions(user)).toBe(1);
+      });
+
+      it('saveSessionState is optimistic: the stale version loses and the stored state stays', async () => {
+        const s = session(unique('state'), now + 100);
+        await store.createSession(s);
+        expect(await store.saveSessionState(s.sessionId, { n: 1 }, 0)).toBe(1);
+        expect(await store.saveSessionState(s.sessionId, { n: 2 }, 0)).toBeNull();
+        const got = await store.getSession(s.sessionId, now);
+        expect(got).toMatchObject({ state: { n: 1 }, version: 1 });
+        expect(await store.saveSessionState(s.sessionId, { n: 3 }, 1)).toBe(2);
+        expect(await store.saveSessionState(uuidv4(), { n: 4 }, 0)).toBeNull();
+      });
+
+      it('concurrent saves from one version: exactly one wins', async () => {
+        const s = session(unique('race'), now + 100);
+        await store.createSession(s);
+        const results = await Promise.all([1, 2, 3, 4].map((i) => store.saveSessionState(s.sessionId, { winner: i }, 0)));
+        expect(results.filter((r) => r === 1)).toHaveLength(1);
+        const winner = results.indexOf(1) + 1;
+        expect((await store.getSession(s.sessionId, now))!.state).toEqual({ winner });
+      });
+
+      it('a returned session is a copy: changing it changes nothing stored', async () => {
+        const s = session(unique('copy'), now + 100, { state: { list: [1] } });
+        await store.createSession(s);
+        const got = await store.getSession(s.sessionId, now);
+        (got!.state.list as number[]).push(2);
+        expect((await store.getSession(s.sessionId, now))!.state).toEqual({ list: [1] });
+      });
+    });
+
+    describe('nonces', () => {
+      it('a nonce is fresh once per session; another session may use it', async () => {
+        const [s1, s2] = [uuidv4(), uuidv4()];
+        expect(await store.rememberNonce(s1, 'nonce-aaaaaaaaaaaa', now + 600, now)).toBe(true);
+        expect(await store.rememberNonce(s1, 'nonce-aaaaaaaaaaaa', now + 600, now)).toBe(false);
+        expect(await store.rememberNonce(s2, 'nonce-aaaaaaaaaaaa', now + 600, now)).toBe(true);
+      });
+
+      it('concurrent uses of one nonce: exactly one is fresh', async () => {
+        const s = uuidv4();
+        const results = await Promise.all([1, 2, 3, 4, 5].map(() => store.rememberNonce(s, 'nonce-racing-racing', now + 600, now)));
+        expect(results.filter(Boolean)).toHaveLength(1);
+      });
+
+      it('an expired nonce record does not block its reuse', async () => {
+        const s = uuidv4();
+        expect(await store.rememberNonce(s, 'nonce-expiring-xx', now + 5, now)).toBe(true);
+        expect(await store.rememberNonce(s, 'nonce-expiring-xx', now + 5000, now + 4000)).toBe(true);
+      });
+    });
+
+    describe('login throttling', () => {
+      it('counts failures in a sliding window; resetAt is when the oldest leaves it', async () => {
+        const key = `user:${unique('t')}`;
+        expect(await store.getFailures(key, now, 60)).toEqual({ count: 0, resetAt: now });
+        await store.addFailure(key, now, 60);
+        expect(await store.getFailures(key, now, 60)).toEqual({ count: 1, resetAt: now + 60 });
+        await store.addFailure(key, now + 10, 60);
+        expect(await store.getFailures(key, now + 30, 60)).toEqual({ count: 2, resetAt: now + 60 });
+        expect(await store.getFailures(key, now + 60, 60)).toEqual({ count: 1, resetAt: now + 70 });
+        expect(await store.getFailures(key, now + 70, 60)).toEqual({ count: 0, resetAt: now + 70 });
+        await store.addFailure(key, now + 71, 60);
+        await store.clearFailures(key);
+        expect((await store.getFailures(key, now + 72, 60)).count).toBe(0);
+        expect((await store.getFailures(`user:${unique('other')}`, now, 60)).count).toBe(0);
+      });
+
+      it('concurrent failures are all counted', async () => {
+        const key = `ip:${unique('t')}`;
+        await Promise.all(Array.from({ length: 8 }, () => store.addFailure(key, now, 60)));
+        expect((await store.getFailures(key, now, 60)).count).toBe(8);
+      });
+    });
+
+    describe('sweep', () => {
+      it('removes expired sessions and keeps live ones', async () => {
+        const dead = session(unique('sweep'), now - 1);
+        const live = session(unique('sweep'), now + 1000);
+        await store.createSession(dead);
+        await store.createSession(live);
+        await store.sweep(now);
+        expect(await store.getSession(dead.sessionId, now - 10)).toBeNull();
+        expect(await store.getSession(live.sessionId, now)).not.toBeNull();
+      });
+    });
+  });
+}
