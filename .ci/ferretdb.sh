@@ -11,6 +11,7 @@ VERSION=v1.24.0
 CACHE=${SIMPLEAPI_CACHE:-$HOME/.cache/simpleapi}
 BIN=$CACHE/ferretdb-$VERSION
 STATE=${FERRETDB_STATE:-/tmp/simpleapi-ferretdb}
+PGDB=${FERRETDB_PG_DB:-simpleapi_test}
 
 build() {
   [[ -x $BIN ]] && return 0
@@ -36,9 +37,9 @@ start() {
   local args=(--listen-addr="127.0.0.1:$port" --telemetry=disable --debug-addr=- --state-dir="$STATE" --log-level=warn)
   # PostgreSQL when the machine's server answers, else FerretDB's SQLite backend in the state folder.
   if command -v psql >/dev/null && psql -h 127.0.0.1 -U postgres -d postgres -qtAc 'select 1' >/dev/null 2>&1; then
-    psql -h 127.0.0.1 -U postgres -d postgres -qtAc "select 1 from pg_database where datname='simpleapi_test'" | grep -q 1 \
-      || psql -h 127.0.0.1 -U postgres -d postgres -qc 'create database simpleapi_test' >/dev/null
-    args+=(--handler=postgresql --postgresql-url="postgres://postgres@127.0.0.1:5432/simpleapi_test")
+    psql -h 127.0.0.1 -U postgres -d postgres -qtAc "select 1 from pg_database where datname='$PGDB'" | grep -q 1 \
+      || psql -h 127.0.0.1 -U postgres -d postgres -qc "create database $PGDB" >/dev/null
+    args+=(--handler=postgresql --postgresql-url="postgres://postgres@127.0.0.1:5432/$PGDB")
     echo "ferretdb.sh: FerretDB $VERSION on PostgreSQL, 127.0.0.1:$port" >&2
   else
     mkdir -p "$STATE/sqlite"

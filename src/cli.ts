@@ -107,6 +107,8 @@ async function serve(config: ReturnType<typeof loadConfig>): Promise<number> {
         .then(() => store.close())
         .then(() => {
           log.flush();
+          // A worker's IPC channel to the primary would keep it alive.
+          if (cluster.isWorker) cluster.worker!.disconnect();
           resolve(0);
         });
     };
