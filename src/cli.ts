@@ -133,6 +133,7 @@ async function serve(config: ReturnType<typeof loadConfig>): Promise<number> {
   if (config.hmac.scheme === 'v1') {
     log.warn('hmac.scheme is v1: signatures use the user_id as the key, which anyone who knows the user_id can forge; use v2 unless old clients need v1');
   }
+  log.flush(); // the start-up lines now, not with the next buffer
   return stopped;
 }
 

@@ -22,6 +22,10 @@ export interface DispatchSettings {
   batchConcurrency: number;
 }
 
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return value !== null && (typeof value === 'object' || typeof value === 'function') && typeof (value as { then?: unknown }).then === 'function';
+}
+
 /** Runs `fn` over `items` with at most `limit` at once, keeping order in the result. */
 async function mapLimited<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
   const results = new Array<R>(items.length);
@@ -47,8 +51,8 @@ export class Dispatcher {
     this.#settings = settings;
   }
 
-  /** Runs one call to its outcome; never throws. */
-  async run(call: Call, scope: RequestScope): Promise<Outcome> {
+  /** Runs one call to its outcome; never throws. A method that answers synchronously costs no promise. */
+  run(call: Call, scope: RequestScope): Outcome | Promise<Outcome> {
     // §3: names are looked up, never turned into paths; the table has no prototype.
     const record = isValidMethodName(call.method) ? this.#methods[call.method] : undefined;
     if (record === undefined) return { ok: false, error: new ApiError('MethodNotFound', `No method named ${JSON.stringify(call.method.slice(0, 300))}`) };
@@ -58,15 +62,19 @@ export class Dispatcher {
     if (record.validate !== undefined && !record.validate(call.params)) {
       return { ok: false, error: new ApiError('InvalidParams', undefined, { details: validationDetails(record.validate.errors) }) };
     }
-    try {
-      const result = await record.invoke(new CallContext(record.name, scope, this.#services), call.params);
-      return { ok: true, result };
-    } catch (thrown) {
+    const failed = (thrown: unknown): Outcome => {
       const error = toApiError(thrown);
       if (error.code === 'InternalError' && error.cause !== undefined) {
         this.#services.log.error({ reqId: scope.requestId, method: record.name, err: error.cause }, 'method threw');
       }
       return { ok: false, error };
+    };
+    try {
+      const result = record.invoke(new CallContext(record.name, scope, this.#services), call.params);
+      if (isThenable(result)) return Promise.resolve(result).then((value): Outcome => ({ ok: true, result: value }), failed);
+      return { ok: true, result };
+    } catch (thrown) {
+      return failed(thrown);
     }
   }
 

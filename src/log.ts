@@ -4,29 +4,70 @@
  */
 import pino, { type Logger } from 'pino';
 
-export const REDACTED_FIELDS = [
-  'password', 'old_password', 'new_password', 'session_key', 'key', 'hmac',
-  '*.password', '*.old_password', '*.new_password', '*.session_key', '*.key', '*.hmac',
-  'headers["x-hmac"]', '*.headers["x-hmac"]',
+const SECRET_FIELDS = ['password', 'old_password', 'new_password', 'session_key', 'key', 'hmac'];
+const SECRET_HEADERS = ['x-hmac', 'authorization', 'cookie'];
+/** Explicit paths: pino's redaction of wildcard paths costs several microseconds on every line. */
+export const REDACTED_PATHS = [
+  ...SECRET_FIELDS.flatMap((f) => [f, `params.${f}`, `parameters.${f}`, `body.${f}`]),
+  ...SECRET_HEADERS.flatMap((h) => [`headers["${h}"]`, `req.headers["${h}"]`]),
 ];
 
 export interface LogOptions {
   level: string;
-  /** Where lines go; standard output by default, asynchronously (pino's own buffered destination). */
+  /** Where lines go; standard output by default, buffered (see below). */
   destination?: pino.DestinationStream;
   base?: Record<string, unknown>;
 }
 
+/** How often buffered lines are written out at the latest. */
+const FLUSH_EVERY_MS = 200;
+
+/**
+ * Standard output through pino's own asynchronous destination, buffering up to ~3 KB: one
+ * write(2) per many lines instead of one per request. Writes stay under PIPE_BUF (4 KB), so the
+ * lines of several workers sharing the pipe do not interleave, and everything left is flushed at
+ * exit.
+ */
+function bufferedStdout(): pino.DestinationStream {
+  const destination = pino.destination({ dest: 1, sync: false, minLength: 3072 });
+  setInterval(() => destination.flush(), FLUSH_EVERY_MS).unref();
+  process.once('exit', () => {
+    try {
+      destination.flushSync();
+    } catch {
+      // a write still in flight: sonic-boom finishes it itself
+    }
+  });
+  return destination;
+}
+
 /** @example const log = createLogger({ level: 'info' }); log.info({ port }, 'listening') */
 export function createLogger(options: LogOptions): Logger {
-  const destination = options.destination ?? pino.destination({ dest: 1, sync: false });
   return pino(
     {
       level: options.level,
       base: options.base ?? { pid: process.pid },
-      redact: { paths: REDACTED_FIELDS, censor: '[redacted]' },
-      timestamp: pino.stdTimeFunctions.isoTime,
+      redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
     },
-    destination,
+    options.destination ?? bufferedStdout(),
   );
+}
+
+/** Writes the one line per request, in pino's format, to a logger's own destination. */
+export type RequestLine = (reqId: string, method: string, status: number, ms: number) => void;
+
+/**
+ * The per-request line, formatted by hand: pino's generic path costs about 5 us a line here, a
+ * fixed template well under one, and this line is written for every request. It goes to the
+ * same destination as everything else and honours the logger's level.
+ */
+export function createRequestLine(log: Logger): RequestLine {
+  const stream = (log as unknown as Record<symbol, { write(line: string): void }>)[pino.symbols.streamSym];
+  const bindings = JSON.stringify(log.bindings()).slice(1, -1);
+  const prefix = `{"level":30,"time":`;
+  const middle = bindings === '' ? ',' : `,${bindings},`;
+  return (reqId, method, status, ms) => {
+    if (!log.isLevelEnabled('info') || stream === undefined) return;
+    stream.write(`${prefix}${Date.now()}${middle}"reqId":${JSON.stringify(reqId)},"method":${JSON.stringify(method)},"status":${status},"ms":${Math.round(ms * 1000) / 1000},"msg":"request"}\n`);
+  };
 }

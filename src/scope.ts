@@ -2,6 +2,7 @@
  * What one HTTP request carries through the server: its id, the client address, the verified
  * session and how to sign the response. Every call of a batch shares it.
  */
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Context as KoaContext } from 'koa';
 import { signV1, signV2Response, type Scheme } from './signing.ts';
 import type { SessionRecord } from './store/types.ts';
@@ -9,7 +10,8 @@ import type { SessionRecord } from './store/types.ts';
 export class RequestScope {
   readonly requestId: string;
   readonly ip: string;
-  readonly koa: KoaContext;
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
   readonly scheme: Scheme;
   /** The verified session of an authenticated request. */
   session: SessionRecord | null = null;
@@ -18,12 +20,22 @@ export class RequestScope {
   /** The key the response is signed with: the session's, or one issued by create/login. */
   #signWith: SessionRecord | null = null;
   #abort: AbortController | undefined;
+  #makeKoa: () => KoaContext;
+  #koa: KoaContext | undefined;
 
-  constructor(requestId: string, ip: string, koa: KoaContext, scheme: Scheme) {
+  constructor(requestId: string, ip: string, req: IncomingMessage, res: ServerResponse, makeKoa: () => KoaContext, scheme: Scheme) {
     this.requestId = requestId;
     this.ip = ip;
-    this.koa = koa;
+    this.req = req;
+    this.res = res;
+    this.#makeKoa = makeKoa;
     this.scheme = scheme;
+  }
+
+  /** The Koa context, made on first use: most requests never need one. */
+  get koa(): KoaContext {
+    this.#koa ??= this.#makeKoa();
+    return this.#koa;
   }
 
   /** The session was found: its key signs the response, even an error (§6). */
@@ -48,7 +60,7 @@ export class RequestScope {
     if (this.#abort === undefined) {
       const controller = new AbortController();
       this.#abort = controller;
-      const res = this.koa.res;
+      const res = this.res;
       if (res.destroyed && !res.writableFinished) controller.abort(new Error('client disconnected'));
       else {
         res.once('close', () => {
