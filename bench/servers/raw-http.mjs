@@ -11,4 +11,6 @@ const server = createServer((req, res) => {
     res.end(body);
   });
 });
+process.on('SIGTERM', () => process.exit(0));
+process.on('SIGINT', () => process.exit(0));
 server.listen(Number(process.env.PORT ?? 0), '127.0.0.1', () => console.log(`READY ${server.address().port}`));

@@ -1,0 +1,42 @@
+// One bounded autocannon run, in its own process (pinned by the caller to the other core).
+// argv[2]: JSON { url, body, connections, duration, signed?: { session_id, session_key } }
+// Prints autocannon's result as JSON on stdout.
+import { createHmac, randomBytes } from 'node:crypto';
+import autocannon from 'autocannon';
+
+const job = JSON.parse(process.argv[2]);
+const headers = { 'content-type': 'application/json' };
+const options = {
+  url: job.url,
+  method: 'POST',
+  connections: job.connections,
+  duration: job.duration,
+  headers,
+  body: job.body,
+};
+if (job.signed) {
+  // A fresh timestamp, nonce and MAC for every request, as a real client sends them.
+  const key = Buffer.from(job.signed.session_key, 'base64url');
+  options.requests = [
+    {
+      setupRequest(request) {
+        const timestamp = String(Math.floor(Date.now() / 1000));
+        const nonce = randomBytes(16).toString('base64url');
+        const mac = createHmac('sha256', key).update(`simpleapi-v2\n${timestamp}\n${nonce}\n`).update(job.body).digest('hex');
+        request.headers = { ...headers, 'x-session-id': job.signed.session_id, 'x-timestamp': timestamp, 'x-nonce': nonce, 'x-hmac': mac };
+        request.body = job.body;
+        return request;
+      },
+    },
+  ];
+}
+const result = await autocannon(options);
+process.stdout.write(JSON.stringify({
+  requests: result.requests.total,
+  rps: result.requests.average,
+  p50: result.latency.p50,
+  p99: result.latency.p99,
+  non2xx: result.non2xx,
+  errors: result.errors,
+  timeouts: result.timeouts,
+}));

@@ -1,0 +1,1 @@
+export * from '../../../methods/account/create.ts';

@@ -1,0 +1,2 @@
+export const auth = 'public';
+export const invoke = (_ctx: unknown, params: unknown) => params;

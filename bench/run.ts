@@ -1,0 +1,307 @@
+/**
+ * `npm run bench`: simpleapi beside its peers, measured side by side in one run.
+ *
+ * Each server is its own process pinned to core 0; autocannon runs in another process pinned to
+ * core 1. Servers are interleaved over rounds so machine drift hits all alike. The figure that
+ * decides is server CPU time per request (from /proc, user + system), steadier on a shared
+ * machine than requests/s. Then the scale checks: start-up with many method files, dispatch time
+ * against table size, and the embedded store's memory per session.
+ *
+ * BENCH_ROUNDS (default 5), BENCH_SECONDS (default 4), MONGODB_URL (adds the MongoDB row).
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
+const CONNECTIONS = 10;
+const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim());
+const MONGODB_URL = process.env.MONGODB_URL ?? '';
+const PAYLOAD = { message: 'hello world, this is a benchmark payload', n: 12345, list: [1, 2, 3, 4, 5], nested: { a: true, b: null, c: 'xyzxyzxyz' } };
+const RPC_BODY = JSON.stringify({ jsonrpc: '2.0', method: 'echo', params: PAYLOAD, id: 1 });
+const SIMPLE_BODY = JSON.stringify({ method: 'echo', parameters: PAYLOAD });
+const BATCH_BODY = JSON.stringify(Array.from({ length: 10 }, (_, i) => ({ jsonrpc: '2.0', method: 'echo', params: PAYLOAD, id: i })));
+const SIGNED_BODY = JSON.stringify({ method: 'secure_echo', parameters: PAYLOAD });
+const taskset = (() => {
+  try {
+    execFileSync('taskset', ['-c', '0', 'true']);
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
+interface Server {
+  proc: ChildProcess;
+  url: string;
+}
+
+interface Row {
+  name: string;
+  server: string;
+  body: string;
+  /** Calls per HTTP request (10 for the batch). */
+  entries?: number;
+  signed?: boolean;
+}
+
+function pinned(core: string, command: string, args: string[]): [string, string[]] {
+  return taskset && core !== '' ? ['taskset', ['-c', core, command, ...args]] : [command, args];
+}
+
+/** Starts a server and waits for it to say where it listens (READY <port>, or simpleapi's listening line). */
+function startServer(args: string[], core: string, env: NodeJS.ProcessEnv = {}): Promise<Server> {
+  const [cmd, argv] = pinned(core, process.execPath, args);
+  const proc = spawn(cmd, argv, { cwd: ROOT, env: { ...process.env, PORT: '0', ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+  return new Promise((done, fail) => {
+    let buffered = '';
+    let found = false;
+    proc.stdout!.on('data', (chunk: Buffer) => {
+      if (found) return; // drained and dropped: log lines of the run
+      buffered += chunk.toString();
+      const ready = /READY (\d+)/.exec(buffered) ?? /"url":"http:\/\/127\.0\.0\.1:(\d+)"/.exec(buffered);
+      if (ready !== null) {
+        found = true;
+        done({ proc, url: `http://127.0.0.1:${ready[1]}/` });
+      }
+    });
+    proc.on('exit', (code) => {
+      if (!found) fail(new Error(`${args.join(' ')} exited with ${code} before listening`));
+    });
+  });
+}
+
+/** CPU seconds of a process and its children (workers), from /proc. */
+function cpuSeconds(pid: number): number {
+  const ticksOf = (p: number): number => {
+    try {
+      const fields = readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      return Number(fields[11]) + Number(fields[12]);
+    } catch {
+      return 0;
+    }
+  };
+  let ticks = ticksOf(pid);
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const fields = readFileSync(`/proc/${entry}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      if (Number(fields[1]) === pid) ticks += ticksOf(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return ticks / CLK_TCK;
+}
+
+interface LoadResult {
+  requests: number;
+  rps: number;
+  p50: number;
+  p99: number;
+  non2xx: number;
+  errors: number;
+}
+
+function load(url: string, body: string, seconds: number, signed?: { session_id: string; session_key: string }, core = '1'): Promise<LoadResult> {
+  const job = JSON.stringify({ url, body, connections: CONNECTIONS, duration: seconds, signed });
+  const [cmd, argv] = pinned(core, process.execPath, [join(ROOT, 'bench/load.mjs'), job]);
+  return new Promise((done, fail) => {
+    const proc = spawn(cmd, argv, { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    proc.stdout.on('data', (c) => (out += c));
+    proc.on('exit', (code) => (code === 0 ? done(JSON.parse(out) as LoadResult) : fail(new Error(`load exited ${code}`))));
+  });
+}
+
+async function createSession(url: string, userId: string): Promise<{ session_id: string; session_key: string }> {
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ method: 'account.create', parameters: { user_id: userId, password: 'bench-password' } }),
+  });
+  if (res.status !== 200) throw new Error(`account.create: ${res.status} ${await res.text()}`);
+  return (await res.json()) as { session_id: string; session_key: string };
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+
+interface Measured {
+  rps: number[];
+  p50: number[];
+  p99: number[];
+  cpuUs: number[];
+  failures: number;
+}
+
+async function throughput(): Promise<{ rows: Row[]; results: Map<string, Measured>; notes: string[] }> {
+  const notes: string[] = [];
+  const simpleapi = (extra: string[]) => [join(ROOT, 'bin/simpleapi.js'), 'serve', '--port=0', `--methods-dir=${join(ROOT, 'bench/methods')}`, '--log-level=info', ...extra];
+  const servers: Record<string, { args: string[]; core: string }> = {
+    raw: { args: [join(ROOT, 'bench/servers/raw-http.mjs')], core: '0' },
+    koa: { args: [join(ROOT, 'bench/servers/koa-bare.mjs')], core: '0' },
+    fastify: { args: [join(ROOT, 'bench/servers/fastify.mjs')], core: '0' },
+    jayson: { args: [join(ROOT, 'bench/servers/jayson.mjs')], core: '0' },
+    jsonrpc2: { args: [join(ROOT, 'bench/servers/json-rpc-2.0.mjs')], core: '0' },
+    simpleapi: { args: simpleapi([]), core: '0' },
+    workers: { args: simpleapi(['--workers=2']), core: '' },
+  };
+  if (MONGODB_URL !== '') servers.mongo = { args: simpleapi([`--db-url=${MONGODB_URL}`, `--db-name=simpleapi_bench_${process.pid}`]), core: '0' };
+
+  const rows: Row[] = [
+    { name: 'node:http (raw), JSON-RPC echo', server: 'raw', body: RPC_BODY },
+    { name: 'Koa + koa-bodyparser', server: 'koa', body: RPC_BODY },
+    { name: 'fastify', server: 'fastify', body: RPC_BODY },
+    { name: 'jayson (JSON-RPC 2.0 over HTTP)', server: 'jayson', body: RPC_BODY },
+    { name: 'json-rpc-2.0 on node:http', server: 'jsonrpc2', body: RPC_BODY },
+    { name: 'simpleapi echo, simple envelope', server: 'simpleapi', body: SIMPLE_BODY },
+    { name: 'simpleapi echo, JSON-RPC', server: 'simpleapi', body: RPC_BODY },
+    { name: 'simpleapi echo, JSON-RPC batch of 10 (per entry)', server: 'simpleapi', body: BATCH_BODY, entries: 10 },
+    { name: 'simpleapi v2-signed session call, embedded store', server: 'simpleapi', body: SIGNED_BODY, signed: true },
+  ];
+  if (MONGODB_URL !== '') rows.push({ name: 'simpleapi v2-signed session call, MongoDB (FerretDB)', server: 'mongo', body: SIGNED_BODY, signed: true });
+  else notes.push('MongoDB row left out: MONGODB_URL is not set.');
+  rows.push({ name: 'simpleapi --workers=2, JSON-RPC echo (both cores, load generator shares them)', server: 'workers', body: RPC_BODY });
+
+  const running = new Map<string, Server>();
+  for (const [key, s] of Object.entries(servers)) running.set(key, await startServer(s.args, s.core));
+  const sessions = new Map<string, { session_id: string; session_key: string }>();
+  for (const row of rows) {
+    if (row.signed && !sessions.has(row.server)) sessions.set(row.server, await createSession(running.get(row.server)!.url, `bench-${row.server}-${process.pid}`));
+  }
+  const results = new Map<string, Measured>(rows.map((r) => [r.name, { rps: [], p50: [], p99: [], cpuUs: [], failures: 0 }]));
+  try {
+    for (let round = 1; round <= ROUNDS; round++) {
+      process.stderr.write(`round ${round}/${ROUNDS}:`);
+      for (const row of rows) {
+        const server = running.get(row.server)!;
+        const signed = row.signed ? sessions.get(row.server) : undefined;
+        const core = row.server === 'workers' ? '' : '1';
+        await load(server.url, row.body, 1, signed, core); // warm-up
+        const before = cpuSeconds(server.proc.pid!);
+        const r = await load(server.url, row.body, SECONDS, signed, core);
+        const cpu = cpuSeconds(server.proc.pid!) - before;
+        const m = results.get(row.name)!;
+        const entries = row.entries ?? 1;
+        m.rps.push((r.rps * entries));
+        m.p50.push(r.p50);
+        m.p99.push(r.p99);
+        m.cpuUs.push((cpu * 1e6) / Math.max(1, r.requests * entries));
+        m.failures += r.non2xx + r.errors;
+        process.stderr.write('.');
+      }
+      process.stderr.write('\n');
+    }
+  } finally {
+    for (const s of running.values()) s.proc.kill('SIGTERM');
+  }
+  if (!taskset) notes.push('taskset is missing: servers and load generator were not pinned to separate cores.');
+  return { rows, results, notes };
+}
+
+/** Start-up time: from spawn to the listening line, with N generated method files. */
+async function startupWith(files: number): Promise<number> {
+  const dir = mkdtempSync(join(tmpdir(), 'simpleapi-bench-methods-'));
+  writeFileSync(join(dir, 'package.json'), '{"type":"module"}');
+  for (let i = 0; i < files; i++) {
+    const sub = join(dir, `group${i % 50}`);
+    mkdirSync(sub, { recursive: true });
+    writeFileSync(join(sub, `m${i}.ts`), `export const auth = 'public';\nexport const params = { type: 'object', properties: { n: { type: 'integer' } } };\nexport function invoke(_ctx: unknown, p: { n?: number }) { return p.n ?? ${i}; }\n`);
+  }
+  const started = performance.now();
+  const server = await startServer([join(ROOT, 'bin/simpleapi.js'), 'serve', '--port=0', `--methods-dir=${dir}`, '--log-level=info'], '0');
+  const ms = performance.now() - started;
+  server.proc.kill('SIGTERM');
+  return ms;
+}
+
+/** ns per dispatch of one call with N methods registered, in-process (median of batches). */
+function dispatchScale(): Promise<{ small: number; large: number }> {
+  const script = join(ROOT, 'bench/dispatch-scale.ts');
+  const out = execFileSync(process.execPath, [join(ROOT, 'bin/run-ts.js'), script], { cwd: ROOT }).toString();
+  return Promise.resolve(JSON.parse(out) as { small: number; large: number });
+}
+
+function sessionMemory(): { bytesPerSession: number } {
+  const out = execFileSync(process.execPath, ['--expose-gc', join(ROOT, 'bin/run-ts.js'), join(ROOT, 'bench/session-memory.ts')], { cwd: ROOT }).toString();
+  return JSON.parse(out) as { bytesPerSession: number };
+}
+
+const fmt = (n: number, digits = 1) => n.toFixed(digits);
+
+async function main(): Promise<void> {
+  const started = new Date();
+  process.stderr.write(`simpleapi bench: ${ROUNDS} rounds of ${SECONDS} s per server, ${CONNECTIONS} connections, ${cpus().length} cores\n`);
+  const { rows, results, notes } = await throughput();
+  const cpuOf = (name: string) => median(results.get(name)!.cpuUs);
+  const raw = cpuOf(rows[0]!.name);
+  const jayson = cpuOf('jayson (JSON-RPC 2.0 over HTTP)');
+  const jsonrpc2 = cpuOf('json-rpc-2.0 on node:http');
+
+  const lines: string[] = [];
+  lines.push(`| server | req/s (median) | p50 ms | p99 ms | server CPU us/req | vs raw | vs jayson | failed |`);
+  lines.push(`|---|---:|---:|---:|---:|---:|---:|---:|`);
+  for (const row of rows) {
+    const m = results.get(row.name)!;
+    const cpu = median(m.cpuUs);
+    lines.push(`| ${row.name} | ${fmt(median(m.rps), 0)} | ${fmt(median(m.p50))} | ${fmt(median(m.p99))} | ${fmt(cpu)} | ${fmt(cpu / raw, 2)}x | ${fmt(cpu / jayson, 2)}x | ${m.failures} |`);
+  }
+
+  process.stderr.write('scale checks...\n');
+  const startup = [10, 1000, 5000].map((n) => n);
+  const startupMs: number[] = [];
+  for (const n of startup) startupMs.push(await startupWith(n));
+  const scale = await dispatchScale();
+  const memory = sessionMemory();
+
+  const targets: [string, boolean, string][] = [];
+  const simpleCpu = cpuOf('simpleapi echo, simple envelope');
+  const rpcCpu = cpuOf('simpleapi echo, JSON-RPC');
+  const signedCpu = cpuOf('simpleapi v2-signed session call, embedded store');
+  targets.push(['echo, simple envelope: CPU/req <= jayson and <= json-rpc-2.0', simpleCpu <= jayson && simpleCpu <= jsonrpc2, `${fmt(simpleCpu)} vs ${fmt(jayson)} / ${fmt(jsonrpc2)} us`]);
+  targets.push(['echo, JSON-RPC: CPU/req <= jayson and <= json-rpc-2.0', rpcCpu <= jayson && rpcCpu <= jsonrpc2, `${fmt(rpcCpu)} vs ${fmt(jayson)} / ${fmt(jsonrpc2)} us`]);
+  targets.push(['v2-signed session call (embedded): CPU/req <= 1.33x jayson', signedCpu <= 1.33 * jayson, `${fmt(signedCpu / jayson, 2)}x`]);
+  targets.push(['start-up with 1,000 method files < 3 s', startupMs[1]! < 3000, `${fmt(startupMs[1]! / 1000, 2)} s`]);
+  targets.push(['dispatch with 10,000 methods within 10% of 10', scale.large <= scale.small * 1.1, `${fmt(scale.small, 0)} ns vs ${fmt(scale.large, 0)} ns`]);
+  targets.push(['embedded store: < 1.5 KB resident per idle session at 100,000', memory.bytesPerSession < 1536, `${fmt(memory.bytesPerSession, 0)} B`]);
+
+  const report = [
+    `## simpleapi bench, ${started.toISOString().slice(0, 16).replace('T', ' ')} UTC`,
+    '',
+    `Command: \`npm run bench\` (BENCH_ROUNDS=${ROUNDS}, BENCH_SECONDS=${SECONDS}${MONGODB_URL ? ', MONGODB_URL set' : ''}); ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}); Node ${process.version}.`,
+    `Servers pinned to core 0, autocannon (${CONNECTIONS} connections) to core 1; --workers=2 and its load share both cores. Medians of ${ROUNDS} interleaved rounds; CPU is the server's user+system time per request (per entry for the batch).`,
+    '',
+    ...lines,
+    '',
+    '| scale check | result |',
+    '|---|---|',
+    ...startup.map((n, i) => `| start-up with ${n} method files | ${fmt(startupMs[i]! / 1000, 2)} s |`),
+    `| one dispatch, 10 methods registered | ${fmt(scale.small, 0)} ns |`,
+    `| one dispatch, 10,000 methods registered | ${fmt(scale.large, 0)} ns |`,
+    `| embedded store, 100,000 idle sessions | ${fmt(memory.bytesPerSession, 0)} B resident per session |`,
+    '',
+    '| target | met | measured |',
+    '|---|---|---|',
+    ...targets.map(([what, met, measured]) => `| ${what} | ${met ? 'met' : 'NOT met'} | ${measured} |`),
+    ...(notes.length > 0 ? ['', ...notes.map((n) => `Note: ${n}`)] : []),
+    '',
+  ].join('\n');
+  process.stdout.write(`${report}\n`);
+  mkdirSync(join(ROOT, 'bench/results'), { recursive: true });
+  const stamp = started.toISOString().slice(0, 19).replace(/[:T]/g, '-');
+  writeFileSync(join(ROOT, `bench/results/${stamp}.md`), report);
+  appendFileSync(
+    join(ROOT, 'bench/results/history.tsv'),
+    `${started.toISOString()}\traw=${fmt(raw)}\tjayson=${fmt(jayson)}\tjson-rpc-2.0=${fmt(jsonrpc2)}\tsimple=${fmt(simpleCpu)}\trpc=${fmt(rpcCpu)}\tsigned=${fmt(signedCpu)}\tus/req\tstartup1000=${fmt(startupMs[1]! / 1000, 2)}s\tsession=${fmt(memory.bytesPerSession, 0)}B\n`,
+  );
+}
+
+await main();
