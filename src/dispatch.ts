@@ -2,6 +2,7 @@
  * Running calls: name lookup, per-call authorisation, parameter validation, `invoke`, and turning
  * whatever happened into the envelope's answer.
  */
+import { mapLimited } from './concurrency.ts';
 import { ApiError, simpleErrorBody, toApiError } from './errors.ts';
 import { isRejected, rpcError, rpcResult, type Call, type Envelope, type RpcResponse } from './envelope.ts';
 import { CallContext, type Services } from './context.ts';
@@ -24,20 +25,6 @@ export interface DispatchSettings {
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
   return value !== null && (typeof value === 'object' || typeof value === 'function') && typeof (value as { then?: unknown }).then === 'function';
-}
-
-/** Runs `fn` over `items` with at most `limit` at once, keeping order in the result. */
-async function mapLimited<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      results[i] = await fn(items[i]!);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return results;
 }
 
 export class Dispatcher {

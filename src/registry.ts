@@ -6,6 +6,7 @@
 import { relative, sep } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import fg from 'fast-glob';
+import { mapLimited } from './concurrency.ts';
 import { Ajv2020 as Ajv } from 'ajv/dist/2020.js';
 import type { ValidateFunction, ErrorObject } from 'ajv';
 import addFormatsModule from 'ajv-formats';
@@ -99,7 +100,7 @@ function pick(mod: Record<string, unknown>): Record<string, unknown> {
 }
 
 /** Checks a loaded module and compiles its schema into a record; throws RegistryError naming the file. */
-export function buildRecord(name: string, file: string, mod: Record<string, unknown>, ajv: Ajv): MethodRecord {
+export function buildRecord(name: string, file: string, mod: Record<string, unknown>, ajv: Ajv, compiled: Map<string, ValidateFunction> = new Map()): MethodRecord {
   const m = pick(mod);
   if (typeof m.invoke !== 'function') throw new RegistryError(`${file}: method '${name}' exports no invoke function`);
   const auth = m.auth ?? 'session';
@@ -110,7 +111,13 @@ export function buildRecord(name: string, file: string, mod: Record<string, unkn
   let validate: ValidateFunction | undefined;
   if (m.params !== undefined) {
     try {
-      validate = ajv.compile(m.params as object);
+      // Methods often share a schema (the same object, or the same text): compile each once.
+      const key = JSON.stringify(m.params);
+      validate = compiled.get(key);
+      if (validate === undefined) {
+        validate = ajv.compile(m.params as object);
+        compiled.set(key, validate);
+      }
     } catch (err) {
       throw new RegistryError(`${file}: the params schema does not compile: ${(err as Error).message}`);
     }
@@ -134,6 +141,8 @@ export function buildRecord(name: string, file: string, mod: Record<string, unkn
   };
 }
 
+const IMPORT_CONCURRENCY = 128;
+
 /**
  * Finds and loads every method under `dir`. Files or folders starting with `_`, `*.test.*` and
  * `*.d.ts` are not methods. `rpc.*` is reserved for built-ins.
@@ -152,6 +161,8 @@ export async function discoverMethods(dir: string, ajv: Ajv = createAjv()): Prom
   });
   files.sort();
   const table: Record<string, MethodRecord> = Object.create(null);
+  const names: string[] = [];
+  // Names and duplicates first: they need no import, and their errors come in file order.
   for (const file of files) {
     const rel = relative(dir, file);
     const name = nameOf(rel);
@@ -159,15 +170,24 @@ export async function discoverMethods(dir: string, ajv: Ajv = createAjv()): Prom
       throw new RegistryError(`${file}: '${rel.split(sep).join('/')}' is not a valid method name (each part must match ${SEGMENT.source})`);
     }
     if (name === 'rpc' || name.startsWith('rpc.')) throw new RegistryError(`${file}: names under 'rpc.' are reserved for built-ins`);
-    const existing = table[name];
-    if (existing !== undefined) throw new RegistryError(`${file}: method '${name}' is also defined by ${existing.file}`);
-    let mod: Record<string, unknown>;
-    try {
-      mod = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
-    } catch (err) {
-      throw new RegistryError(`${file}: cannot load: ${(err as Error).message}${loadHint(err)}`);
-    }
-    table[name] = buildRecord(name, file, mod, ajv);
+    const twin = names.indexOf(name);
+    if (twin !== -1) throw new RegistryError(`${file}: method '${name}' is also defined by ${files[twin]}`);
+    names.push(name);
   }
+  // Imports in parallel: each goes through the TypeScript loader's own thread, and one at a time
+  // start-up with a thousand files took seconds.
+  const modules = await mapLimited(files, IMPORT_CONCURRENCY, async (file) => {
+    try {
+      return { mod: (await import(pathToFileURL(file).href)) as Record<string, unknown> };
+    } catch (err) {
+      return { error: new RegistryError(`${file}: cannot load: ${(err as Error).message}${loadHint(err)}`) };
+    }
+  });
+  const compiled = new Map<string, ValidateFunction>();
+  files.forEach((file, i) => {
+    const loaded = modules[i]!;
+    if ('error' in loaded) throw loaded.error;
+    table[names[i]!] = buildRecord(names[i]!, file, loaded.mod, ajv, compiled);
+  });
   return table;
 }
