@@ -80,3 +80,29 @@ export function decodeUtf8(body: Buffer): string | null {
     return null;
   }
 }
+
+/**
+ * True when `text` nests arrays and objects deeper than `max`. JSON.parse copes with any depth,
+ * but what walks the value afterwards (the validator, JSON.stringify of an echo) recurses and
+ * would overflow the stack; the scan skips string contents and costs well under a microsecond
+ * for a typical body.
+ */
+export function exceedsDepth(text: string, max: number): boolean {
+  if (text.length <= max) return false;
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++;
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) {
+      inString = true;
+    } else if (c === 0x5b || c === 0x7b) {
+      if (++depth > max) return true;
+    } else if (c === 0x5d || c === 0x7d) {
+      depth--;
+    }
+  }
+  return false;
+}

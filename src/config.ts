@@ -41,6 +41,17 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'batchLimit', flag: 'batch-limit', schema: { type: 'integer', minimum: 1, maximum: 100000 }, default: 100, description: 'Most entries in one JSON-RPC batch' },
   { key: 'batchConcurrency', flag: 'batch-concurrency', schema: { type: 'integer', minimum: 1, maximum: 10000 }, default: 8, description: 'Batch entries run at once' },
   { key: 'workers', flag: 'workers', schema: { type: 'integer', minimum: 1, maximum: 256 }, default: 1, description: 'Processes serving the same port (node:cluster)' },
+  { key: 'methodTimeout', flag: 'method-timeout', schema: { type: 'number', minimum: 0, maximum: 86400 }, default: 30, description: 'Seconds a method may run before its ctx.signal aborts and the client gets Timeout (0: no limit)' },
+  { key: 'json.maxDepth', flag: 'json-max-depth', schema: { type: 'integer', minimum: 1, maximum: 10000 }, default: 64, description: 'Deepest nesting of arrays and objects accepted in a body (InvalidRequest deeper)' },
+  { key: 'http.headersTimeout', flag: 'headers-timeout', schema: seconds(1), default: 10, description: 'Seconds a client has to send its request headers' },
+  { key: 'http.requestTimeout', flag: 'request-timeout', schema: seconds(1), default: 30, description: 'Seconds a client has to send its whole request, body included' },
+  { key: 'http.keepAliveTimeout', flag: 'keep-alive-timeout', schema: seconds(1), default: 5, description: 'Seconds an idle keep-alive connection stays open' },
+  { key: 'http.maxConnections', flag: 'max-connections', schema: { type: 'integer', minimum: 1, maximum: 1000000 }, default: 10000, description: 'Most open connections per process; more are refused' },
+  { key: 'shutdownGrace', flag: 'shutdown-grace', schema: seconds(0), default: 10, description: 'Seconds in-flight requests get to finish after SIGTERM or SIGINT' },
+  { key: 'tls.cert', flag: 'tls-cert', schema: { type: 'string' }, default: '', description: 'PEM certificate file: serve HTTPS (with --tls-key)' },
+  { key: 'tls.key', flag: 'tls-key', schema: { type: 'string' }, default: '', description: 'PEM private key file for --tls-cert' },
+  { key: 'trustProxy', flag: 'trust-proxy', schema: { type: 'boolean' }, default: false, description: 'Take client addresses from X-Forwarded-For (only behind a proxy that sets it)' },
+  { key: 'cors.origins', flag: 'cors-origins', schema: { type: 'string', pattern: '^$|^https?://[^,\\s]+(,https?://[^,\\s]+)*$' }, default: '', description: 'Comma-separated origins allowed to call from browsers; CORS is off when empty' },
   { key: 'logLevel', flag: 'log-level', schema: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] }, default: 'info', description: 'Least severe log level written' },
 ];
 
@@ -57,6 +68,13 @@ export interface Config {
   login: { maxFailures: number; maxFailuresPerIp: number; window: number };
   bodyLimit: number;
   batchLimit: number;
+  methodTimeout: number;
+  json: { maxDepth: number };
+  http: { headersTimeout: number; requestTimeout: number; keepAliveTimeout: number; maxConnections: number };
+  shutdownGrace: number;
+  tls: { cert: string; key: string };
+  trustProxy: boolean;
+  cors: { origins: string };
   batchConcurrency: number;
   workers: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -197,6 +215,10 @@ export function parseArgs(argv: readonly string[], commandFlags: readonly string
       parsed.configPath = takeValue();
     } else if (valueFlags.has(name)) {
       parsed.extra[name] = takeValue();
+    } else if (name.startsWith('no-') && BY_FLAG.get(name.slice(3))?.schema.type === 'boolean' && eq === -1) {
+      parsed.options[BY_FLAG.get(name.slice(3))!.key] = false;
+    } else if (BY_FLAG.get(name)?.schema.type === 'boolean' && eq === -1) {
+      parsed.options[BY_FLAG.get(name)!.key] = true;
     } else {
       const option = BY_FLAG.get(name);
       if (option === undefined) {
@@ -301,5 +323,6 @@ export function optionsHelp(): string {
 
 function valueHint(schema: JsonSchema): string {
   if (Array.isArray(schema.enum)) return schema.enum.join('|');
+  if (schema.type === 'boolean') return 'true|false';
   return schema.type === 'integer' ? 'n' : schema.type === 'number' ? 'x' : 'text';
 }

@@ -40,6 +40,8 @@ function sessionHandle(record: SessionRecord, store: Store): Session {
   return handle;
 }
 
+const timeoutReason = () => new DOMException('The method ran past --method-timeout', 'TimeoutError');
+
 export class CallContext implements MethodContext {
   readonly method: string;
   readonly #scope: RequestScope;
@@ -47,13 +49,23 @@ export class CallContext implements MethodContext {
   #log: Logger | undefined;
   #session: Session | null | undefined;
   #accounts: Accounts | undefined;
+  /** Only for a call with a time limit: aborted when it runs out. */
+  #timeout: AbortController | undefined;
+  readonly #timed: boolean;
+  #expired = false;
   #signal: AbortSignal | undefined;
 
-  constructor(method: string, scope: RequestScope, services: Services, signal?: AbortSignal) {
+  constructor(method: string, scope: RequestScope, services: Services, timed = false) {
     this.method = method;
     this.#scope = scope;
     this.#services = services;
-    this.#signal = signal;
+    this.#timed = timed;
+  }
+
+  /** The call's time ran out: its signal aborts with a TimeoutError. */
+  expire(): void {
+    this.#expired = true;
+    this.#timeout?.abort(timeoutReason());
   }
 
   get requestId(): string {
@@ -69,7 +81,16 @@ export class CallContext implements MethodContext {
     return this.#services.store.db;
   }
   get signal(): AbortSignal {
-    return this.#signal ?? this.#scope.signal;
+    if (this.#signal === undefined) {
+      if (!this.#timed) {
+        this.#signal = this.#scope.signal;
+      } else {
+        this.#timeout = new AbortController();
+        if (this.#expired) this.#timeout.abort(timeoutReason());
+        this.#signal = AbortSignal.any([this.#scope.signal, this.#timeout.signal]);
+      }
+    }
+    return this.#signal;
   }
   get log(): Logger {
     this.#log ??= this.#services.log.child({ reqId: this.#scope.requestId, method: this.method });

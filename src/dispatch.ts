@@ -21,6 +21,8 @@ export interface Reply {
 
 export interface DispatchSettings {
   batchConcurrency: number;
+  /** Seconds an asynchronous method may run; 0 for no limit. */
+  methodTimeout: number;
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
@@ -56,13 +58,34 @@ export class Dispatcher {
       }
       return { ok: false, error };
     };
+    const ctx = new CallContext(record.name, scope, this.#services, this.#settings.methodTimeout > 0);
     try {
-      const result = record.invoke(new CallContext(record.name, scope, this.#services), call.params);
-      if (isThenable(result)) return Promise.resolve(result).then((value): Outcome => ({ ok: true, result: value }), failed);
-      return { ok: true, result };
+      const result = record.invoke(ctx, call.params);
+      if (!isThenable(result)) return { ok: true, result };
+      const settled = Promise.resolve(result).then((value): Outcome => ({ ok: true, result: value }), failed);
+      return this.#settings.methodTimeout > 0 ? this.#withTimeout(settled, ctx, scope) : settled;
     } catch (thrown) {
       return failed(thrown);
     }
+  }
+
+  /**
+   * Answers Timeout when the method has not settled in time, and aborts its ctx.signal so it can
+   * stop. What it returns afterwards is dropped.
+   */
+  #withTimeout(settled: Promise<Outcome>, ctx: CallContext, scope: RequestScope): Promise<Outcome> {
+    const seconds = this.#settings.methodTimeout;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        ctx.expire();
+        this.#services.log.warn({ reqId: scope.requestId, method: ctx.method, seconds }, 'method timed out');
+        resolve({ ok: false, error: new ApiError('Timeout', `${ctx.method} did not finish within ${seconds} s`) });
+      }, seconds * 1000);
+      void settled.then((outcome) => {
+        clearTimeout(timer);
+        resolve(outcome);
+      });
+    });
   }
 
   /** Answers a whole envelope. */

@@ -9,7 +9,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Context as KoaContext } from 'koa';
 import type { Logger } from 'pino';
 import { authenticate, type AuthSettings } from './auth.ts';
-import { ClientGoneError, decodeUtf8, isJsonContentType, readBody } from './body.ts';
+import { ClientGoneError, decodeUtf8, exceedsDepth, isJsonContentType, readBody } from './body.ts';
 import { errorReply, type Dispatcher, type Reply } from './dispatch.ts';
 import { parseEnvelope, rpcError, unparsableForm, type Envelope } from './envelope.ts';
 import { ApiError, toApiError } from './errors.ts';
@@ -34,6 +34,13 @@ export interface EndpointDeps {
   scheme: Scheme;
   bodyLimit: number;
   batchLimit: number;
+  maxDepth: number;
+  /** The client address: the socket's, or from X-Forwarded-For with --trust-proxy. */
+  clientIp: (req: IncomingMessage) => string;
+  /** Headers to add for a browser origin that is allowed (CORS); undefined when none apply. */
+  corsHeaders: (req: IncomingMessage) => Record<string, string> | undefined;
+  /** True once the server is shutting down: answers then ask the client to close. */
+  draining: () => boolean;
 }
 
 type Form = 'simple' | 'rpc';
@@ -112,6 +119,10 @@ export function createEndpoint(deps: EndpointDeps): (req: IncomingMessage, res: 
     let parsed: unknown;
     try {
       if (text === null) throw new ApiError('ParseError', 'The body is not valid UTF-8');
+      if (exceedsDepth(text, deps.maxDepth)) {
+        const form = unparsableForm(body);
+        return { reply: errorReply(new ApiError('InvalidRequest', `The body nests arrays and objects deeper than ${deps.maxDepth} levels`), form), form, label: '-' };
+      }
       parsed = JSON.parse(text);
     } catch (err) {
       const form = unparsableForm(body);
@@ -133,7 +144,7 @@ export function createEndpoint(deps: EndpointDeps): (req: IncomingMessage, res: 
   return async (req, res, makeKoa) => {
     const started = performance.now();
     const requestId = requestIdOf(req);
-    const scope = new RequestScope(requestId, req.socket.remoteAddress ?? '', req, res, makeKoa, deps.scheme);
+    const scope = new RequestScope(requestId, deps.clientIp(req), req, res, makeKoa, deps.scheme);
     let status = 500;
     let label = '-';
     try {
@@ -150,7 +161,9 @@ export function createEndpoint(deps: EndpointDeps): (req: IncomingMessage, res: 
       if (outcome.reply.retryAfter !== undefined) headers['retry-after'] = Math.ceil(outcome.reply.retryAfter);
       const mac = scope.signResponse(text ?? '');
       if (mac !== undefined) headers['x-hmac'] = mac;
-      if (outcome.close === true) headers.connection = 'close';
+      if (outcome.close === true || deps.draining()) headers.connection = 'close';
+      const cors = deps.corsHeaders(req);
+      if (cors !== undefined) Object.assign(headers, cors);
       if (res.headersSent || res.destroyed) return;
       res.writeHead(status, headers);
       res.end(text);

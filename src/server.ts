@@ -4,12 +4,13 @@
  * order; every failure on the way becomes one answer from the §4 table.
  */
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { lstatSync, unlinkSync } from 'node:fs';
+import { createServer as createHttpsServer } from 'node:https';
+import { lstatSync, readFileSync, unlinkSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import Koa from 'koa';
 import type { Logger } from 'pino';
 import { AccountService } from './accounts.ts';
-import type { Config } from './config.ts';
+import { ConfigError, type Config } from './config.ts';
 import { buildOpenRpc, discoverRecord } from './discover.ts';
 import { Dispatcher } from './dispatch.ts';
 import { createEndpoint, requestIdOf } from './endpoint.ts';
@@ -35,7 +36,8 @@ export interface RunningServer {
   /** `http://host:port` when serving TCP. */
   readonly url: string | null;
   readonly socketPath: string | null;
-  close(): Promise<void>;
+  /** Stops accepting and waits up to `graceSeconds` (default: config.shutdownGrace) for open requests. */
+  close(graceSeconds?: number): Promise<void>;
 }
 
 function withBuiltins(methods: MethodTable): MethodTable {
@@ -50,7 +52,7 @@ function withBuiltins(methods: MethodTable): MethodTable {
  *
  * @example const app = await buildApp({ config, store: new MemoryStore(), log })
  */
-export async function buildApp(deps: ServerDeps): Promise<{ app: Koa; methods: MethodTable; listener: (req: IncomingMessage, res: ServerResponse) => void }> {
+export async function buildApp(deps: ServerDeps): Promise<{ app: Koa; methods: MethodTable; listener: (req: IncomingMessage, res: ServerResponse) => void; drain: () => void }> {
   const { config, store, log } = deps;
   const methods = withBuiltins(deps.methods ?? (await discoverMethods(config.methodsDir, createAjv())));
   const accounts = new AccountService(store, {
@@ -59,7 +61,9 @@ export async function buildApp(deps: ServerDeps): Promise<{ app: Koa; methods: M
     maxFailuresPerIp: config.login.maxFailuresPerIp,
     window: config.login.window,
   });
-  const dispatcher = new Dispatcher(methods, { store, accounts, log }, { batchConcurrency: config.batchConcurrency });
+  const dispatcher = new Dispatcher(methods, { store, accounts, log }, { batchConcurrency: config.batchConcurrency, methodTimeout: config.methodTimeout });
+  const cors = corsPolicy(config.cors.origins);
+  let draining = false;
   const authSettings = { window: config.hmac.window, sessionTtl: config.session.ttl, touchFraction: config.session.touchFraction };
 
   const endpoint = createEndpoint({
@@ -70,6 +74,10 @@ export async function buildApp(deps: ServerDeps): Promise<{ app: Koa; methods: M
     scheme: config.hmac.scheme,
     bodyLimit: config.bodyLimit,
     batchLimit: config.batchLimit,
+    maxDepth: config.json.maxDepth,
+    clientIp: config.trustProxy ? forwardedIp : socketIp,
+    corsHeaders: cors.headers,
+    draining: () => draining,
   });
 
   const app = new Koa();
@@ -87,7 +95,9 @@ export async function buildApp(deps: ServerDeps): Promise<{ app: Koa; methods: M
     const requestId = requestIdOf(ctx.req);
     ctx.set('x-request-id', requestId);
     try {
-      if (ctx.path === '/health' && (ctx.method === 'GET' || ctx.method === 'HEAD')) {
+      if (ctx.path === config.path && ctx.method === 'OPTIONS') {
+        cors.preflight(ctx);
+      } else if (ctx.path === '/health' && (ctx.method === 'GET' || ctx.method === 'HEAD')) {
         const up = await store.ping().catch(() => false);
         ctx.status = up ? 200 : 503;
         ctx.type = 'json';
@@ -121,7 +131,52 @@ export async function buildApp(deps: ServerDeps): Promise<{ app: Koa; methods: M
     }
     void koaHandler(req, res);
   };
-  return { app, methods, listener };
+  return {
+    app,
+    methods,
+    listener,
+    drain: () => {
+      draining = true;
+    },
+  };
+}
+
+function socketIp(req: IncomingMessage): string {
+  return req.socket.remoteAddress ?? '';
+}
+
+/** With --trust-proxy: the first address of X-Forwarded-For (the client, as the proxy saw it). */
+function forwardedIp(req: IncomingMessage): string {
+  const header = req.headers['x-forwarded-for'];
+  const first = (Array.isArray(header) ? header[0] : header)?.split(',')[0]?.trim();
+  return first !== undefined && first !== '' ? first : socketIp(req);
+}
+
+const CORS_ALLOWED_HEADERS = 'content-type, x-session-id, x-timestamp, x-nonce, x-hmac, x-request-id';
+const CORS_EXPOSED_HEADERS = 'x-hmac, x-request-id, retry-after';
+
+/** CORS for the origins listed in --cors-origins, exactly; off (no headers at all) when none are. */
+function corsPolicy(origins: string): {
+  headers: (req: IncomingMessage) => Record<string, string> | undefined;
+  preflight: (ctx: Koa.Context) => void;
+} {
+  const allowed = new Set(origins.split(',').filter((o) => o !== ''));
+  const headers = (req: IncomingMessage): Record<string, string> | undefined => {
+    if (allowed.size === 0) return undefined;
+    const origin = req.headers.origin;
+    if (origin === undefined || !allowed.has(origin)) return undefined;
+    return { 'access-control-allow-origin': origin, 'access-control-expose-headers': CORS_EXPOSED_HEADERS, vary: 'Origin' };
+  };
+  return {
+    headers,
+    preflight(ctx) {
+      const h = headers(ctx.req);
+      ctx.status = 204;
+      if (h === undefined) return;
+      ctx.set(h);
+      ctx.set({ 'access-control-allow-methods': 'POST', 'access-control-allow-headers': CORS_ALLOWED_HEADERS, 'access-control-max-age': '600' });
+    },
+  };
 }
 
 /** The path of a request URL, without its query string. */
@@ -150,11 +205,46 @@ function listen(server: Server, target: { port: number; host: string } | { path:
   });
 }
 
-function closeServer(server: Server): Promise<void> {
+/** Stops accepting, lets open requests finish for `graceSeconds`, then cuts what is left. */
+function closeServer(server: Server, graceSeconds: number): Promise<void> {
   return new Promise((resolve) => {
-    server.close(() => resolve());
+    const cut = setTimeout(() => server.closeAllConnections(), graceSeconds * 1000);
+    cut.unref();
+    // A keep-alive connection that goes idle after its last answer is closed too.
+    const idle = setInterval(() => server.closeIdleConnections(), 100);
+    server.close(() => {
+      clearTimeout(cut);
+      clearInterval(idle);
+      resolve();
+    });
     server.closeIdleConnections();
   });
+}
+
+/** An HTTP or, with tls.cert and tls.key, an HTTPS server with the configured limits. */
+function createNodeServer(config: Config, handler: (req: IncomingMessage, res: ServerResponse) => void): Server {
+  const options = {
+    headersTimeout: config.http.headersTimeout * 1000,
+    requestTimeout: Math.max(config.http.requestTimeout, config.http.headersTimeout) * 1000,
+    keepAliveTimeout: config.http.keepAliveTimeout * 1000,
+    // Node checks the two timeouts above on this interval (30 s by default).
+    connectionsCheckingInterval: 1000,
+  };
+  let server: Server;
+  if (config.tls.cert !== '' || config.tls.key !== '') {
+    if (config.tls.cert === '' || config.tls.key === '') throw new ConfigError('--tls-cert and --tls-key go together');
+    let tls: { cert: Buffer; key: Buffer };
+    try {
+      tls = { cert: readFileSync(config.tls.cert), key: readFileSync(config.tls.key) };
+    } catch (err) {
+      throw new ConfigError(`cannot read the TLS certificate or key: ${(err as Error).message}`);
+    }
+    server = createHttpsServer({ ...options, ...tls }, handler) as unknown as Server;
+  } else {
+    server = createHttpServer(options, handler);
+  }
+  server.maxConnections = config.http.maxConnections;
+  return server;
 }
 
 /**
@@ -164,7 +254,7 @@ function closeServer(server: Server): Promise<void> {
  */
 export async function startServer(deps: ServerDeps): Promise<RunningServer> {
   const { config, store } = deps;
-  const { app, methods, listener: handler } = await buildApp(deps);
+  const { app, methods, listener: handler, drain } = await buildApp(deps);
   const servers: Server[] = [];
   let address: AddressInfo | null = null;
   let socketPath: string | null = null;
@@ -172,35 +262,37 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
   sweeper.unref();
   try {
     if (config.port >= 0) {
-      const tcp = createHttpServer(handler);
+      const tcp = createNodeServer(config, handler);
       await listen(tcp, { port: config.port, host: config.host });
       servers.push(tcp);
       address = tcp.address() as AddressInfo;
     }
     if (config.socket !== '') {
       removeStaleSocket(config.socket);
-      const unix = createHttpServer(handler);
+      const unix = createNodeServer({ ...config, tls: { cert: '', key: '' } }, handler);
       await listen(unix, { path: config.socket });
       servers.push(unix);
       socketPath = config.socket;
     }
   } catch (err) {
     clearInterval(sweeper);
-    await Promise.all(servers.map(closeServer));
+    await Promise.all(servers.map((s) => closeServer(s, 0)));
     throw err;
   }
-  if (servers.length === 0) throw new Error('nothing to listen on: --port=-1 needs --socket');
+  if (servers.length === 0) throw new ConfigError('nothing to listen on: --port=-1 needs --socket');
+  const scheme = config.tls.cert !== '' ? 'https' : 'http';
   const host = address === null ? null : address.family === 'IPv6' ? `[${address.address}]` : address.address;
   return {
     app,
     methods,
     store,
     address,
-    url: address === null ? null : `http://${host}:${address.port}`,
+    url: address === null ? null : `${scheme}://${host}:${address.port}`,
     socketPath,
-    async close() {
+    async close(graceSeconds = config.shutdownGrace) {
       clearInterval(sweeper);
-      await Promise.all(servers.map(closeServer));
+      drain();
+      await Promise.all(servers.map((s) => closeServer(s, graceSeconds)));
     },
   };
 }
