@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import { authenticate, type AuthSettings } from './auth.ts';
 import { ClientGoneError, decodeUtf8, exceedsDepth, isJsonContentType, readBody } from './body.ts';
 import { errorReply, type Dispatcher, type Reply } from './dispatch.ts';
-import { parseEnvelope, rpcError, unparsableForm, type Envelope } from './envelope.ts';
+import { formOfBody, parseEnvelope, rpcError, unparsableForm, type Envelope } from './envelope.ts';
 import { ApiError, toApiError } from './errors.ts';
 import { createRequestLine } from './log.ts';
 import { RequestScope } from './scope.ts';
@@ -107,7 +107,7 @@ export function createEndpoint(deps: EndpointDeps): (req: IncomingMessage, res: 
           if (err instanceof ClientGoneError) throw err;
           return Buffer.alloc(0);
         });
-        const form = unparsableForm(sniff);
+        const form = formOfBody(sniff);
         return { reply: errorReply(new ApiError('UnsupportedMediaType'), form), form, label: '-' };
       }
       body = await readBody(req, deps.bodyLimit);

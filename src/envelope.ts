@@ -52,6 +52,19 @@ export function unparsableForm(body: Buffer): 'simple' | 'rpc' {
   return body.includes('"jsonrpc"') ? 'rpc' : 'simple';
 }
 
+/**
+ * The form of a body the server will not parse as a request (a wrong Content-Type): by its
+ * structure when it is JSON after all, else by the rule for unparsable bodies.
+ */
+export function formOfBody(body: Buffer): 'simple' | 'rpc' {
+  try {
+    const value: unknown = JSON.parse(body.toString('utf8'));
+    return Array.isArray(value) || (isPlainObject(value) && hasOwn(value, 'jsonrpc')) ? 'rpc' : 'simple';
+  } catch {
+    return unparsableForm(body);
+  }
+}
+
 function parseRpcEntry(entry: unknown): Call | RejectedEntry {
   if (!isPlainObject(entry)) return { error: new ApiError('InvalidRequest', 'A JSON-RPC request must be an object'), id: null };
   const idPresent = hasOwn(entry, 'id');
