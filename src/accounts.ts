@@ -74,23 +74,28 @@ export class AccountService {
     return this.#startSession(scope, userKeyOf(userId), userId, now);
   }
 
+  /**
+   * Each attempt is recorded before it is judged, then the counts are read: concurrent guesses
+   * (a burst of requests, or a batch) all see each other, so no more than the limit get through
+   * to the password check. A right password takes its own record back; a blocked attempt counts.
+   */
   async login(scope: RequestScope, userId: string, password: string): Promise<SessionGrant> {
     const now = nowSeconds();
     const userKey = userKeyOf(userId);
+    const window = this.#settings.window;
     const throttleKeys = [`user:${userKey}`, `ip:${scope.ip}`] as const;
     const limits = [this.#settings.maxFailures, this.#settings.maxFailuresPerIp];
-    const states = await Promise.all(throttleKeys.map((k) => this.#store.getFailures(k, now, this.#settings.window)));
+    const attempts = await Promise.all(throttleKeys.map((k) => this.#store.addFailure(k, now, window)));
+    const states = await Promise.all(throttleKeys.map((k) => this.#store.getFailures(k, now, window)));
     states.forEach((state, i) => {
-      if (state.count >= limits[i]!) throw this.#tooMany(state.resetAt - now);
+      // This attempt is one of `count`: more than the limit means the limit was already used up.
+      if (state.count > limits[i]!) throw this.#tooMany(state.resetAt - now);
     });
     const account = await this.#store.findAccount(userKey);
     // Hash against a dummy when the account does not exist: the same work, the same answer.
     const ok = await verifyPassword(password, account?.password ?? (await dummyHash()));
-    if (account === null || !ok) {
-      await Promise.all(throttleKeys.map((k) => this.#store.addFailure(k, now, this.#settings.window)));
-      throw new ApiError('Unauthenticated', WRONG_CREDENTIALS);
-    }
-    await this.#store.clearFailures(throttleKeys[0]);
+    if (account === null || !ok) throw new ApiError('Unauthenticated', WRONG_CREDENTIALS);
+    await Promise.all([this.#store.clearFailures(throttleKeys[0]), this.#store.removeFailure(throttleKeys[1], attempts[1]!)]);
     return this.#startSession(scope, userKey, account.userId, now);
   }
 

@@ -169,7 +169,11 @@ export function storeContract(name: string, open: () => Promise<Store>, close: (
         expect(await store.getFailures(key, now + 30, 60)).toEqual({ count: 2, resetAt: now + 60 });
         expect(await store.getFailures(key, now + 60, 60)).toEqual({ count: 1, resetAt: now + 70 });
         expect(await store.getFailures(key, now + 70, 60)).toEqual({ count: 0, resetAt: now + 70 });
+        const id = await store.addFailure(key, now + 71, 60);
         await store.addFailure(key, now + 71, 60);
+        await store.removeFailure(key, id);
+        expect((await store.getFailures(key, now + 72, 60)).count).toBe(1);
+        await store.removeFailure(key, 'no-such-id');
         await store.clearFailures(key);
         expect((await store.getFailures(key, now + 72, 60)).count).toBe(0);
         expect((await store.getFailures(`user:${unique('other')}`, now, 60)).count).toBe(0);

@@ -17,7 +17,8 @@ export class MemoryStore implements Store {
   #sessions = new Map<string, SessionRecord>();
   #nonces = new Map<string, number>();
   /** Failure times per throttle key, oldest first, each with the time it leaves the window. */
-  #failures = new Map<string, { at: number; until: number }[]>();
+  #failures = new Map<string, { id: string; at: number; until: number }[]>();
+  #failureIds = 0;
 
   async init(): Promise<void> {}
   async close(): Promise<void> {}
@@ -98,11 +99,18 @@ export class MemoryStore implements Store {
     return inWindow.length === 0 ? { count: 0, resetAt: now } : { count: inWindow.length, resetAt: inWindow[0]!.at + window };
   }
 
-  async addFailure(key: string, now: number, window: number): Promise<void> {
+  async addFailure(key: string, now: number, window: number): Promise<string> {
     const list = (this.#failures.get(key) ?? []).filter((f) => f.until > now);
-    list.push({ at: now, until: now + window });
+    const id = String(++this.#failureIds);
+    list.push({ id, at: now, until: now + window });
     list.sort((a, b) => a.at - b.at);
     this.#failures.set(key, list);
+    return id;
+  }
+
+  async removeFailure(key: string, id: string): Promise<void> {
+    const list = this.#failures.get(key);
+    if (list !== undefined) this.#failures.set(key, list.filter((f) => f.id !== id));
   }
 
   async clearFailures(key: string): Promise<void> {

@@ -3,7 +3,7 @@
  * call costs two round trips on the hot path: the session read and the nonce insert; the
  * sliding-expiry write is skipped unless it would move expiry by `session.touchFraction`.
  */
-import { Binary, MongoClient, MongoServerError, type Collection, type Db } from 'mongodb';
+import { Binary, MongoClient, MongoServerError, ObjectId, type Collection, type Db } from 'mongodb';
 import type { Logger } from 'pino';
 import { ApiError } from '../errors.ts';
 import type { AccountRecord, PasswordHash, SessionRecord, Store, ThrottleState } from './types.ts';
@@ -30,6 +30,7 @@ interface NonceDoc {
   expiresAt: Date;
 }
 interface FailureDoc {
+  _id?: ObjectId;
   key: string;
   at: number;
   expiresAt: Date;
@@ -314,9 +315,17 @@ export class MongoStore implements Store {
     });
   }
 
-  addFailure(key: string, now: number, window: number): Promise<void> {
+  addFailure(key: string, now: number, window: number): Promise<string> {
     return this.#guard(async () => {
-      await this.#throttle.insertOne({ key, at: now, expiresAt: toDate(now + window) });
+      const { insertedId } = await this.#throttle.insertOne({ key, at: now, expiresAt: toDate(now + window) });
+      return insertedId.toHexString();
+    });
+  }
+
+  removeFailure(key: string, id: string): Promise<void> {
+    return this.#guard(async () => {
+      if (!ObjectId.isValid(id)) return;
+      await this.#throttle.deleteOne({ _id: new ObjectId(id), key });
     });
   }
 

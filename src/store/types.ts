@@ -81,10 +81,13 @@ export interface Store {
   /** Failures of a throttle key (`user:…`, `ip:…`) in the `window` seconds before `now`. */
   getFailures(key: string, now: number, window: number): Promise<ThrottleState>;
   /**
-   * Records one failure at `now`, kept for `window` seconds. Concurrent calls all count: each is
-   * an insert, since not every MongoDB-compatible server makes a conditional update atomic.
+   * Records one attempt at `now`, kept for `window` seconds, and returns its id. Concurrent calls
+   * all count: each is an insert, since not every MongoDB-compatible server makes a conditional
+   * update atomic.
    */
-  addFailure(key: string, now: number, window: number): Promise<void>;
+  addFailure(key: string, now: number, window: number): Promise<string>;
+  /** Takes back one recorded attempt (a login that turned out right). */
+  removeFailure(key: string, id: string): Promise<void>;
   clearFailures(key: string): Promise<void>;
 
   /** Removes expired sessions, nonces and throttle windows; for stores without TTL indexes. */
