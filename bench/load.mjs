@@ -1,5 +1,6 @@
 // One bounded autocannon run, in its own process (pinned by the caller to the other core).
-// argv[2]: JSON { url, body, connections, duration, signed?: { session_id, session_key } }
+// argv[2]: JSON { url, body, connections, duration, signed?: { session_id, session_key }, mixed?: publicBody }
+// With `mixed`, each connection alternates a public request (that body) and a signed one.
 // Prints autocannon's result as JSON on stdout.
 import { createHmac, randomBytes } from 'node:crypto';
 import autocannon from 'autocannon';
@@ -13,11 +14,15 @@ const options = {
   duration: job.duration,
   headers,
   body: job.body,
+  // Seconds before a request counts as timed out. Not autocannon's default of 10: a run of exactly
+  // 10 s then reports the requests still in flight when it stops as timeouts.
+  timeout: job.timeout ?? 20,
 };
 if (job.signed) {
   // A fresh timestamp, nonce and MAC for every request, as a real client sends them.
   const key = Buffer.from(job.signed.session_key, 'base64url');
   options.requests = [
+    ...(job.mixed ? [{ method: 'POST', headers, body: job.mixed }] : []),
     {
       setupRequest(request) {
         const timestamp = String(Math.floor(Date.now() / 1000));
@@ -39,4 +44,5 @@ process.stdout.write(JSON.stringify({
   non2xx: result.non2xx,
   errors: result.errors,
   timeouts: result.timeouts,
+  resets: result.resets ?? 0,
 }));

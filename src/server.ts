@@ -195,10 +195,13 @@ function removeStaleSocket(path: string): void {
   }
 }
 
+/** Pending connections the kernel may queue; Node's 511 drops connects when a thousand clients arrive at once. */
+const LISTEN_BACKLOG = 4096;
+
 function listen(server: Server, target: { port: number; host: string } | { path: string }): Promise<void> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(target, () => {
+    server.listen({ ...target, backlog: LISTEN_BACKLOG }, () => {
       server.off('error', reject);
       resolve();
     });

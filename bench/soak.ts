@@ -1,0 +1,103 @@
+/**
+ * `npm run load`: the bounded load and soak runs of the hardening issue, against a server on the
+ * embedded store (a child process, as users run it).
+ *   1. LOAD_CONNECTIONS (1000) keep-alive connections for LOAD_SECONDS (30 s), each alternating a
+ *      public echo and a v2-signed session call: zero errors, zero non-2xx, zero dropped.
+ *   2. A soak of SOAK_SECONDS (120 s) at 100 connections, sampling the server's resident memory
+ *      every SOAK_SAMPLE_SECONDS (10 s): the curve is printed, and the last third of it must not
+ *      rise more than 10% over the middle third. The server runs with --hmac-window=20: the
+ *      embedded store must remember every nonce for the window (300 s by default, longer than
+ *      the soak), and a short window lets the curve reach its level within the run.
+ * Exits non-zero when either fails. Only 127.0.0.1 is ever a target.
+ */
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const LOAD_CONNECTIONS = Number(process.env.LOAD_CONNECTIONS ?? 1000);
+const LOAD_SECONDS = Number(process.env.LOAD_SECONDS ?? 30);
+const SOAK_SECONDS = Number(process.env.SOAK_SECONDS ?? 120);
+const SAMPLE_SECONDS = Number(process.env.SOAK_SAMPLE_SECONDS ?? 10);
+const PAYLOAD = { message: 'hello world, this is a load payload', n: 12345, list: [1, 2, 3] };
+
+function rssMiB(pid: number): number {
+  const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmRSS:'));
+  return Number(line?.replace(/\D+/g, '') ?? 0) / 1024;
+}
+
+function startServer(): Promise<{ pid: number; url: string; stop: () => void }> {
+  const proc = spawn(process.execPath, [join(ROOT, 'bin/simpleapi.js'), 'serve', '--port=0', `--methods-dir=${join(ROOT, 'bench/methods')}`, '--log-level=info', '--hmac-window=20', `--max-connections=${LOAD_CONNECTIONS + 100}`], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  return new Promise((done, fail) => {
+    let out = '';
+    proc.stdout.on('data', (c: Buffer) => {
+      if (out.length > 100_000) return; // the request lines of the run: drained, not kept
+      out += c.toString();
+      const m = /"url":"(http:\/\/127\.0\.0\.1:\d+)"/.exec(out);
+      if (m !== null) done({ pid: proc.pid!, url: `${m[1]}/`, stop: () => proc.kill('SIGTERM') });
+    });
+    proc.on('exit', (code) => fail(new Error(`server exited with ${code}`)));
+  });
+}
+
+interface LoadResult {
+  requests: number;
+  rps: number;
+  p99: number;
+  non2xx: number;
+  errors: number;
+  timeouts: number;
+  resets: number;
+}
+
+function load(job: Record<string, unknown>): Promise<LoadResult> {
+  return new Promise((done, fail) => {
+    const proc = spawn(process.execPath, [join(ROOT, 'bench/load.mjs'), JSON.stringify(job)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    proc.stdout.on('data', (c) => (out += c));
+    proc.on('exit', (code) => (code === 0 ? done(JSON.parse(out) as LoadResult) : fail(new Error(`load exited ${code}`))));
+  });
+}
+
+const server = await startServer();
+let failed = false;
+try {
+  const grant = (await (
+    await fetch(server.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ method: 'account.create', parameters: { user_id: 'load-test', password: 'load-test-password' } }) })
+  ).json()) as { session_id: string; session_key: string };
+  const job = {
+    url: server.url,
+    body: JSON.stringify({ method: 'secure_echo', parameters: PAYLOAD }),
+    mixed: JSON.stringify({ method: 'echo', parameters: PAYLOAD }),
+    signed: { session_id: grant.session_id, session_key: grant.session_key },
+  };
+
+  console.log(`load: ${LOAD_CONNECTIONS} keep-alive connections for ${LOAD_SECONDS} s, public and signed calls alternating`);
+  const heavy = await load({ ...job, connections: LOAD_CONNECTIONS, duration: LOAD_SECONDS });
+  const heavyOk = heavy.errors === 0 && heavy.non2xx === 0 && heavy.timeouts === 0 && heavy.resets === 0;
+  console.log(`  ${heavy.requests} requests, ${heavy.rps.toFixed(0)} req/s, p99 ${heavy.p99} ms; errors ${heavy.errors}, non-2xx ${heavy.non2xx}, timeouts ${heavy.timeouts}, resets ${heavy.resets}: ${heavyOk ? 'ok' : 'FAILED'}`);
+  failed ||= !heavyOk;
+
+  console.log(`soak: 100 connections for ${SOAK_SECONDS} s, resident memory every ${SAMPLE_SECONDS} s`);
+  const curve: number[] = [rssMiB(server.pid)];
+  const sampler = setInterval(() => curve.push(rssMiB(server.pid)), SAMPLE_SECONDS * 1000);
+  const soak = await load({ ...job, connections: 100, duration: SOAK_SECONDS });
+  clearInterval(sampler);
+  curve.push(rssMiB(server.pid));
+  curve.forEach((mib, i) => console.log(`  t=${String(Math.min(i * SAMPLE_SECONDS, SOAK_SECONDS)).padStart(4)} s  ${mib.toFixed(1).padStart(7)} MiB  ${'#'.repeat(Math.round(mib / 4))}`));
+  const third = Math.max(1, Math.floor(curve.length / 3));
+  const middle = Math.max(...curve.slice(third, 2 * third));
+  const last = Math.max(...curve.slice(2 * third));
+  const levelled = last <= middle * 1.1;
+  const soakOk = soak.errors === 0 && soak.non2xx === 0 && soak.timeouts === 0;
+  console.log(`  ${soak.requests} requests; errors ${soak.errors}, non-2xx ${soak.non2xx}; memory: middle third max ${middle.toFixed(1)} MiB, last third max ${last.toFixed(1)} MiB: ${levelled ? 'levelled off' : 'STILL RISING'}`);
+  failed ||= !soakOk || !levelled;
+} finally {
+  server.stop();
+}
+console.log(failed ? 'load: FAILED' : 'load: passed');
+process.exitCode = failed ? 1 : 0;
