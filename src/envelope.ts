@@ -2,6 +2,7 @@
  * The two request envelopes of PROTOCOL.md §2, turned into calls, and the responses built back.
  * Pure functions over parsed JSON: no I/O, so the property tests can drive them directly.
  */
+import { decodeUtf8 } from './body.ts';
 import { ApiError, rpcErrorObject, simpleErrorBody } from './errors.ts';
 
 export type RpcId = string | number | null;
@@ -57,8 +58,10 @@ export function unparsableForm(body: Buffer): 'simple' | 'rpc' {
  * structure when it is JSON after all, else by the rule for unparsable bodies.
  */
 export function formOfBody(body: Buffer): 'simple' | 'rpc' {
+  const text = decodeUtf8(body);
+  if (text === null) return unparsableForm(body);
   try {
-    const value: unknown = JSON.parse(body.toString('utf8'));
+    const value: unknown = JSON.parse(text);
     return Array.isArray(value) || (isPlainObject(value) && hasOwn(value, 'jsonrpc')) ? 'rpc' : 'simple';
   } catch {
     return unparsableForm(body);

@@ -224,7 +224,7 @@ describe('HTTP fuzz against a real server (bounded)', () => {
         const parsed = JSON.parse(answer.text);
         checkShape(formOf(body), answer.status, parsed);
       }),
-      { numRuns: 600 },
+      { numRuns: Number(process.env.FUZZ_RUNS ?? 600) },
     );
     protoClean();
     expect((await fetch(new URL('/health', server.url))).status).toBe(200);
