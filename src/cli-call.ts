@@ -25,7 +25,14 @@ export async function callCommand(positional: string[], flags: Record<string, st
   const client = new SimpleApiClient({ url, socketPath: flags.unix, path: config.path, scheme: config.hmac.scheme });
   try {
     if (flags.user !== undefined) await client.login(flags.user, flags.password!);
-    const result = await client.call(method, params);
+    // A background method is waited for, with its progress on stderr (stdout keeps only the result).
+    const result = await client.call(method, params, {
+      wait: true,
+      onProgress: (job) => {
+        const percent = job.progress === null ? '' : ` ${Math.round(job.progress.fraction * 100)}%`;
+        process.stderr.write(`job ${job.job_id}: ${job.state}${percent}${job.progress?.note ? ` ${job.progress.note}` : ''}\n`);
+      },
+    });
     process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
     return 0;
   } catch (err) {

@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import type { AccountService, Accounts } from './accounts.ts';
 import { ApiError } from './errors.ts';
 import type { MethodContext, Session } from './method.ts';
+import type { JobRunner } from './jobs/types.ts';
 import type { RequestScope } from './scope.ts';
 import type { SessionRecord, Store } from './store/types.ts';
 
@@ -15,6 +16,8 @@ export interface Services {
   store: Store;
   accounts: AccountService;
   log: Logger;
+  /** Where background methods run; absent where nothing starts jobs (tools, benches). */
+  jobs?: JobRunner;
 }
 
 function sessionHandle(record: SessionRecord, store: Store): Session {

@@ -4,17 +4,22 @@
  */
 import { mapLimited } from './concurrency.ts';
 import { ApiError, simpleErrorBody, toApiError } from './errors.ts';
-import { isRejected, rpcError, rpcResult, type Call, type Envelope, type RpcResponse } from './envelope.ts';
+import { isRejected, rpcError, rpcResult, type Call, type Envelope, type RejectedEntry, type RpcResponse } from './envelope.ts';
 import { CallContext, type Services } from './context.ts';
 import { isValidMethodName, validationDetails, type MethodTable } from './registry.ts';
 import type { RequestScope } from './scope.ts';
 
-export type Outcome = { ok: true; result: unknown } | { ok: false; error: ApiError };
+/** `job` is set when a background method was accepted: the result is `{job_id}`. */
+export type Outcome = { ok: true; result: unknown; job?: string } | { ok: false; error: ApiError };
 
 /** What the transport sends: a status, and a JSON value or no body at all (204). */
 export interface Reply {
   status: number;
   body?: unknown;
+  /** `Location` of an accepted background job. */
+  location?: string;
+  /** A raw method answered the request itself: nothing more is written. */
+  raw?: boolean;
   /** Seconds for `Retry-After`, when an error asks for it. */
   retryAfter?: number;
 }
@@ -41,7 +46,7 @@ export class Dispatcher {
   }
 
   /** Runs one call to its outcome; never throws. A method that answers synchronously costs no promise. */
-  run(call: Call, scope: RequestScope): Outcome | Promise<Outcome> {
+  run(call: Call, scope: RequestScope, inBatch = false): Outcome | Promise<Outcome> {
     // §3: names are looked up, never turned into paths; the table has no prototype.
     const record = isValidMethodName(call.method) ? this.#methods[call.method] : undefined;
     if (record === undefined) return { ok: false, error: new ApiError('MethodNotFound', `No method named ${JSON.stringify(call.method.slice(0, 300))}`) };
@@ -58,7 +63,12 @@ export class Dispatcher {
       }
       return { ok: false, error };
     };
+    if (record.background === true) return this.#startJob(record.name, call.params, scope);
     const ctx = new CallContext(record.name, scope, this.#services, this.#settings.methodTimeout > 0);
+    if (record.raw === true) {
+      if (inBatch) return { ok: false, error: new ApiError('InvalidRequest', `${record.name} writes its own response and cannot be called in a batch`) };
+      return scope.respondRaw(() => record.invoke(ctx, call.params)).then((): Outcome => ({ ok: true, result: undefined }), failed);
+    }
     try {
       const result = record.invoke(ctx, call.params);
       if (!isThenable(result)) return { ok: true, result };
@@ -88,20 +98,36 @@ export class Dispatcher {
     });
   }
 
+  async #startJob(method: string, params: unknown, scope: RequestScope): Promise<Outcome> {
+    const jobs = this.#services.jobs;
+    if (jobs === undefined) return { ok: false, error: new ApiError('InternalError') };
+    try {
+      const session = scope.session;
+      const id = await jobs.start({ method, params, owner: session?.userKey ?? null, ownerUserId: session?.userId ?? null, requestId: scope.requestId });
+      return { ok: true, result: { job_id: id }, job: id };
+    } catch (err) {
+      return { ok: false, error: toApiError(err) };
+    }
+  }
+
   /** Answers a whole envelope. */
   async reply(envelope: Envelope, scope: RequestScope): Promise<Reply> {
     switch (envelope.kind) {
       case 'simple': {
         const outcome = await this.run(envelope.call, scope);
+        if (scope.rawAnswered) return { status: 0, raw: true };
+        if (outcome.ok && outcome.job !== undefined) return { status: 202, body: outcome.result, location: `/jobs/${outcome.job}` };
         if (outcome.ok) return { status: 200, body: outcome.result === undefined ? null : outcome.result };
         return errorReply(outcome.error, 'simple');
       }
       case 'rpc': {
-        const response = await this.#rpcEntry(envelope.entry, scope);
-        return response === undefined ? { status: 204 } : { status: 200, body: response.response, ...retry(response.error) };
+        const response = await this.#rpcEntry(envelope.entry, scope, false);
+        if (scope.rawAnswered) return { status: 0, raw: true };
+        if (response === undefined) return { status: 204 };
+        return { status: 200, body: response.response, ...retry(response.error), ...(response.job === undefined ? {} : { location: `/jobs/${response.job}` }) };
       }
       case 'batch': {
-        const responses = await mapLimited(envelope.entries, this.#settings.batchConcurrency, (e) => this.#rpcEntry(e, scope));
+        const responses = await mapLimited(envelope.entries, this.#settings.batchConcurrency, (e) => this.#rpcEntry(e, scope, true));
         const answered = responses.filter((r) => r !== undefined);
         if (answered.length === 0) return { status: 204 };
         const retryAfter = Math.max(0, ...answered.map((r) => r.error?.retryAfter ?? 0));
@@ -112,11 +138,11 @@ export class Dispatcher {
     }
   }
 
-  async #rpcEntry(entry: Call | import('./envelope.ts').RejectedEntry, scope: RequestScope): Promise<{ response: RpcResponse; error?: ApiError } | undefined> {
+  async #rpcEntry(entry: Call | RejectedEntry, scope: RequestScope, inBatch: boolean): Promise<{ response: RpcResponse; error?: ApiError; job?: string } | undefined> {
     if (isRejected(entry)) return { response: rpcError(entry.error, entry.id), error: entry.error };
-    const outcome = await this.run(entry, scope);
+    const outcome = await this.run(entry, scope, inBatch);
     if (entry.id === undefined) return undefined; // a notification: run, never answered
-    return outcome.ok ? { response: rpcResult(outcome.result, entry.id) } : { response: rpcError(outcome.error, entry.id), error: outcome.error };
+    return outcome.ok ? { response: rpcResult(outcome.result, entry.id), job: outcome.job } : { response: rpcError(outcome.error, entry.id), error: outcome.error };
   }
 }
 

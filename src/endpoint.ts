@@ -41,6 +41,8 @@ export interface EndpointDeps {
   corsHeaders: (req: IncomingMessage) => Record<string, string> | undefined;
   /** True once the server is shutting down: answers then ask the client to close. */
   draining: () => boolean;
+  /** Runs a raw method so that Koa sends what it set on ctx.koa. */
+  respondRaw: (koa: KoaContext, invoke: () => unknown) => Promise<void>;
 }
 
 type Form = 'simple' | 'rpc';
@@ -144,12 +146,16 @@ export function createEndpoint(deps: EndpointDeps): (req: IncomingMessage, res: 
   return async (req, res, makeKoa) => {
     const started = performance.now();
     const requestId = requestIdOf(req);
-    const scope = new RequestScope(requestId, deps.clientIp(req), req, res, makeKoa, deps.scheme);
+    const scope = new RequestScope(requestId, deps.clientIp(req), req, res, makeKoa, deps.scheme, deps.respondRaw);
     let status = 500;
     let label = '-';
     try {
       const outcome = await answer(req, scope);
       label = outcome.label;
+      if (outcome.reply.raw === true) {
+        status = res.statusCode;
+        return;
+      }
       const serialized = serialize(outcome.reply, outcome.form, log, requestId);
       status = serialized.status;
       const text = serialized.text;
@@ -159,6 +165,7 @@ export function createEndpoint(deps: EndpointDeps): (req: IncomingMessage, res: 
         headers['content-length'] = Buffer.byteLength(text);
       }
       if (outcome.reply.retryAfter !== undefined) headers['retry-after'] = Math.ceil(outcome.reply.retryAfter);
+      if (outcome.reply.location !== undefined) headers.location = outcome.reply.location;
       const mac = scope.signResponse(text ?? '');
       if (mac !== undefined) headers['x-hmac'] = mac;
       if (outcome.close === true || deps.draining()) headers.connection = 'close';

@@ -43,6 +43,8 @@ export interface MethodContext {
   readonly accounts: Accounts;
   /** The method's own name, e.g. `math.sum`. */
   readonly method: string;
+  /** Background methods only: reports how far the job is (0 to 1) and what it is doing. */
+  progress?(fraction: number, note?: string): void;
 }
 
 export interface MethodModule<P = any, R = unknown> {
@@ -50,6 +52,10 @@ export interface MethodModule<P = any, R = unknown> {
   auth?: Auth;
   params?: Record<string, unknown> | boolean;
   result?: Record<string, unknown> | boolean;
+  /** Answer 202 with a job id at once and run on the job runner. */
+  background?: boolean;
+  /** Own the response through ctx.koa (streams, server-sent events, files). */
+  raw?: boolean;
   invoke: (ctx: MethodContext, params: P) => R | Promise<R>;
 }
 

@@ -25,6 +25,10 @@ export interface MethodRecord {
   readonly resultSchema: unknown;
   /** Absent when the method has no params schema: nothing to run. */
   readonly validate: ValidateFunction | undefined;
+  /** Answered with 202 and a job id; runs on the job runner. */
+  readonly background?: boolean;
+  /** Owns its response through ctx.koa: not wrapped, serialised or signed. */
+  readonly raw?: boolean;
   readonly invoke: (ctx: MethodContext, params: unknown) => unknown;
 }
 
@@ -108,6 +112,10 @@ export function buildRecord(name: string, file: string, mod: Record<string, unkn
     throw new RegistryError(`${file}: auth must be 'public' or 'session', not ${JSON.stringify(auth)}`);
   }
   if (m.description !== undefined && typeof m.description !== 'string') throw new RegistryError(`${file}: description must be a string`);
+  for (const flag of ['background', 'raw'] as const) {
+    if (m[flag] !== undefined && typeof m[flag] !== 'boolean') throw new RegistryError(`${file}: ${flag} must be true or false`);
+  }
+  if (m.background === true && m.raw === true) throw new RegistryError(`${file}: a method cannot be both background and raw`);
   let validate: ValidateFunction | undefined;
   if (m.params !== undefined) {
     try {
@@ -138,6 +146,8 @@ export function buildRecord(name: string, file: string, mod: Record<string, unkn
     resultSchema: m.result,
     validate,
     invoke: m.invoke as MethodRecord['invoke'],
+    background: m.background === true,
+    raw: m.raw === true,
   };
 }
 

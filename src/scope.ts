@@ -20,16 +20,39 @@ export class RequestScope {
   /** The key the response is signed with: the session's, or one issued by create/login. */
   #signWith: SessionRecord | null = null;
   #abort: AbortController | undefined;
+  /** Set once a raw method took over the response. */
+  rawAnswered = false;
   #makeKoa: () => KoaContext;
+  #respondRaw: (koa: KoaContext, invoke: () => unknown) => Promise<void>;
   #koa: KoaContext | undefined;
 
-  constructor(requestId: string, ip: string, req: IncomingMessage, res: ServerResponse, makeKoa: () => KoaContext, scheme: Scheme) {
+  constructor(
+    requestId: string,
+    ip: string,
+    req: IncomingMessage,
+    res: ServerResponse,
+    makeKoa: () => KoaContext,
+    scheme: Scheme,
+    respondRaw: (koa: KoaContext, invoke: () => unknown) => Promise<void> = async (_koa, invoke) => {
+      await invoke();
+    },
+  ) {
+    this.#respondRaw = respondRaw;
     this.requestId = requestId;
     this.ip = ip;
     this.req = req;
     this.res = res;
     this.#makeKoa = makeKoa;
     this.scheme = scheme;
+  }
+
+  /**
+   * Runs a raw method, which answers through `ctx.koa` (its body, or its `res` directly); Koa
+   * sends what it set. Nothing of the server's own is written afterwards.
+   */
+  respondRaw(invoke: () => unknown): Promise<void> {
+    this.rawAnswered = true;
+    return this.#respondRaw(this.koa, invoke);
   }
 
   /** The Koa context, made on first use: most requests never need one. */

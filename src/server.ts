@@ -14,7 +14,14 @@ import { ConfigError, type Config } from './config.ts';
 import { buildOpenRpc, discoverRecord } from './discover.ts';
 import { Dispatcher } from './dispatch.ts';
 import { createEndpoint, requestIdOf } from './endpoint.ts';
+import { authenticate, type AuthSettings } from './auth.ts';
+import { ApiError, simpleErrorBody, toApiError } from './errors.ts';
+import { createJobExecutor } from './jobs/execute.ts';
+import { MemoryJobRunner } from './jobs/memory.ts';
+import type { JobRunner } from './jobs/types.ts';
 import { createAjv, discoverMethods, type MethodRecord, type MethodTable } from './registry.ts';
+import { RequestScope } from './scope.ts';
+import type { Scheme } from './signing.ts';
 import type { Store } from './store/types.ts';
 
 export const VERSION = '0.1.0';
@@ -25,6 +32,8 @@ export interface ServerDeps {
   log: Logger;
   /** Already discovered methods; discovered from `config.methodsDir` when absent. */
   methods?: MethodTable;
+  /** The job runner; the in-process one when absent. */
+  jobs?: JobRunner;
 }
 
 export interface RunningServer {
@@ -36,6 +45,7 @@ export interface RunningServer {
   /** `http://host:port` when serving TCP. */
   readonly url: string | null;
   readonly socketPath: string | null;
+  readonly jobs: JobRunner;
   /** Stops accepting and waits up to `graceSeconds` (default: config.shutdownGrace) for open requests. */
   close(graceSeconds?: number): Promise<void>;
 }
@@ -52,7 +62,7 @@ function withBuiltins(methods: MethodTable): MethodTable {
  *
  * @example const app = await buildApp({ config, store: new MemoryStore(), log })
  */
-export async function buildApp(deps: ServerDeps): Promise<{ app: Koa; methods: MethodTable; listener: (req: IncomingMessage, res: ServerResponse) => void; drain: () => void }> {
+export async function buildApp(deps: ServerDeps): Promise<{ app: Koa; methods: MethodTable; listener: (req: IncomingMessage, res: ServerResponse) => void; drain: () => void; jobs: JobRunner }> {
   const { config, store, log } = deps;
   const methods = withBuiltins(deps.methods ?? (await discoverMethods(config.methodsDir, createAjv())));
   const accounts = new AccountService(store, {
@@ -61,7 +71,8 @@ export async function buildApp(deps: ServerDeps): Promise<{ app: Koa; methods: M
     maxFailuresPerIp: config.login.maxFailuresPerIp,
     window: config.login.window,
   });
-  const dispatcher = new Dispatcher(methods, { store, accounts, log }, { batchConcurrency: config.batchConcurrency, methodTimeout: config.methodTimeout });
+  const jobs = deps.jobs ?? new MemoryJobRunner(config.jobs, createJobExecutor(methods, store, log));
+  const dispatcher = new Dispatcher(methods, { store, accounts, log, jobs }, { batchConcurrency: config.batchConcurrency, methodTimeout: config.methodTimeout });
   const cors = corsPolicy(config.cors.origins);
   let draining = false;
   const authSettings = { window: config.hmac.window, sessionTtl: config.session.ttl, touchFraction: config.session.touchFraction };
@@ -78,6 +89,7 @@ export async function buildApp(deps: ServerDeps): Promise<{ app: Koa; methods: M
     clientIp: config.trustProxy ? forwardedIp : socketIp,
     corsHeaders: cors.headers,
     draining: () => draining,
+    respondRaw: (koa, invoke) => respondRaw(app, log, koa, invoke),
   });
 
   const app = new Koa();
@@ -88,6 +100,7 @@ export async function buildApp(deps: ServerDeps): Promise<{ app: Koa; methods: M
     if (ctx.path === config.path && ctx.method === 'POST') {
       // Reached through Koa only when other middleware was added before this one.
       ctx.respond = false;
+      ctx.state[IN_KOA] = true;
       await endpoint(ctx.req, ctx.res, () => ctx);
       return;
     }
@@ -97,6 +110,8 @@ export async function buildApp(deps: ServerDeps): Promise<{ app: Koa; methods: M
     try {
       if (ctx.path === config.path && ctx.method === 'OPTIONS') {
         cors.preflight(ctx);
+      } else if (ctx.path.startsWith('/jobs/') && ctx.method === 'GET') {
+        await answerJob(ctx, jobs, requestId, { store, authSettings, scheme: config.hmac.scheme, clientIp: config.trustProxy ? forwardedIp : socketIp });
       } else if (ctx.path === '/health' && (ctx.method === 'GET' || ctx.method === 'HEAD')) {
         const up = await store.ping().catch(() => false);
         ctx.status = up ? 200 : 503;
@@ -138,7 +153,80 @@ export async function buildApp(deps: ServerDeps): Promise<{ app: Koa; methods: M
     drain: () => {
       draining = true;
     },
+    jobs,
   };
+}
+
+// Marks a Koa context whose request runs inside Koa's own pipeline (user middleware present).
+const IN_KOA = '__simpleapiInKoa';
+
+/**
+ * A raw method's turn: it sets ctx.koa's status, headers and body (or writes ctx.koa.res itself),
+ * and Koa sends that. A throw before anything was sent still gets the §4 error body.
+ */
+async function respondRaw(app: Koa, log: Logger, koa: Koa.Context, invoke: () => unknown): Promise<void> {
+  const run = async (ctx: Koa.Context) => {
+    try {
+      await invoke();
+    } catch (err) {
+      const error = toApiError(err);
+      if (error.code === 'InternalError') log.error({ err }, 'raw method threw');
+      if (!ctx.headerSent) {
+        ctx.status = error.status;
+        ctx.type = 'json';
+        ctx.body = JSON.stringify(simpleErrorBody(error));
+      }
+    }
+  };
+  if (koa.state[IN_KOA] === true) {
+    koa.respond = true;
+    await run(koa);
+    return;
+  }
+  // Koa's own request handling around the method, so ctx.body is sent as Koa sends it.
+  await (app as unknown as { handleRequest(ctx: Koa.Context, fn: (ctx: Koa.Context) => Promise<void>): Promise<void> }).handleRequest(koa, run);
+}
+
+interface JobAuth {
+  store: Store;
+  authSettings: AuthSettings;
+  scheme: Scheme;
+  clientIp: (req: IncomingMessage) => string;
+}
+
+/**
+ * GET /jobs/<id>: 202 with the state while it is queued or running, 200 once it is done or
+ * failed. A job started with a session is readable only by a signed request of the same user
+ * (signed like any call, over an empty body), and the answer is signed back.
+ */
+async function answerJob(ctx: Koa.Context, jobs: JobRunner, requestId: string, auth: JobAuth): Promise<void> {
+  const id = ctx.path.slice('/jobs/'.length);
+  const scope = new RequestScope(requestId, auth.clientIp(ctx.req), ctx.req, ctx.res, () => ctx, auth.scheme);
+  let status: number;
+  let body: unknown;
+  try {
+    const pending = authenticate(scope, ctx.req.headers, Buffer.alloc(0), auth.store, auth.authSettings);
+    if (pending !== undefined) await pending;
+    const job = /^[A-Za-z0-9-]{1,64}$/.test(id) ? await jobs.get(id) : null;
+    if (job === null) throw new ApiError('NotFound', 'No job with that id (finished jobs are kept for --jobs-keep seconds)');
+    const { owner, ...view } = job;
+    if (owner !== null) {
+      if (scope.session === null) throw new ApiError('Unauthenticated', 'This job was started with a session: sign the request');
+      if (scope.session.userKey !== owner) throw new ApiError('Forbidden', 'This job belongs to another user');
+    }
+    status = view.state === 'queued' || view.state === 'running' ? 202 : 200;
+    body = view;
+  } catch (err) {
+    const error = toApiError(err);
+    status = error.status;
+    body = simpleErrorBody(error);
+  }
+  const text = JSON.stringify(body);
+  ctx.status = status;
+  ctx.type = 'json';
+  ctx.body = text;
+  const mac = scope.signResponse(text);
+  if (mac !== undefined) ctx.set('x-hmac', mac);
 }
 
 function socketIp(req: IncomingMessage): string {
@@ -257,7 +345,7 @@ function createNodeServer(config: Config, handler: (req: IncomingMessage, res: S
  */
 export async function startServer(deps: ServerDeps): Promise<RunningServer> {
   const { config, store } = deps;
-  const { app, methods, listener: handler, drain } = await buildApp(deps);
+  const { app, methods, listener: handler, drain, jobs } = await buildApp(deps);
   const servers: Server[] = [];
   let address: AddressInfo | null = null;
   let socketPath: string | null = null;
@@ -292,10 +380,11 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
     address,
     url: address === null ? null : `${scheme}://${host}:${address.port}`,
     socketPath,
+    jobs,
     async close(graceSeconds = config.shutdownGrace) {
       clearInterval(sweeper);
       drain();
-      await Promise.all(servers.map((s) => closeServer(s, graceSeconds)));
+      await Promise.all([...servers.map((s) => closeServer(s, graceSeconds)), jobs.close(graceSeconds)]);
     },
   };
 }

@@ -70,6 +70,31 @@ export interface BatchEntry {
 
 export type BatchResult = { ok: true; result: unknown } | { ok: false; error: SimpleApiError };
 
+/** What GET /jobs/<id> reports of a background job. */
+export interface JobStatus {
+  job_id: string;
+  method: string;
+  state: 'queued' | 'running' | 'done' | 'failed';
+  progress: { fraction: number; note: string } | null;
+  result?: unknown;
+  error?: { code: string; message: string; type: string; details?: unknown[] };
+}
+
+export interface CallOptions {
+  /** For a background method: poll until the job ends and return its result (throw its error). */
+  wait?: boolean;
+  /** Called with each state seen while waiting. */
+  onProgress?: (status: JobStatus) => void;
+  /** Longest wait in milliseconds; 10 minutes by default. */
+  timeoutMs?: number;
+}
+
+/** What a background method answers when not waited for. */
+export interface JobHandle {
+  job_id: string;
+  location: string;
+}
+
 interface ActiveSession {
   userId: string;
   sessionId: string;
@@ -128,12 +153,46 @@ export class SimpleApiClient<M extends MethodMap = AnyMethods> {
     this.#session = null;
   }
 
-  /** Calls a method in the simple envelope; throws SimpleApiError on an error answer. */
-  async call<K extends keyof M & string>(method: K, params?: M[K]['params']): Promise<M[K]['result']> {
+  /**
+   * Calls a method in the simple envelope; throws SimpleApiError on an error answer. A background
+   * method answers 202: with `{ wait: true }` the client polls its job (backing off from 100 ms
+   * to 2 s) and returns the result; otherwise it returns the job handle.
+   */
+  async call<K extends keyof M & string>(method: K, params?: M[K]['params'], options: CallOptions = {}): Promise<M[K]['result']> {
     const body = JSON.stringify({ method, parameters: params === undefined ? {} : params });
     const { response, value } = await this.#send(body);
+    if (response.status === 202) {
+      const handle: JobHandle = { job_id: (value as { job_id: string }).job_id, location: response.headers.get('location') ?? `/jobs/${(value as { job_id: string }).job_id}` };
+      return (options.wait ? await this.waitForJob(handle, options) : handle) as M[K]['result'];
+    }
     if (response.status >= 200 && response.status < 300) return value as M[K]['result'];
     throw errorFromSimple(value, response);
+  }
+
+  /** The state of a background job (signed when this client has a session). */
+  async job(handle: JobHandle | string): Promise<JobStatus> {
+    const location = typeof handle === 'string' ? `/jobs/${handle}` : handle.location;
+    const { response, value } = await this.#send('', false, { method: 'GET', path: location });
+    if (response.status === 200 || response.status === 202) return value as JobStatus;
+    throw errorFromSimple(value, response);
+  }
+
+  /** Polls a job until it is done (its result) or failed (its error, thrown). */
+  async waitForJob(handle: JobHandle | string, options: CallOptions = {}): Promise<unknown> {
+    const deadline = Date.now() + (options.timeoutMs ?? 600_000);
+    let delay = 100;
+    for (;;) {
+      const status = await this.job(handle);
+      options.onProgress?.(status);
+      if (status.state === 'done') return status.result;
+      if (status.state === 'failed') {
+        const e = status.error ?? { code: 'InternalError', message: 'The job failed', type: 'server' };
+        throw new SimpleApiError(e.code, e.message, e.type, e.details, 200);
+      }
+      if (Date.now() + delay > deadline) throw new SimpleApiError('Timeout', 'Gave up waiting for the job', 'client', undefined, 0);
+      await new Promise((r) => setTimeout(r, delay));
+      delay = Math.min(2000, Math.round(delay * 1.5));
+    }
   }
 
   /** Calls several methods in one JSON-RPC batch; results come back in the order asked. */
@@ -165,11 +224,11 @@ export class SimpleApiClient<M extends MethodMap = AnyMethods> {
     return grant;
   }
 
-  async #send(body: string, retried = false): Promise<{ response: RawResponse; value: unknown }> {
+  async #send(body: string, retried = false, target?: { method: 'GET'; path: string }): Promise<{ response: RawResponse; value: unknown }> {
     const bytes = encoder.encode(body);
     const session = this.#session;
     if (session === null) {
-      const response = await this.#transport(bytes, {});
+      const response = await this.#transport(bytes, {}, target);
       return { response, value: response.status === 204 ? undefined : parseJson(response.body) };
     }
     const headers: Record<string, string> = { 'x-session-id': session.sessionId };
@@ -184,14 +243,14 @@ export class SimpleApiClient<M extends MethodMap = AnyMethods> {
     } else {
       headers['x-hmac'] = await session.key.hex(bytes);
     }
-    const response = await this.#transport(bytes, headers);
+    const response = await this.#transport(bytes, headers, target);
     const value = response.status === 204 ? undefined : parseJson(response.body);
     const serverTime = serverTimeHint(value);
     if (response.status === 401 && serverTime !== undefined && !retried && !this.#clockCorrected) {
       // §6: a wrong clock is corrected once from the server's hint, then the call is sent again.
       this.#clockCorrected = true;
       this.#clockOffset = serverTime - Math.floor(this.#now() / 1000);
-      return this.#send(body, true);
+      return this.#send(body, true, target);
     }
     if (response.headers.get('x-hmac') !== null || response.status !== 401) {
       await verify(session.key, signedOver(response.body), response);
@@ -199,11 +258,14 @@ export class SimpleApiClient<M extends MethodMap = AnyMethods> {
     return { response, value };
   }
 
-  async #transport(body: Uint8Array, headers: Record<string, string>): Promise<RawResponse> {
-    const allHeaders = { 'content-type': 'application/json', ...headers };
-    if (this.#options.socketPath !== undefined) return unixRequest(this.#options.socketPath, this.#options.path ?? '/', body, allHeaders);
+  async #transport(body: Uint8Array, headers: Record<string, string>, target?: { method: 'GET'; path: string }): Promise<RawResponse> {
+    const allHeaders: Record<string, string> = target === undefined ? { 'content-type': 'application/json', ...headers } : headers;
+    if (this.#options.socketPath !== undefined) {
+      return unixRequest(this.#options.socketPath, target?.path ?? this.#options.path ?? '/', target === undefined ? body : undefined, allHeaders, target?.method ?? 'POST');
+    }
     const doFetch = this.#options.fetch ?? globalThis.fetch;
-    const res = await doFetch(this.#options.url!, { method: 'POST', headers: allHeaders, body: body as BodyInit });
+    const url = target === undefined ? this.#options.url! : new URL(target.path, this.#options.url).href;
+    const res = await doFetch(url, target === undefined ? { method: 'POST', headers: allHeaders, body: body as BodyInit } : { method: 'GET', headers: allHeaders });
     return { status: res.status, headers: res.headers, body: new Uint8Array(await res.arrayBuffer()) };
   }
 }
@@ -250,10 +312,10 @@ function errorFromRpc(value: unknown, response: RawResponse): SimpleApiError {
   return new SimpleApiError(String(data.code ?? e.code), e.message, String(data.type ?? 'server'), data.details as unknown[] | undefined, response.status, e.code, retryAfterOf(response));
 }
 
-async function unixRequest(socketPath: string, path: string, body: Uint8Array, headers: Record<string, string>): Promise<RawResponse> {
+async function unixRequest(socketPath: string, path: string, body: Uint8Array | undefined, headers: Record<string, string>, method: string): Promise<RawResponse> {
   const http = await import('node:http');
   return new Promise((resolve, reject) => {
-    const req = http.request({ socketPath, path, method: 'POST', headers: { ...headers, 'content-length': String(body.length) } }, (res) => {
+    const req = http.request({ socketPath, path, method, headers: { ...headers, 'content-length': String(body?.length ?? 0) } }, (res) => {
       const chunks: Uint8Array[] = [];
       res.on('data', (c: Uint8Array) => chunks.push(c));
       res.on('error', reject);

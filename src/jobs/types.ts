@@ -1,0 +1,57 @@
+/**
+ * Background jobs: a method exporting `background = true` is answered with 202 and a job id, and
+ * runs on a job runner. The embedded store's runner lives in this process (`memory.ts`); on
+ * MongoDB jobs run on Agenda (`agenda.ts`), so any instance may run or report any job.
+ */
+
+export type JobState = 'queued' | 'running' | 'done' | 'failed';
+
+export interface JobError {
+  code: string;
+  message: string;
+  type: string;
+  details?: unknown[];
+}
+
+/** What GET /jobs/<id> reports. */
+export interface JobView {
+  job_id: string;
+  method: string;
+  state: JobState;
+  progress: { fraction: number; note: string } | null;
+  result?: unknown;
+  error?: JobError;
+  created: number;
+  finished?: number;
+}
+
+export interface JobStart {
+  method: string;
+  params: unknown;
+  /** The matched user_id (lower-cased) of the session that started it; null for a public start. */
+  owner: string | null;
+  /** The user_id as stored, for the job's ctx.session.userId. */
+  ownerUserId: string | null;
+  requestId: string;
+}
+
+export interface JobRunner {
+  readonly kind: 'memory' | 'agenda';
+  /** Queues a job and returns its id at once. */
+  start(job: JobStart): Promise<string>;
+  /** The job as its owner may see it; null when unknown or expired. */
+  get(id: string): Promise<(JobView & { owner: string | null }) | null>;
+  /** Stops taking jobs; running ones are left to finish within the grace period. */
+  close(graceSeconds: number): Promise<void>;
+}
+
+export interface JobSettings {
+  /** Jobs run at once in this process; more wait in the queue. */
+  concurrency: number;
+  /** Seconds a finished job stays readable. */
+  keep: number;
+  /** Seconds a job may run before it is failed with Timeout. */
+  timeout: number;
+  /** MongoDB only: runs of a job whose process died before it is failed. */
+  retries: number;
+}
