@@ -55,6 +55,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'jobs.concurrency', flag: 'jobs-concurrency', schema: { type: 'integer', minimum: 1, maximum: 10000 }, default: 4, description: 'Background jobs run at once per process; more wait in the queue' },
   { key: 'jobs.keep', flag: 'jobs-keep', schema: seconds(1), default: 3600, description: 'Seconds a finished job stays readable at /jobs/<id>' },
   { key: 'jobs.timeout', flag: 'jobs-timeout', schema: seconds(1), default: 3600, description: 'Seconds a background job may run before it is failed with Timeout' },
+  { key: 'jobs.lock', flag: 'jobs-lock', schema: seconds(1), default: 30, description: 'MongoDB: seconds before the job of a process that died is picked up by another' },
   { key: 'jobs.retries', flag: 'jobs-retries', schema: { type: 'integer', minimum: 0, maximum: 100 }, default: 2, description: 'MongoDB: runs again of a job whose process died, before it is failed' },
   { key: 'logLevel', flag: 'log-level', schema: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] }, default: 'info', description: 'Least severe log level written' },
 ];
@@ -79,7 +80,7 @@ export interface Config {
   tls: { cert: string; key: string };
   trustProxy: boolean;
   cors: { origins: string };
-  jobs: { concurrency: number; keep: number; timeout: number; retries: number };
+  jobs: { concurrency: number; keep: number; timeout: number; retries: number; lock: number };
   batchConcurrency: number;
   workers: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';

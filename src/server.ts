@@ -23,6 +23,7 @@ import { createAjv, discoverMethods, type MethodRecord, type MethodTable } from 
 import { RequestScope } from './scope.ts';
 import type { Scheme } from './signing.ts';
 import type { Store } from './store/types.ts';
+import type { MongoStore } from './store/mongo.ts';
 
 export const VERSION = '0.1.0';
 
@@ -71,7 +72,7 @@ export async function buildApp(deps: ServerDeps): Promise<{ app: Koa; methods: M
     maxFailuresPerIp: config.login.maxFailuresPerIp,
     window: config.login.window,
   });
-  const jobs = deps.jobs ?? new MemoryJobRunner(config.jobs, createJobExecutor(methods, store, log));
+  const jobs = deps.jobs ?? (await startJobRunner(config, store, methods, log));
   const dispatcher = new Dispatcher(methods, { store, accounts, log, jobs }, { batchConcurrency: config.batchConcurrency, methodTimeout: config.methodTimeout });
   const cors = corsPolicy(config.cors.origins);
   let draining = false;
@@ -159,6 +160,19 @@ export async function buildApp(deps: ServerDeps): Promise<{ app: Koa; methods: M
 
 // Marks a Koa context whose request runs inside Koa's own pipeline (user middleware present).
 const IN_KOA = '__simpleapiInKoa';
+
+/** Agenda on MongoDB; on the embedded store, a runner in this process (its jobs die with it). */
+async function startJobRunner(config: Config, store: Store, methods: MethodTable, log: Logger): Promise<JobRunner> {
+  const execute = createJobExecutor(methods, store, log);
+  if (store.kind === 'mongo') {
+    const { AgendaJobRunner } = await import('./jobs/agenda.ts');
+    const runner = await AgendaJobRunner.start(store as MongoStore, config.jobs, execute, log);
+    log.info('jobs: background methods run on Agenda over the database; any instance may run or report any job');
+    return runner;
+  }
+  log.info('jobs: background methods run in this process on the embedded store; queued and running jobs do not survive a restart');
+  return new MemoryJobRunner(config.jobs, execute);
+}
 
 /**
  * A raw method's turn: it sets ctx.koa's status, headers and body (or writes ctx.koa.res itself),

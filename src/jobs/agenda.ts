@@ -1,0 +1,155 @@
+/**
+ * Jobs on MongoDB, run by Agenda (with @agendajs/mongo-backend) over the project's own database:
+ * Agenda queues and locks, so any instance may run any job, and a job whose process died is
+ * picked up again once its lock expires. What a job reports lives in `simpleapi_job_status`, one
+ * document per job, so any instance answers GET /jobs/<id> with one read.
+ *
+ * At-least-once: a job whose process died runs again, up to `jobs.retries` times, then fails.
+ * The method's own failures are final (a result, not a crash) and are not retried.
+ */
+import { Agenda, type Job } from 'agenda';
+import { MongoBackend } from '@agendajs/mongo-backend';
+import type { Collection } from 'mongodb';
+import type { Logger } from 'pino';
+import { ApiError } from '../errors.ts';
+import type { MongoStore } from '../store/mongo.ts';
+import { mapDriverError } from '../store/mongo.ts';
+import { jobErrorOf, type JobExecutor } from './execute.ts';
+import type { JobError, JobRunner, JobSettings, JobStart, JobState, JobView } from './types.ts';
+
+const JOB_NAME = 'simpleapi.method';
+export const JOB_COLLECTIONS = { agenda: 'simpleapi_agenda_jobs', status: 'simpleapi_job_status' } as const;
+
+interface StatusDoc {
+  _id: string;
+  method: string;
+  owner: string | null;
+  state: JobState;
+  progress: { fraction: number; note: string } | null;
+  result?: unknown;
+  error?: JobError;
+  created: number;
+  finished?: number;
+  /** Runs started so far; more than 1 means a process died under it. */
+  attempts: number;
+  expiresAt?: Date;
+}
+
+interface JobData extends JobStart {
+  id: string;
+}
+
+const now = () => Math.floor(Date.now() / 1000);
+
+export interface AgendaSettings extends JobSettings {
+  /** Seconds a running job's lock lasts without a renewal; a dead process's job waits this long. */
+  lock: number;
+}
+
+export class AgendaJobRunner implements JobRunner {
+  readonly kind = 'agenda' as const;
+  readonly #agenda: Agenda;
+  readonly #status: Collection<StatusDoc>;
+  readonly #settings: AgendaSettings;
+  readonly #execute: JobExecutor;
+  readonly #log: Logger;
+  #sweeper: NodeJS.Timeout | undefined;
+
+  private constructor(store: MongoStore, settings: AgendaSettings, execute: JobExecutor, log: Logger) {
+    this.#settings = settings;
+    this.#execute = execute;
+    this.#log = log;
+    this.#status = store.db.collection<StatusDoc>(JOB_COLLECTIONS.status);
+    this.#agenda = new Agenda({
+      backend: new MongoBackend({ mongo: store.db, collection: JOB_COLLECTIONS.agenda }),
+      name: `simpleapi-${process.pid}`,
+      processEvery: '1 second',
+      maxConcurrency: settings.concurrency,
+      defaultConcurrency: settings.concurrency,
+      defaultLockLifetime: settings.lock * 1000,
+      removeOnComplete: true,
+    });
+    this.#agenda.on('error', (err: Error) => log.warn({ err: { message: err.message } }, 'job engine error'));
+    this.#agenda.define<JobData>(JOB_NAME, (job) => this.#run(job), { lockLifetime: settings.lock * 1000, concurrency: settings.concurrency });
+  }
+
+  /** Starts Agenda on the store's database; jobs begin to run here. */
+  static async start(store: MongoStore, settings: AgendaSettings, execute: JobExecutor, log: Logger): Promise<AgendaJobRunner> {
+    const runner = new AgendaJobRunner(store, settings, execute, log);
+    await runner.#agenda.start();
+    runner.#sweeper = setInterval(() => void runner.#sweep().catch(() => {}), 30_000);
+    runner.#sweeper.unref();
+    return runner;
+  }
+
+  async start(start: JobStart): Promise<string> {
+    const id = crypto.randomUUID();
+    try {
+      await this.#status.insertOne({ _id: id, method: start.method, owner: start.owner, state: 'queued', progress: null, created: now(), attempts: 0 });
+      await this.#agenda.now<JobData>(JOB_NAME, { ...start, id });
+    } catch (err) {
+      throw mapDriverError(err);
+    }
+    return id;
+  }
+
+  async get(id: string): Promise<(JobView & { owner: string | null }) | null> {
+    let doc: StatusDoc | null;
+    try {
+      doc = await this.#status.findOne({ _id: id });
+    } catch (err) {
+      throw mapDriverError(err);
+    }
+    if (doc === null || (doc.expiresAt !== undefined && doc.expiresAt.getTime() <= Date.now())) return null;
+    const view: JobView & { owner: string | null } = { job_id: doc._id, method: doc.method, state: doc.state, progress: doc.progress, created: doc.created, owner: doc.owner };
+    if (doc.result !== undefined) view.result = doc.result;
+    if (doc.error !== undefined) view.error = doc.error;
+    if (doc.finished !== undefined) view.finished = doc.finished;
+    return view;
+  }
+
+  async close(graceSeconds: number): Promise<void> {
+    clearInterval(this.#sweeper);
+    // Agenda's stop waits for running jobs and unlocks the rest, so another instance takes them.
+    await Promise.race([this.#agenda.stop(), new Promise((r) => setTimeout(r, graceSeconds * 1000).unref())]).catch(() => {});
+  }
+
+  async #run(job: Job<JobData>): Promise<void> {
+    const data = job.attrs.data;
+    const claimed = await this.#status.findOneAndUpdate({ _id: data.id, state: { $in: ['queued', 'running'] } }, { $set: { state: 'running' }, $inc: { attempts: 1 } }, { returnDocument: 'after' });
+    if (claimed === null) return; // already finished (a late duplicate run): nothing to do
+    if (claimed.attempts > this.#settings.retries + 1) {
+      const stops = claimed.attempts - 1;
+      await this.#finish(data.id, { error: { code: 'InternalError', message: `The job's process stopped before it finished (${stops} time${stops === 1 ? '' : 's'})`, type: 'server' } });
+      return;
+    }
+    const controller = new AbortController();
+    // The lock is renewed while the job runs: only a dead process lets it expire.
+    const renew = setInterval(() => void job.touch().catch(() => {}), Math.max(500, (this.#settings.lock * 1000) / 3));
+    const timeout = setTimeout(() => controller.abort(new DOMException('The job ran past its time limit', 'TimeoutError')), this.#settings.timeout * 1000);
+    try {
+      const result = await Promise.race([
+        this.#execute(data, (fraction, note) => void this.#status.updateOne({ _id: data.id, state: 'running' }, { $set: { progress: { fraction, note } } }).catch(() => {}), controller.signal),
+        new Promise<never>((_, reject) => controller.signal.addEventListener('abort', () => reject(new ApiError('Timeout', `${data.method} did not finish within ${this.#settings.timeout} s`)))),
+      ]);
+      await this.#finish(data.id, { result: result === undefined ? null : result });
+    } catch (err) {
+      await this.#finish(data.id, { error: jobErrorOf(err) });
+    } finally {
+      clearInterval(renew);
+      clearTimeout(timeout);
+    }
+  }
+
+  async #finish(id: string, outcome: { result: unknown } | { error: JobError }): Promise<void> {
+    const finished = now();
+    const set: Partial<StatusDoc> = { state: 'error' in outcome ? 'failed' : 'done', finished, expiresAt: new Date((finished + this.#settings.keep) * 1000) };
+    if ('error' in outcome) set.error = outcome.error;
+    else set.result = outcome.result;
+    await this.#status.updateOne({ _id: id }, { $set: set }).catch((err: Error) => this.#log.error({ job: id, err: { message: err.message } }, 'could not record a finished job'));
+  }
+
+  async #sweep(): Promise<void> {
+    await this.#status.deleteMany({ expiresAt: { $lte: new Date() } });
+  }
+}
