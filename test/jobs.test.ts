@@ -189,3 +189,36 @@ describe('raw methods: server-sent events', () => {
     expect(a.json).toMatchObject({ error: { code: 'InvalidParams' } });
   });
 });
+
+describe('the client and the CLI with background methods', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer();
+  });
+  afterAll(() => server.close(0));
+
+  it('client.call returns the job handle, or waits for the result with { wait: true }', async () => {
+    const { SimpleApiClient, SimpleApiError } = await import('../src/client/index.ts');
+    const client = new SimpleApiClient({ url: server.url });
+    await client.create('client-jobs@example.com', 'password-one');
+    const handle = (await client.call('reports.slow', { steps: 2, stepMs: 50 })) as { job_id: string; location: string };
+    expect(handle).toEqual({ job_id: expect.any(String), location: `/jobs/${handle.job_id}` });
+    expect(await client.waitForJob(handle)).toEqual({ steps: 2, by: 'client-jobs@example.com' });
+    const seen: string[] = [];
+    const result = await client.call('reports.slow', { steps: 3, stepMs: 100 }, { wait: true, onProgress: (s) => seen.push(s.state) });
+    expect(result).toEqual({ steps: 3, by: 'client-jobs@example.com' });
+    expect(seen.at(-1)).toBe('done');
+    await expect(client.call('jobs.fail', {}, { wait: true })).rejects.toEqual(expect.objectContaining({ code: 'NotFound', message: 'nothing to report on' }));
+    await expect(client.call('jobs.fail', {}, { wait: true })).rejects.toBeInstanceOf(SimpleApiError);
+  });
+
+  it('simpleapi call waits for a background job and shows its progress on stderr', async () => {
+    const { runCli } = await import('./helpers/server.ts');
+    await post(server.url, call('account.create', { user_id: 'cli-jobs', password: 'password-one' }));
+    const { code, stdout, stderr } = await runCli(['call', 'reports.slow', '{"steps":3,"stepMs":300}', `--url=${server.url}`, '--user=cli-jobs', '--password=password-one']);
+    expect(code).toBe(0);
+    expect(JSON.parse(stdout)).toEqual({ steps: 3, by: 'cli-jobs' });
+    expect(stderr).toMatch(/job [0-9a-f-]{36}: running \d+% step \d of 3/);
+    expect(stderr).toMatch(/job [0-9a-f-]{36}: done 100% step 3 of 3/);
+  });
+});
