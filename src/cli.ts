@@ -11,7 +11,9 @@ import { startServer } from './server.ts';
 import { openStore } from './store/index.ts';
 
 const COMMANDS: Record<string, { summary: string; flags: readonly string[] }> = {
-  serve: { summary: 'serve the API (what `npm start` runs)', flags: [] },
+  serve: { summary: 'serve the API (what `npm start` runs); --watch reloads method files as they change', flags: ['watch?'] },
+  new: { summary: 'write methods/a/b/c.ts and its test from a template: simpleapi new a.b.c [--public]', flags: ['public?'] },
+  types: { summary: 'write the TypeScript map of every method for the client: simpleapi types --out=client-types.ts', flags: ['out'] },
   methods: { summary: 'list the methods found in the methods folder', flags: [] },
   call: { summary: 'call a method: simpleapi call <method> [json-params] --url=... [--user=... --password=...]', flags: ['url', 'user', 'password', 'unix'] },
   createuser: { summary: 'create an account in the configured database and print its generated password', flags: [] },
@@ -61,7 +63,15 @@ export async function main(argv: readonly string[]): Promise<number> {
   try {
     switch (command) {
       case 'serve':
-        return await serve(config);
+        return await serve(config, parsed.extra.watch === 'true');
+      case 'new': {
+        const { newMethod } = await import('./cli-scaffold.ts');
+        return newMethod(config, parsed.positional, parsed.extra);
+      }
+      case 'types': {
+        const { writeTypes } = await import('./cli-scaffold.ts');
+        return await writeTypes(config, parsed.extra);
+      }
       case 'methods':
         return await listMethods(config);
       case 'call': {
@@ -82,8 +92,9 @@ export async function main(argv: readonly string[]): Promise<number> {
   return 0;
 }
 
-async function serve(config: ReturnType<typeof loadConfig>): Promise<number> {
+async function serve(config: ReturnType<typeof loadConfig>, watchFiles = false): Promise<number> {
   if (config.port < 0 && config.socket === '') throw new ConfigError('--port=-1 serves no TCP: give --socket too');
+  if (watchFiles && config.workers > 1) throw new ConfigError('--watch serves one process: leave --workers at 1');
   if (config.workers > 1 && cluster.isPrimary) return runPrimary(config);
   const log = createLogger({ level: config.logLevel, base: { pid: process.pid, ...(cluster.isWorker ? { worker: cluster.worker!.id } : {}) } });
   const store = await openStore(config, log);
@@ -94,6 +105,7 @@ async function serve(config: ReturnType<typeof loadConfig>): Promise<number> {
     await store.close();
     throw err;
   }
+  const stopWatching = watchFiles ? (await import('./watch.ts')).watchMethods(config.methodsDir, server.methods, log, (table) => server.setMethods(table)) : () => {};
   // Handlers first: the "listening" line below may reach a supervisor before this function
   // returns (pino writes from the thread pool), and it may signal at once.
   const stopped = new Promise<number>((resolve) => {
@@ -102,6 +114,7 @@ async function serve(config: ReturnType<typeof loadConfig>): Promise<number> {
       if (stopping) process.exit(1);
       stopping = true;
       log.info({ signal }, 'shutting down');
+      stopWatching();
       void server
         .close()
         .then(() => store.close())

@@ -35,7 +35,7 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
 }
 
 export class Dispatcher {
-  readonly #methods: MethodTable;
+  #methods: MethodTable;
   readonly #services: Services;
   readonly #settings: DispatchSettings;
 
@@ -43,6 +43,11 @@ export class Dispatcher {
     this.#methods = methods;
     this.#services = services;
     this.#settings = settings;
+  }
+
+  /** Serves another method table from now on (watch mode); calls already running keep theirs. */
+  setMethods(methods: MethodTable): void {
+    this.#methods = methods;
   }
 
   /** Runs one call to its outcome; never throws. A method that answers synchronously costs no promise. */

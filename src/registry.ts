@@ -155,11 +155,18 @@ const IMPORT_CONCURRENCY = 128;
 
 /**
  * Finds and loads every method under `dir`. Files or folders starting with `_`, `*.test.*` and
- * `*.d.ts` are not methods. `rpc.*` is reserved for built-ins.
+ * `*.d.ts` are not methods. `rpc.*` is reserved for built-ins. `version` is added to each
+ * module's URL, so a reload imports the files afresh.
  *
  * @example const table = await discoverMethods('/srv/api/methods'); table['math.sum']
  */
-export async function discoverMethods(dir: string, ajv: Ajv = createAjv()): Promise<MethodTable> {
+export async function discoverMethods(
+  dir: string,
+  ajv: Ajv = createAjv(),
+  version?: string,
+  /** Watch mode: a file that does not load or check is reported here, and what it returns (its last good record) serves instead. */
+  onBrokenFile?: (error: RegistryError, name: string) => MethodRecord | undefined,
+): Promise<MethodTable> {
   const files = await fg(['**/*.ts', '**/*.js'], {
     cwd: dir,
     absolute: true,
@@ -188,16 +195,24 @@ export async function discoverMethods(dir: string, ajv: Ajv = createAjv()): Prom
   // start-up with a thousand files took seconds.
   const modules = await mapLimited(files, IMPORT_CONCURRENCY, async (file) => {
     try {
-      return { mod: (await import(pathToFileURL(file).href)) as Record<string, unknown> };
+      const url = pathToFileURL(file).href + (version === undefined ? '' : `?${version}`);
+      return { mod: (await import(url)) as Record<string, unknown> };
     } catch (err) {
       return { error: new RegistryError(`${file}: cannot load: ${(err as Error).message}${loadHint(err)}`) };
     }
   });
   const compiled = new Map<string, ValidateFunction>();
   files.forEach((file, i) => {
+    const name = names[i]!;
     const loaded = modules[i]!;
-    if ('error' in loaded) throw loaded.error;
-    table[names[i]!] = buildRecord(names[i]!, file, loaded.mod, ajv, compiled);
+    try {
+      if ('error' in loaded) throw loaded.error;
+      table[name] = buildRecord(name, file, loaded.mod, ajv, compiled);
+    } catch (err) {
+      if (onBrokenFile === undefined || !(err instanceof RegistryError)) throw err;
+      const kept = onBrokenFile(err, name);
+      if (kept !== undefined) table[name] = kept;
+    }
   });
   return table;
 }

@@ -47,6 +47,8 @@ export interface RunningServer {
   readonly url: string | null;
   readonly socketPath: string | null;
   readonly jobs: JobRunner;
+  /** Serves another method table (the built-ins are added); calls already running keep theirs. */
+  setMethods(table: MethodTable): void;
   /** Stops accepting and waits up to `graceSeconds` (default: config.shutdownGrace) for open requests. */
   close(graceSeconds?: number): Promise<void>;
 }
@@ -63,7 +65,14 @@ function withBuiltins(methods: MethodTable): MethodTable {
  *
  * @example const app = await buildApp({ config, store: new MemoryStore(), log })
  */
-export async function buildApp(deps: ServerDeps): Promise<{ app: Koa; methods: MethodTable; listener: (req: IncomingMessage, res: ServerResponse) => void; drain: () => void; jobs: JobRunner }> {
+export async function buildApp(deps: ServerDeps): Promise<{
+  app: Koa;
+  methods: MethodTable;
+  listener: (req: IncomingMessage, res: ServerResponse) => void;
+  drain: () => void;
+  jobs: JobRunner;
+  setMethods: (table: MethodTable) => void;
+}> {
   const { config, store, log } = deps;
   const methods = withBuiltins(deps.methods ?? (await discoverMethods(config.methodsDir, createAjv())));
   const accounts = new AccountService(store, {
@@ -72,7 +81,8 @@ export async function buildApp(deps: ServerDeps): Promise<{ app: Koa; methods: M
     maxFailuresPerIp: config.login.maxFailuresPerIp,
     window: config.login.window,
   });
-  const jobs = deps.jobs ?? (await startJobRunner(config, store, methods, log));
+  let current = methods;
+  const jobs = deps.jobs ?? (await startJobRunner(config, store, () => current, log));
   const dispatcher = new Dispatcher(methods, { store, accounts, log, jobs }, { batchConcurrency: config.batchConcurrency, methodTimeout: config.methodTimeout });
   const cors = corsPolicy(config.cors.origins);
   let draining = false;
@@ -155,6 +165,10 @@ export async function buildApp(deps: ServerDeps): Promise<{ app: Koa; methods: M
       draining = true;
     },
     jobs,
+    setMethods: (table: MethodTable) => {
+      current = withBuiltins(table);
+      dispatcher.setMethods(current);
+    },
   };
 }
 
@@ -162,7 +176,7 @@ export async function buildApp(deps: ServerDeps): Promise<{ app: Koa; methods: M
 const IN_KOA = '__simpleapiInKoa';
 
 /** Agenda on MongoDB; on the embedded store, a runner in this process (its jobs die with it). */
-async function startJobRunner(config: Config, store: Store, methods: MethodTable, log: Logger): Promise<JobRunner> {
+async function startJobRunner(config: Config, store: Store, methods: () => MethodTable, log: Logger): Promise<JobRunner> {
   const execute = createJobExecutor(methods, store, log);
   if (store.kind === 'mongo') {
     const { AgendaJobRunner } = await import('./jobs/agenda.ts');
@@ -359,7 +373,7 @@ function createNodeServer(config: Config, handler: (req: IncomingMessage, res: S
  */
 export async function startServer(deps: ServerDeps): Promise<RunningServer> {
   const { config, store } = deps;
-  const { app, methods, listener: handler, drain, jobs } = await buildApp(deps);
+  const { app, methods, listener: handler, drain, jobs, setMethods } = await buildApp(deps);
   const servers: Server[] = [];
   let address: AddressInfo | null = null;
   let socketPath: string | null = null;
@@ -395,6 +409,7 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
     url: address === null ? null : `${scheme}://${host}:${address.port}`,
     socketPath,
     jobs,
+    setMethods,
     async close(graceSeconds = config.shutdownGrace) {
       clearInterval(sweeper);
       drain();

@@ -127,13 +127,24 @@ export class AgendaJobRunner implements JobRunner {
     // The lock is renewed while the job runs: only a dead process lets it expire.
     const renew = setInterval(() => void job.touch().catch(() => {}), Math.max(500, (this.#settings.lock * 1000) / 3));
     const timeout = setTimeout(() => controller.abort(new DOMException('The job ran past its time limit', 'TimeoutError')), this.#settings.timeout * 1000);
+    // Progress writes go one after another, and the final write waits for them: FerretDB 1.x
+    // updates a document by reading and rewriting it whole, so two writes in flight lose one.
+    let writes = Promise.resolve();
+    const progress = (fraction: number, note: string) => {
+      writes = writes.then(() => this.#status.updateOne({ _id: data.id, state: 'running' }, { $set: { progress: { fraction, note } } })).then(
+        () => {},
+        () => {},
+      );
+    };
     try {
       const result = await Promise.race([
-        this.#execute(data, (fraction, note) => void this.#status.updateOne({ _id: data.id, state: 'running' }, { $set: { progress: { fraction, note } } }).catch(() => {}), controller.signal),
+        this.#execute(data, progress, controller.signal),
         new Promise<never>((_, reject) => controller.signal.addEventListener('abort', () => reject(new ApiError('Timeout', `${data.method} did not finish within ${this.#settings.timeout} s`)))),
       ]);
+      await writes;
       await this.#finish(data.id, { result: result === undefined ? null : result });
     } catch (err) {
+      await writes;
       await this.#finish(data.id, { error: jobErrorOf(err) });
     } finally {
       clearInterval(renew);

@@ -18,9 +18,9 @@ export function jobErrorOf(err: unknown): JobError {
 }
 
 /** Makes the executor that runs a job's method with its own ctx. */
-export function createJobExecutor(methods: MethodTable, store: Store, log: Logger): JobExecutor {
+export function createJobExecutor(methods: () => MethodTable, store: Store, log: Logger): JobExecutor {
   return async (job, progress, signal) => {
-    const record = methods[job.method];
+    const record = methods()[job.method];
     if (record === undefined) throw new Error(`job ${job.id}: no method ${job.method} on this instance`);
     const jobLog = log.child({ job: job.id, method: job.method });
     const ctx = {
