@@ -4,8 +4,9 @@
  *   1. LOAD_CONNECTIONS (1000) keep-alive connections for LOAD_SECONDS (30 s), each alternating a
  *      public echo and a v2-signed session call: zero errors, zero non-2xx, zero dropped.
  *   2. A soak of SOAK_SECONDS (120 s) at 100 connections, sampling the server's resident memory
- *      every SOAK_SAMPLE_SECONDS (10 s): the curve is printed, and the last third of it must not
- *      rise more than 10% over the middle third. The server runs with --hmac-window=20: the
+ *      every SOAK_SAMPLE_SECONDS (10 s): the curve is printed, and the mean of its last third must
+ *      not be more than 10% over the mean of its middle third (means, not peaks: the garbage
+ *      collector makes a sawtooth, and a leak shows as a mean that keeps rising). The server runs with --hmac-window=20: the
  *      embedded store must remember every nonce for the window (300 s by default, longer than
  *      the soak), and a short window lets the curve reach its level within the run.
  * Exits non-zero when either fails. Only 127.0.0.1 is ever a target.
@@ -27,21 +28,26 @@ function rssMiB(pid: number): number {
   return Number(line?.replace(/\D+/g, '') ?? 0) / 1024;
 }
 
-function startServer(): Promise<{ pid: number; url: string; stop: () => void }> {
-  const proc = spawn(process.execPath, [join(ROOT, 'bin/simpleapi.js'), 'serve', '--port=0', `--methods-dir=${join(ROOT, 'bench/methods')}`, '--log-level=info', '--hmac-window=20', `--max-connections=${LOAD_CONNECTIONS + 100}`], {
+/**
+ * The server logs at warn: at info its request lines fill the pipe to this process, which is not
+ * what is under test (with them, a few requests of a 30 s run waited over 20 s; see the issue note).
+ * Readiness is polled on /health.
+ */
+async function startServer(): Promise<{ pid: number; url: string; stop: () => void }> {
+  const port = 20000 + Math.floor(Math.random() * 20000);
+  const proc = spawn(process.execPath, [join(ROOT, 'bin/simpleapi.js'), 'serve', `--port=${port}`, `--methods-dir=${join(ROOT, 'bench/methods')}`, '--log-level=warn', '--hmac-window=20', `--max-connections=${LOAD_CONNECTIONS + 100}`], {
     cwd: ROOT,
-    stdio: ['ignore', 'pipe', 'inherit'],
+    stdio: ['ignore', 'ignore', 'inherit'],
   });
-  return new Promise((done, fail) => {
-    let out = '';
-    proc.stdout.on('data', (c: Buffer) => {
-      if (out.length > 100_000) return; // the request lines of the run: drained, not kept
-      out += c.toString();
-      const m = /"url":"(http:\/\/127\.0\.0\.1:\d+)"/.exec(out);
-      if (m !== null) done({ pid: proc.pid!, url: `${m[1]}/`, stop: () => proc.kill('SIGTERM') });
-    });
-    proc.on('exit', (code) => fail(new Error(`server exited with ${code}`)));
-  });
+  const url = `http://127.0.0.1:${port}/`;
+  for (let i = 0; i < 100; i++) {
+    if (proc.exitCode !== null) throw new Error(`server exited with ${proc.exitCode}`);
+    const up = await fetch(new URL('/health', url)).then((r) => r.status === 200, () => false);
+    if (up) return { pid: proc.pid!, url, stop: () => proc.kill('SIGTERM') };
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  proc.kill('SIGKILL');
+  throw new Error('the server did not answer /health within 10 s');
 }
 
 interface LoadResult {
@@ -90,11 +96,12 @@ try {
   curve.push(rssMiB(server.pid));
   curve.forEach((mib, i) => console.log(`  t=${String(Math.min(i * SAMPLE_SECONDS, SOAK_SECONDS)).padStart(4)} s  ${mib.toFixed(1).padStart(7)} MiB  ${'#'.repeat(Math.round(mib / 4))}`));
   const third = Math.max(1, Math.floor(curve.length / 3));
-  const middle = Math.max(...curve.slice(third, 2 * third));
-  const last = Math.max(...curve.slice(2 * third));
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  const middle = mean(curve.slice(third, 2 * third));
+  const last = mean(curve.slice(2 * third));
   const levelled = last <= middle * 1.1;
   const soakOk = soak.errors === 0 && soak.non2xx === 0 && soak.timeouts === 0;
-  console.log(`  ${soak.requests} requests; errors ${soak.errors}, non-2xx ${soak.non2xx}; memory: middle third max ${middle.toFixed(1)} MiB, last third max ${last.toFixed(1)} MiB: ${levelled ? 'levelled off' : 'STILL RISING'}`);
+  console.log(`  ${soak.requests} requests; errors ${soak.errors}, non-2xx ${soak.non2xx}; memory: middle third mean ${middle.toFixed(1)} MiB, last third mean ${last.toFixed(1)} MiB: ${levelled ? 'levelled off' : 'STILL RISING'}`);
   failed ||= !soakOk || !levelled;
 } finally {
   server.stop();
