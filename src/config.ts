@@ -57,6 +57,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'jobs.timeout', flag: 'jobs-timeout', schema: seconds(1), default: 3600, description: 'Seconds a background job may run before it is failed with Timeout' },
   { key: 'jobs.lock', flag: 'jobs-lock', schema: seconds(1), default: 30, description: 'MongoDB: seconds before the job of a process that died is picked up by another' },
   { key: 'jobs.retries', flag: 'jobs-retries', schema: { type: 'integer', minimum: 0, maximum: 100 }, default: 2, description: 'MongoDB: runs again of a job whose process died, before it is failed' },
+  { key: 'docs', flag: 'docs', schema: { type: 'boolean' }, default: true, description: 'Serve the API console at GET /docs (--no-docs turns it off)' },
   { key: 'logLevel', flag: 'log-level', schema: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] }, default: 'info', description: 'Least severe log level written' },
 ];
 
@@ -81,6 +82,7 @@ export interface Config {
   trustProxy: boolean;
   cors: { origins: string };
   jobs: { concurrency: number; keep: number; timeout: number; retries: number; lock: number };
+  docs: boolean;
   batchConcurrency: number;
   workers: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';

@@ -13,6 +13,7 @@ import { AccountService } from './accounts.ts';
 import { ConfigError, type Config } from './config.ts';
 import { buildOpenRpc, discoverRecord } from './discover.ts';
 import { Dispatcher } from './dispatch.ts';
+import { createConsole } from './docs.ts';
 import { createEndpoint, requestIdOf } from './endpoint.ts';
 import { authenticate, type AuthSettings } from './auth.ts';
 import { ApiError, simpleErrorBody, toApiError } from './errors.ts';
@@ -103,6 +104,7 @@ export async function buildApp(deps: ServerDeps): Promise<{
     respondRaw: (koa, invoke) => respondRaw(app, log, koa, invoke),
   });
 
+  const docs = config.docs ? createConsole(config.path) : undefined;
   const app = new Koa();
   app.silent = true;
   app.on('error', (err: Error) => log.error({ err }, 'unhandled error in the HTTP layer'));
@@ -121,6 +123,8 @@ export async function buildApp(deps: ServerDeps): Promise<{
     try {
       if (ctx.path === config.path && ctx.method === 'OPTIONS') {
         cors.preflight(ctx);
+      } else if (docs !== undefined && ctx.path.startsWith('/docs') && (await docs(ctx))) {
+        // the console's page or one of its files
       } else if (ctx.path.startsWith('/jobs/') && ctx.method === 'GET') {
         await answerJob(ctx, jobs, requestId, { store, authSettings, scheme: config.hmac.scheme, clientIp: config.trustProxy ? forwardedIp : socketIp });
       } else if (ctx.path === '/health' && (ctx.method === 'GET' || ctx.method === 'HEAD')) {

@@ -20,8 +20,9 @@ const recordingFetch = async (url, init = {}) => {
 let client = new SimpleApiClient({ url: endpoint, fetch: recordingFetch });
 
 const $ = (selector, root = document) => root.querySelector(selector);
-const el = (tag, props = {}, ...children) => {
+const el = (tag, { dataset, ...props } = {}, ...children) => {
   const node = Object.assign(document.createElement(tag), props);
+  if (dataset) Object.assign(node.dataset, dataset);
   for (const child of children.flat()) if (child !== null && child !== undefined) node.append(child);
   return node;
 };
