@@ -381,7 +381,10 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
   const servers: Server[] = [];
   let address: AddressInfo | null = null;
   let socketPath: string | null = null;
-  const sweeper = setInterval(() => void store.sweep(Math.floor(Date.now() / 1000)).catch(() => {}), 60_000);
+  // Nonces live as long as the signing window: sweeping at least that often keeps the embedded
+  // store's memory level under steady signed traffic.
+  const sweepEvery = Math.min(60, config.hmac.window) * 1000;
+  const sweeper = setInterval(() => void store.sweep(Math.floor(Date.now() / 1000)).catch(() => {}), sweepEvery);
   sweeper.unref();
   try {
     if (config.port >= 0) {

@@ -15,21 +15,15 @@ import { ApiError } from '../errors.ts';
 import type { MongoStore } from '../store/mongo.ts';
 import { mapDriverError } from '../store/mongo.ts';
 import { jobErrorOf, type JobExecutor } from './execute.ts';
-import type { JobError, JobRunner, JobSettings, JobStart, JobState, JobView } from './types.ts';
+import type { JobError, JobRunner, JobSettings, JobStart, JobView } from './types.ts';
 
 const JOB_NAME = 'simpleapi.method';
 export const JOB_COLLECTIONS = { agenda: 'simpleapi_agenda_jobs', status: 'simpleapi_job_status' } as const;
 
-interface StatusDoc {
+/** What GET /jobs reports, stored under the job id, with what only the runner needs. */
+interface StatusDoc extends Omit<JobView, 'job_id'> {
   _id: string;
-  method: string;
   owner: string | null;
-  state: JobState;
-  progress: { fraction: number; note: string } | null;
-  result?: unknown;
-  error?: JobError;
-  created: number;
-  finished?: number;
   /** Runs started so far; more than 1 means a process died under it. */
   attempts: number;
   expiresAt?: Date;
