@@ -62,10 +62,12 @@ export type RequestLine = (reqId: string, method: string, status: number, ms: nu
  * same destination as everything else and honours the logger's level.
  */
 export function createRequestLine(log: Logger): RequestLine {
-  const stream = (log as unknown as Record<symbol, { write(line: string): void }>)[pino.symbols.streamSym];
-  const bindings = JSON.stringify(log.bindings()).slice(1, -1);
+  const internals = log as unknown as Record<symbol, unknown>;
+  const stream = internals[pino.symbols.streamSym] as { write(line: string): void } | undefined;
+  // pino's own serialised base and child fields (`,"pid":123,...`), as its lines carry them.
+  const chindings = String(internals[pino.symbols.chindingsSym] ?? '');
   const prefix = `{"level":30,"time":`;
-  const middle = bindings === '' ? ',' : `,${bindings},`;
+  const middle = `${chindings},`;
   return (reqId, method, status, ms) => {
     if (!log.isLevelEnabled('info') || stream === undefined) return;
     stream.write(`${prefix}${Date.now()}${middle}"reqId":${JSON.stringify(reqId)},"method":${JSON.stringify(method)},"status":${status},"ms":${Math.round(ms * 1000) / 1000},"msg":"request"}\n`);
