@@ -1,6 +1,6 @@
 /** The public API of simpleapi. The client is a separate entry: `simpleapi/client`. */
 export { ApiError, ERRORS, isApiError, type ErrorCode } from './errors.ts';
-export { defineMethod, type Auth, type MethodContext, type MethodModule, type Session } from './method.ts';
+export { defineMethod, type Auth, type Infer, type MethodContext, type MethodModule, type Session } from './method.ts';
 export { loadConfig, type Config } from './config.ts';
 export { buildApp, startServer, type RunningServer } from './server.ts';
 export { MemoryStore } from './store/memory.ts';

@@ -5,7 +5,6 @@
 import type { Context as KoaContext } from 'koa';
 import type { Db } from 'mongodb';
 import type { Logger } from 'pino';
-import type { FromSchema, JSONSchema } from 'json-schema-to-ts';
 import type { Accounts } from './accounts.ts';
 
 export type Auth = 'public' | 'session';
@@ -59,25 +58,54 @@ export interface MethodModule<P = any, R = unknown> {
   invoke: (ctx: MethodContext, params: P) => R | Promise<R>;
 }
 
+type Schema = Readonly<Record<string, unknown>>;
+type Primitive<T> = T extends 'string' ? string : T extends 'number' | 'integer' ? number : T extends 'boolean' ? boolean : T extends 'null' ? null : T extends 'array' ? unknown[] : T extends 'object' ? Record<string, unknown> : unknown;
+type Props<S> = S extends { properties: infer P } ? P : {};
+type Req<S> = S extends { required: readonly (infer K)[] } ? K : never;
+type ObjectOf<S> = { [K in keyof Props<S> as K extends Req<S> ? K : never]: Infer<Props<S>[K]> } & { [K in keyof Props<S> as K extends Req<S> ? never : K]?: Infer<Props<S>[K]> };
+
+/**
+ * The TypeScript type of a JSON Schema written `as const`, for the common keywords: `type`,
+ * `properties` with `required`, `items`, `prefixItems`, `enum` and `const`; anything else is
+ * `unknown`. (json-schema-to-ts covers more, but its inference through a callback's parameter
+ * exceeds the compiler's depth limit.)
+ */
+export type Infer<S> = S extends { const: infer C }
+  ? C
+  : S extends { enum: readonly (infer E)[] }
+    ? E
+    : S extends { type: 'object' }
+      ? ObjectOf<S>
+      : S extends { type: 'array'; prefixItems: infer P extends readonly unknown[] }
+        ? { [I in keyof P]: Infer<P[I]> }
+        : S extends { type: 'array'; items: infer I }
+          ? Infer<I>[]
+          : S extends { type: infer T }
+            ? T extends readonly (infer U)[]
+              ? Primitive<U>
+              : Primitive<T>
+            : unknown;
+
 /**
  * Types a method from its schemas: `params` in `invoke` is inferred from the `params` schema.
  * Write schemas `as const` so their literal types survive.
  *
  * @example
+ * // methods/math/total.ts: a default export is discovered like named ones
  * export default defineMethod({
  *   auth: 'public',
  *   params: { type: 'array', items: { type: 'number' } } as const,
- *   invoke: (ctx, numbers) => numbers.reduce((a, b) => a + b, 0),
+ *   invoke: (ctx, numbers) => numbers.reduce((a, b) => a + b, 0), // numbers: number[]
  * });
- * // and, for the file to be discovered, re-export its parts:
- * export const { auth, params, invoke } = method;
  */
-export function defineMethod<const S extends JSONSchema, R>(
-  method: { description?: string; auth?: Auth; params: S; result?: JSONSchema; invoke: (ctx: MethodContext, params: FromSchema<S>) => R | Promise<R> },
-): typeof method;
-export function defineMethod<R>(
-  method: { description?: string; auth?: Auth; params?: undefined; result?: JSONSchema; invoke: (ctx: MethodContext, params: unknown) => R | Promise<R> },
-): typeof method;
+export function defineMethod<const S extends Schema, R>(method: {
+  description?: string;
+  auth?: Auth;
+  params: S;
+  result?: Schema;
+  invoke: (ctx: MethodContext, params: Infer<S>) => R | Promise<R>;
+}): MethodModule<Infer<S>, R>;
+export function defineMethod<R>(method: { description?: string; auth?: Auth; result?: Schema; invoke: (ctx: MethodContext, params: unknown) => R | Promise<R> }): MethodModule<unknown, R>;
 export function defineMethod(method: unknown): unknown {
   return method;
 }

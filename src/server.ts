@@ -1,7 +1,7 @@
 /**
- * The HTTP side: one Koa app with the POST endpoint and `GET /health`, listening on TCP, a Unix
- * socket, or both. Reading, parsing, authenticating, dispatching and signing happen here in that
- * order; every failure on the way becomes one answer from the §4 table.
+ * The HTTP side: the Koa app (`/health`, `/jobs/<id>`, `/docs`, CORS preflight, and the endpoint
+ * when a user added middleware), the request listener that sends POSTs to the endpoint
+ * (endpoint.ts) directly otherwise, and listening on TCP or TLS, a Unix socket, or both.
  */
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';

@@ -70,6 +70,13 @@ describe('batches', () => {
   });
 });
 
+describe('defineMethod', () => {
+  it('a default-exported typed method is discovered, validated and run', async () => {
+    expect((await post(server.url, '{"method":"typed.double","parameters":[1,2.5]}')).json).toEqual([2, 5]);
+    expect((await post(server.url, '{"method":"typed.double","parameters":["x"]}')).status).toBe(400);
+  });
+});
+
 describe('the HTTP surface', () => {
   it('other paths are 404 and other verbs 405, as JSON', async () => {
     const a = await post(new URL('/other', server.url).href, '{}');
