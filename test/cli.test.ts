@@ -2,13 +2,12 @@
  * The `simpleapi` command as users run it: child processes, real ports and sockets, real files.
  */
 import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SimpleApiClient } from '../src/client/index.ts';
 import { OPTIONS } from '../src/config.ts';
-import { post, runCli, spawnServer, SHIPPED_METHODS, type Spawned } from './helpers/server.ts';
+import { freePort, post, runCli, spawnServer, SHIPPED_METHODS, type Spawned } from './helpers/server.ts';
 
 const running: Spawned[] = [];
 afterAll(async () => {
@@ -20,14 +19,6 @@ async function serve(args: string[], env: NodeJS.ProcessEnv = {}, cwd?: string):
   return s;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const srv = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'simpleapi-test-'));
 /** A methods folder as users have it: inside a package whose package.json says "type": "module". */

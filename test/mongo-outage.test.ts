@@ -4,27 +4,18 @@
  */
 import { execFile } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hasMongo, uniqueDbName } from './helpers/mongo.ts';
-import { post, ROOT, spawnServer, type Spawned } from './helpers/server.ts';
+import { freePort, post, ROOT, spawnServer, type Spawned } from './helpers/server.ts';
 import { createAccount, postV2, type Grant } from './helpers/signed.ts';
 
 const run = promisify(execFile);
 const script = resolve(ROOT, '.ci/ferretdb.sh');
 const env = { ...process.env, FERRETDB_STATE: mkdtempSync(join(tmpdir(), 'simpleapi-outage-')), FERRETDB_PG_DB: 'simpleapi_outage' };
 
-function freePort(): Promise<number> {
-  return new Promise((done) => {
-    const srv = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => done(port));
-    });
-  });
-}
 
 const session = JSON.stringify({ method: 'account.session', parameters: {} });
 

@@ -3,6 +3,7 @@
  * processes started as users start them (`node bin/simpleapi.js serve`).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer as createNetServer } from 'node:net';
 import { Writable } from 'node:stream';
 import { resolve } from 'node:path';
 import { loadConfig, type Config } from '../../src/config.ts';
@@ -145,4 +146,14 @@ export async function post(url: string, body: string | Uint8Array, headers: Reco
     json = undefined;
   }
   return { status: res.status, headers: res.headers, text, json };
+}
+
+/** A TCP port nothing listens on right now. */
+export function freePort(): Promise<number> {
+  return new Promise((done) => {
+    const srv = createNetServer().listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => done(port));
+    });
+  });
 }
