@@ -15,6 +15,7 @@ import { buildOpenRpc, discoverRecord } from './discover.ts';
 import { Dispatcher } from './dispatch.ts';
 import { createConsole } from './docs.ts';
 import { createEndpoint, requestIdOf } from './endpoint.ts';
+import { createRequestLine } from './log.ts';
 import { authenticate, type AuthSettings } from './auth.ts';
 import { ApiError, simpleErrorBody, toApiError } from './errors.ts';
 import { createJobExecutor } from './jobs/execute.ts';
@@ -89,6 +90,7 @@ export async function buildApp(deps: ServerDeps): Promise<{
   let draining = false;
   const authSettings = { window: config.hmac.window, sessionTtl: config.session.ttl, touchFraction: config.session.touchFraction };
 
+  const clientIp = config.trustProxy ? forwardedIp : socketIp;
   const endpoint = createEndpoint({
     store,
     log,
@@ -98,7 +100,7 @@ export async function buildApp(deps: ServerDeps): Promise<{
     bodyLimit: config.bodyLimit,
     batchLimit: config.batchLimit,
     maxDepth: config.json.maxDepth,
-    clientIp: config.trustProxy ? forwardedIp : socketIp,
+    clientIp,
     corsHeaders: cors.headers,
     draining: () => draining,
     respondRaw: (koa, invoke) => respondRaw(app, log, koa, invoke),
@@ -109,9 +111,10 @@ export async function buildApp(deps: ServerDeps): Promise<{
   app.silent = true;
   app.on('error', (err: Error) => log.error({ err }, 'unhandled error in the HTTP layer'));
 
-  app.use(async (ctx) => {
+  const requestLine = createRequestLine(log);
+  app.use(async (ctx, next) => {
     if (ctx.path === config.path && ctx.method === 'POST') {
-      // Reached through Koa only when other middleware was added before this one.
+      // Reached through Koa only when a user's middleware was put before this one.
       ctx.respond = false;
       ctx.state[IN_KOA] = true;
       await endpoint(ctx.req, ctx.res, () => ctx);
@@ -126,36 +129,46 @@ export async function buildApp(deps: ServerDeps): Promise<{
       } else if (docs !== undefined && ctx.path.startsWith('/docs') && (await docs(ctx))) {
         // the console's page or one of its files
       } else if (ctx.path.startsWith('/jobs/') && ctx.method === 'GET') {
-        await answerJob(ctx, jobs, requestId, { store, authSettings, scheme: config.hmac.scheme, clientIp: config.trustProxy ? forwardedIp : socketIp });
+        await answerJob(ctx, jobs, requestId, { store, authSettings, scheme: config.hmac.scheme, clientIp });
       } else if (ctx.path === '/health' && (ctx.method === 'GET' || ctx.method === 'HEAD')) {
         const up = await store.ping().catch(() => false);
         ctx.status = up ? 200 : 503;
         ctx.type = 'json';
         ctx.body = up ? '{"status":"ok"}' : '{"status":"degraded","db":"down"}';
-      } else if (ctx.path !== config.path) {
-        ctx.status = 404;
-        ctx.type = 'json';
-        ctx.body = JSON.stringify({ error: { code: 'NotFound', message: `No endpoint at ${ctx.path.slice(0, 200)}`, type: 'notFound' } });
-      } else {
+      } else if (ctx.path === config.path) {
         ctx.status = 405;
         ctx.set('Allow', 'POST');
         ctx.type = 'json';
         ctx.body = JSON.stringify({ error: { code: 'InvalidRequest', message: `Use POST ${config.path}`, type: 'invalidRequest' } });
+      } else {
+        // Not ours: a user's routes added with app.use() come next; 404 when none answers.
+        await next();
+        if (ctx.body === undefined && ctx.status === 404) {
+          ctx.status = 404; // set explicitly, or Koa makes it 200 when the body is assigned
+          ctx.type = 'json';
+          ctx.body = JSON.stringify({ error: { code: 'NotFound', message: `No endpoint at ${ctx.path.slice(0, 200)}`, type: 'notFound' } });
+        }
       }
     } finally {
-      log.info({ reqId: requestId, method: `${ctx.method} ${ctx.path.slice(0, 200)}`, status: ctx.status, ms: Math.round((performance.now() - started) * 1000) / 1000 }, 'request');
+      requestLine(requestId, `${ctx.method} ${ctx.path.slice(0, 200)}`, ctx.status, performance.now() - started);
     }
   });
 
   /**
-   * The request listener. POST to the endpoint skips Koa while the app has only this module's
-   * middleware (Koa's context, delegates and response handling cost more than the rest of the
-   * hot path); with middleware of a user's, everything goes through Koa.
+   * The request listener. POST to the endpoint skips Koa while no middleware of a user's stands
+   * before this module's (Koa's context, delegates and response handling cost more than the rest
+   * of the hot path); otherwise everything goes through Koa. Koa composes its middleware when
+   * callback() is called, so the handler is made again whenever the list has changed.
    */
-  const ownMiddleware = app.middleware.length;
-  const koaHandler = app.callback();
+  const own = app.middleware[0];
+  let composed = app.middleware.length;
+  let koaHandler = app.callback();
   const listener = (req: IncomingMessage, res: ServerResponse): void => {
-    if (app.middleware.length === ownMiddleware && req.method === 'POST' && pathOf(req.url) === config.path) {
+    if (app.middleware.length !== composed) {
+      composed = app.middleware.length;
+      koaHandler = app.callback();
+    }
+    if (app.middleware[0] === own && req.method === 'POST' && pathOf(req.url) === config.path) {
       void endpoint(req, res, () => app.createContext(req, res));
       return;
     }

@@ -115,3 +115,40 @@ describe('the HTTP surface', () => {
     expect(nothing.text).toBe('null');
   });
 });
+
+describe('extending the Koa app', () => {
+  it("a user's routes added with app.use() are served, and unknown paths stay 404 JSON", async () => {
+    const own = await startTestServer();
+    try {
+      own.app.use(async (ctx, next) => {
+        if (ctx.path === '/hello') ctx.body = { hello: 'world' };
+        else await next();
+      });
+      const hello = await fetch(new URL('/hello', own.url));
+      expect(hello.status).toBe(200);
+      expect(await hello.json()).toEqual({ hello: 'world' });
+      expect(hello.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+      const missing = await fetch(new URL('/nowhere', own.url));
+      expect(missing.status).toBe(404);
+      expect(await missing.json()).toEqual({ error: { code: 'NotFound', message: 'No endpoint at /nowhere', type: 'notFound' } });
+    } finally {
+      await own.close(0);
+    }
+  });
+
+  it("a user's middleware put first runs for the endpoint too, which then goes through Koa", async () => {
+    const own = await startTestServer();
+    try {
+      own.app.middleware.unshift(async (ctx, next) => {
+        ctx.set('x-powered-by-user', 'yes');
+        await next();
+      });
+      const a = await post(own.url, '{"method":"echo","parameters":[7]}');
+      expect(a.json).toEqual([7]);
+      expect(a.headers.get('x-powered-by-user')).toBe('yes');
+      expect(a.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+    } finally {
+      await own.close(0);
+    }
+  });
+});
