@@ -8,6 +8,7 @@ import { ApiError } from './errors.ts';
 import { dummyHash, hashPassword, verifyPassword } from './passwords.ts';
 import type { RequestScope } from './scope.ts';
 import type { SessionRecord, Store } from './store/types.ts';
+import { nowSeconds } from './clock.ts';
 
 /** What create and login answer (§5). */
 export interface SessionGrant {
@@ -42,7 +43,6 @@ export function userKeyOf(userId: string): string {
 
 const WRONG_CREDENTIALS = 'Wrong user_id or password';
 
-export const nowSeconds = (): number => Math.floor(Date.now() / 1000);
 
 export class AccountService {
   readonly #store: Store;

@@ -8,7 +8,7 @@ import { ApiError } from './errors.ts';
 import type { RequestScope } from './scope.ts';
 import { NONCE_PATTERN, isValidTimestamp, macMatches, signV1, signV2Request } from './signing.ts';
 import type { Store } from './store/types.ts';
-import { nowSeconds } from './accounts.ts';
+import { nowSeconds } from './clock.ts';
 
 export interface AuthSettings {
   window: number;

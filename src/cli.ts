@@ -9,6 +9,7 @@ import { createLogger } from './log.ts';
 import { discoverMethods, RegistryError } from './registry.ts';
 import { startServer } from './server.ts';
 import { openStore } from './store/index.ts';
+import { nowSeconds } from './clock.ts';
 
 const COMMANDS: Record<string, { summary: string; flags: readonly string[] }> = {
   serve: { summary: 'serve the API (what `npm start` runs); --watch reloads method files as they change', flags: ['watch?'] },
@@ -212,7 +213,7 @@ async function createUser(config: Config, positional: string[]): Promise<number>
     const { hashPassword } = await import('./passwords.ts');
     const { userKeyOf } = await import('./accounts.ts');
     const password = randomBytes(18).toString('base64url');
-    await store.createAccount({ userKey: userKeyOf(userId), userId, password: await hashPassword(password), created: Math.floor(Date.now() / 1000) });
+    await store.createAccount({ userKey: userKeyOf(userId), userId, password: await hashPassword(password), created: nowSeconds() });
     process.stdout.write(`created ${userId}\npassword: ${password}\n(shown once; it is stored only as a hash)\n`);
     return 0;
   } catch (err) {

@@ -11,6 +11,7 @@ import type { MethodContext, Session } from './method.ts';
 import type { JobRunner } from './jobs/types.ts';
 import type { RequestScope } from './scope.ts';
 import type { SessionRecord, Store } from './store/types.ts';
+import { nowSeconds } from './clock.ts';
 
 export interface Services {
   store: Store;
@@ -33,7 +34,7 @@ function sessionHandle(record: SessionRecord, store: Store): Session {
         version = saved;
         return;
       }
-      const current = await store.getSession(record.sessionId, Math.floor(Date.now() / 1000));
+      const current = await store.getSession(record.sessionId, nowSeconds());
       if (current === null) throw new ApiError('Unauthenticated', 'The session ended while this request ran');
       handle.state = current.state;
       version = current.version;

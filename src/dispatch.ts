@@ -61,27 +61,35 @@ export class Dispatcher {
     if (record.validate !== undefined && !record.validate(call.params)) {
       return { ok: false, error: new ApiError('InvalidParams', undefined, { details: validationDetails(record.validate.errors) }) };
     }
-    const failed = (thrown: unknown): Outcome => {
-      const error = toApiError(thrown);
-      if (error.code === 'InternalError' && error.cause !== undefined) {
-        this.#services.log.error({ reqId: scope.requestId, method: record.name, err: error.cause }, 'method threw');
-      }
-      return { ok: false, error };
-    };
     if (record.background === true) return this.#startJob(record.name, call.params, scope);
     const ctx = new CallContext(record.name, scope, this.#services, this.#settings.methodTimeout > 0);
     if (record.raw === true) {
       if (inBatch) return { ok: false, error: new ApiError('InvalidRequest', `${record.name} writes its own response and cannot be called in a batch`) };
-      return scope.respondRaw(() => record.invoke(ctx, call.params)).then((): Outcome => ({ ok: true, result: undefined }), failed);
+      return scope.respondRaw(() => record.invoke(ctx, call.params)).then(
+        (): Outcome => ({ ok: true, result: undefined }),
+        (thrown: unknown) => this.#failed(thrown, record.name, scope),
+      );
     }
     try {
       const result = record.invoke(ctx, call.params);
       if (!isThenable(result)) return { ok: true, result };
-      const settled = Promise.resolve(result).then((value): Outcome => ({ ok: true, result: value }), failed);
+      const settled = Promise.resolve(result).then(
+        (value): Outcome => ({ ok: true, result: value }),
+        (thrown: unknown) => this.#failed(thrown, record.name, scope),
+      );
       return this.#settings.methodTimeout > 0 ? this.#withTimeout(settled, ctx, scope) : settled;
     } catch (thrown) {
-      return failed(thrown);
+      return this.#failed(thrown, record.name, scope);
     }
+  }
+
+  /** A throw as the caller sees it; an unexpected one is logged in full with the request id. */
+  #failed(thrown: unknown, method: string, scope: RequestScope): Outcome {
+    const error = toApiError(thrown);
+    if (error.code === 'InternalError' && error.cause !== undefined) {
+      this.#services.log.error({ reqId: scope.requestId, method, err: error.cause }, 'method threw');
+    }
+    return { ok: false, error };
   }
 
   /**

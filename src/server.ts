@@ -26,6 +26,7 @@ import { RequestScope } from './scope.ts';
 import type { Scheme } from './signing.ts';
 import type { Store } from './store/types.ts';
 import type { MongoStore } from './store/mongo.ts';
+import { nowSeconds } from './clock.ts';
 
 export const VERSION = '0.1.0';
 
@@ -397,7 +398,7 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
   // Nonces live as long as the signing window: sweeping at least that often keeps the embedded
   // store's memory level under steady signed traffic.
   const sweepEvery = Math.min(60, config.hmac.window) * 1000;
-  const sweeper = setInterval(() => void store.sweep(Math.floor(Date.now() / 1000)).catch(() => {}), sweepEvery);
+  const sweeper = setInterval(() => void store.sweep(nowSeconds()).catch(() => {}), sweepEvery);
   sweeper.unref();
   try {
     if (config.port >= 0) {

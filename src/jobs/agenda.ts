@@ -16,6 +16,7 @@ import type { MongoStore } from '../store/mongo.ts';
 import { mapDriverError } from '../store/mongo.ts';
 import { jobErrorOf, type JobExecutor } from './execute.ts';
 import type { JobError, JobRunner, JobSettings, JobStart, JobView } from './types.ts';
+import { nowSeconds as now } from '../clock.ts';
 
 const JOB_NAME = 'simpleapi.method';
 export const JOB_COLLECTIONS = { agenda: 'simpleapi_agenda_jobs', status: 'simpleapi_job_status' } as const;
@@ -33,7 +34,6 @@ interface JobData extends JobStart {
   id: string;
 }
 
-const now = () => Math.floor(Date.now() / 1000);
 
 export interface AgendaSettings extends JobSettings {
   /** Seconds a running job's lock lasts without a renewal; a dead process's job waits this long. */

@@ -6,6 +6,7 @@ import { v4 as uuidv4 } from 'uuid';
 import { ApiError } from '../errors.ts';
 import type { JobRunner, JobSettings, JobStart, JobView } from './types.ts';
 import { jobErrorOf, type JobExecutor } from './execute.ts';
+import { nowSeconds as now } from '../clock.ts';
 
 interface Entry {
   view: JobView;
@@ -16,7 +17,6 @@ interface Entry {
   expires?: number;
 }
 
-const now = () => Math.floor(Date.now() / 1000);
 
 export class MemoryJobRunner implements JobRunner {
   readonly kind = 'memory' as const;

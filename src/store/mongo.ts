@@ -7,6 +7,7 @@ import { Binary, MongoClient, MongoServerError, ObjectId, type Collection, type 
 import type { Logger } from 'pino';
 import { ApiError } from '../errors.ts';
 import type { AccountRecord, PasswordHash, SessionRecord, Store, ThrottleState } from './types.ts';
+import { nowSeconds } from '../clock.ts';
 
 interface AccountDoc {
   _id: string;
@@ -263,7 +264,7 @@ export class MongoStore implements Store {
     const next = expectedVersion + 1;
     const claimId = `${sessionId}:${next}`;
     return this.#guard(async () => {
-      const now = Math.floor(Date.now() / 1000);
+      const now = nowSeconds();
       const claim = () => this.#claims.insertOne({ _id: claimId, created: now, expiresAt: toDate(now + 86400) });
       try {
         await claim();
