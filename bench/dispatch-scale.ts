@@ -1,8 +1,8 @@
 // Time per dispatch with 10 and with 10,000 methods registered: lookup must not grow with the table.
-import { AccountService } from '../src/accounts.ts';
-import { Dispatcher } from '../src/dispatch.ts';
+import { AccountService } from '../src/core/accounts.ts';
+import { Dispatcher } from '../src/core/dispatch.ts';
 import { createLogger } from '../src/log.ts';
-import type { MethodRecord } from '../src/registry.ts';
+import type { MethodRecord } from '../src/core/registry.ts';
 import { RequestScope } from '../src/scope.ts';
 import { MemoryStore } from '../src/store/memory.ts';
 

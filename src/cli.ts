@@ -6,10 +6,10 @@ import cluster from 'node:cluster';
 import { randomBytes } from 'node:crypto';
 import { ConfigError, loadConfig, optionsHelp, parseArgs, type Config } from './config.ts';
 import { createLogger } from './log.ts';
-import { discoverMethods, RegistryError } from './registry.ts';
+import { discoverMethods, RegistryError } from './core/registry.ts';
 import { startServer } from './server.ts';
 import { openStore } from './store/index.ts';
-import { nowSeconds } from './clock.ts';
+import { nowSeconds } from './core/clock.ts';
 
 const COMMANDS: Record<string, { summary: string; flags: readonly string[] }> = {
   serve: { summary: 'serve the API (what `npm start` runs); --watch reloads method files as they change', flags: ['watch?'] },
@@ -210,8 +210,8 @@ async function createUser(config: Config, positional: string[]): Promise<number>
   const log = createLogger({ level: 'warn', destination: process.stderr });
   const store = await openStore(config, log);
   try {
-    const { hashPassword } = await import('./passwords.ts');
-    const { userKeyOf } = await import('./accounts.ts');
+    const { hashPassword } = await import('./core/passwords.ts');
+    const { userKeyOf } = await import('./core/accounts.ts');
     const password = randomBytes(18).toString('base64url');
     await store.createAccount({ userKey: userKeyOf(userId), userId, password: await hashPassword(password), created: nowSeconds() });
     process.stdout.write(`created ${userId}\npassword: ${password}\n(shown once; it is stored only as a hash)\n`);

@@ -4,7 +4,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Context as KoaContext } from 'koa';
-import { signV1, signV2Response, type Scheme } from './signing.ts';
+import { signV1, signV2Response, type Scheme } from './core/signing.ts';
 import type { SessionRecord } from './store/types.ts';
 
 export class RequestScope {

@@ -5,7 +5,7 @@
  */
 import { watch, type FSWatcher } from 'node:fs';
 import type { Logger } from 'pino';
-import { createAjv, discoverMethods, type MethodTable } from './registry.ts';
+import { createAjv, discoverMethods, type MethodTable } from './core/registry.ts';
 
 /** Wait this long after the last change before reloading: editors write a file in several steps. */
 const SETTLE_MS = 150;

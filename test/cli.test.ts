@@ -92,7 +92,7 @@ describe('simpleapi serve', () => {
   it('logs the address, the number of methods, the store and the signing scheme', async () => {
     const s = await serve(['--port=0']);
     const listening = s.stdout.map((l) => JSON.parse(l)).find((l) => l.msg.startsWith('listening'));
-    const { discoverMethods } = await import('../src/registry.ts');
+    const { discoverMethods } = await import('../src/core/registry.ts');
     const shipped = Object.keys(await discoverMethods(SHIPPED_METHODS)).length;
     // The shipped method files, plus the built-in rpc.discover.
     expect(listening).toMatchObject({ methods: shipped + 1, store: 'embedded', hmacScheme: 'v2' });

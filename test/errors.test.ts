@@ -4,7 +4,7 @@
  * rest are thrown by a fixture method through ApiError, which is how methods raise them.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ERRORS, type ErrorCode } from '../src/errors.ts';
+import { ERRORS, type ErrorCode } from '../src/core/errors.ts';
 import { post, startTestServer, type TestServer } from './helpers/server.ts';
 
 let server: TestServer;

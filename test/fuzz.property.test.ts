@@ -7,11 +7,11 @@
 import { request } from 'node:http';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AccountService } from '../src/accounts.ts';
-import { Dispatcher } from '../src/dispatch.ts';
-import { parseEnvelope } from '../src/envelope.ts';
+import { AccountService } from '../src/core/accounts.ts';
+import { Dispatcher } from '../src/core/dispatch.ts';
+import { parseEnvelope } from '../src/core/envelope.ts';
 import { createLogger } from '../src/log.ts';
-import { createAjv, discoverMethods, type MethodTable } from '../src/registry.ts';
+import { createAjv, discoverMethods, type MethodTable } from '../src/core/registry.ts';
 import { RequestScope } from '../src/scope.ts';
 import { MemoryStore } from '../src/store/memory.ts';
 import { SHIPPED_METHODS, startTestServer, type TestServer } from './helpers/server.ts';

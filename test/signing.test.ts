@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { macMatches, signV1, signV2Request, signV2Response, decodeSessionKey } from '../src/signing.ts';
+import { macMatches, signV1, signV2Request, signV2Response, decodeSessionKey } from '../src/core/signing.ts';
 import { v1Key, v2Key, v2RequestBytes, v2ResponseBytes } from '../src/client/signing.ts';
 import { ROOT } from './helpers/server.ts';
 

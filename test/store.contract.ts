@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { v4 as uuidv4 } from 'uuid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ApiError } from '../src/errors.ts';
+import { ApiError } from '../src/core/errors.ts';
 import type { AccountRecord, PasswordHash, SessionRecord, Store } from '../src/store/types.ts';
 
 const hash = (tag: string): PasswordHash => ({ algo: 'scrypt', N: 16384, r: 8, p: 1, salt: Buffer.from(`salt-${tag}`).toString('base64'), hash: Buffer.from(`hash-${tag}`).toString('base64') });

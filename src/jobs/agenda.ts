@@ -11,12 +11,12 @@ import { Agenda, type Job } from 'agenda';
 import { MongoBackend } from '@agendajs/mongo-backend';
 import type { Collection } from 'mongodb';
 import type { Logger } from 'pino';
-import { ApiError } from '../errors.ts';
+import { ApiError } from '../core/errors.ts';
 import type { MongoStore } from '../store/mongo.ts';
 import { mapDriverError } from '../store/mongo.ts';
 import { jobErrorOf, type JobExecutor } from './execute.ts';
 import type { JobError, JobRunner, JobSettings, JobStart, JobView } from './types.ts';
-import { nowSeconds as now } from '../clock.ts';
+import { nowSeconds as now } from '../core/clock.ts';
 
 const JOB_NAME = 'simpleapi.method';
 export const JOB_COLLECTIONS = { agenda: 'simpleapi_agenda_jobs', status: 'simpleapi_job_status' } as const;

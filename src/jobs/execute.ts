@@ -3,9 +3,9 @@
  * the HTTP request (no `koa`), plus `progress(fraction, note)`.
  */
 import type { Logger } from 'pino';
-import { toApiError } from '../errors.ts';
-import type { MethodContext } from '../method.ts';
-import type { MethodTable } from '../registry.ts';
+import { toApiError } from '../core/errors.ts';
+import type { MethodContext } from '../core/method.ts';
+import type { MethodTable } from '../core/registry.ts';
 import type { Store } from '../store/types.ts';
 import type { JobError, JobStart } from './types.ts';
 

@@ -3,10 +3,10 @@
  * process, and nothing survives a restart (the start-up log says so).
  */
 import { v4 as uuidv4 } from 'uuid';
-import { ApiError } from '../errors.ts';
+import { ApiError } from '../core/errors.ts';
 import type { JobRunner, JobSettings, JobStart, JobView } from './types.ts';
 import { jobErrorOf, type JobExecutor } from './execute.ts';
-import { nowSeconds as now } from '../clock.ts';
+import { nowSeconds as now } from '../core/clock.ts';
 
 interface Entry {
   view: JobView;

@@ -2,7 +2,7 @@
  * The embedded store: everything in this process's memory. It is what `npm start` serves on when
  * no database is configured; sessions live as long as the process and are not shared.
  */
-import { ApiError } from '../errors.ts';
+import { ApiError } from '../core/errors.ts';
 import type { AccountRecord, PasswordHash, SessionRecord, Store, ThrottleState } from './types.ts';
 
 /** Stored copies, so a caller that mutates what it was given cannot change the store behind its back. */

@@ -5,9 +5,9 @@
  */
 import { Binary, MongoClient, MongoServerError, ObjectId, type Collection, type Db } from 'mongodb';
 import type { Logger } from 'pino';
-import { ApiError } from '../errors.ts';
+import { ApiError } from '../core/errors.ts';
 import type { AccountRecord, PasswordHash, SessionRecord, Store, ThrottleState } from './types.ts';
-import { nowSeconds } from '../clock.ts';
+import { nowSeconds } from '../core/clock.ts';
 
 interface AccountDoc {
   _id: string;

@@ -8,9 +8,9 @@ import type { Logger } from 'pino';
 import type { AccountService, Accounts } from './accounts.ts';
 import { ApiError } from './errors.ts';
 import type { MethodContext, Session } from './method.ts';
-import type { JobRunner } from './jobs/types.ts';
-import type { RequestScope } from './scope.ts';
-import type { SessionRecord, Store } from './store/types.ts';
+import type { JobRunner } from '../jobs/types.ts';
+import type { RequestScope } from '../scope.ts';
+import type { SessionRecord, Store } from '../store/types.ts';
 import { nowSeconds } from './clock.ts';
 
 export interface Services {

@@ -7,7 +7,7 @@ import { ApiError, simpleErrorBody, toApiError } from './errors.ts';
 import { isRejected, rpcError, rpcResult, type Call, type Envelope, type RejectedEntry, type RpcResponse } from './envelope.ts';
 import { CallContext, type Services } from './context.ts';
 import { isValidMethodName, validationDetails, type MethodTable } from './registry.ts';
-import type { RequestScope } from './scope.ts';
+import type { RequestScope } from '../scope.ts';
 
 /** `job` is set when a background method was accepted: the result is `{job_id}`. */
 export type Outcome = { ok: true; result: unknown; job?: string } | { ok: false; error: ApiError };

@@ -6,8 +6,8 @@ import { randomBytes } from 'node:crypto';
 import { v4 as uuidv4 } from 'uuid';
 import { ApiError } from './errors.ts';
 import { dummyHash, hashPassword, verifyPassword } from './passwords.ts';
-import type { RequestScope } from './scope.ts';
-import type { SessionRecord, Store } from './store/types.ts';
+import type { RequestScope } from '../scope.ts';
+import type { SessionRecord, Store } from '../store/types.ts';
 import { nowSeconds } from './clock.ts';
 
 /** What create and login answer (§5). */

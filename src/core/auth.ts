@@ -5,9 +5,9 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { validate as isUuid } from 'uuid';
 import { ApiError } from './errors.ts';
-import type { RequestScope } from './scope.ts';
+import type { RequestScope } from '../scope.ts';
 import { NONCE_PATTERN, isValidTimestamp, macMatches, signV1, signV2Request } from './signing.ts';
-import type { Store } from './store/types.ts';
+import type { Store } from '../store/types.ts';
 import { nowSeconds } from './clock.ts';
 
 export interface AuthSettings {

@@ -3,7 +3,7 @@
  * can be raised later without invalidating old accounts.
  */
 import { randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto';
-import type { PasswordHash } from './store/types.ts';
+import type { PasswordHash } from '../store/types.ts';
 
 /** OWASP's minimum for scrypt (N=2^17 is their first choice; 2^15 keeps logins near 50 ms here). */
 export const SCRYPT_DEFAULTS = { N: 2 ** 15, r: 8, p: 1 } as const;
