@@ -3,7 +3,7 @@ import { AccountService } from '../src/core/accounts.ts';
 import { Dispatcher } from '../src/core/dispatch.ts';
 import { createLogger } from '../src/log.ts';
 import type { MethodRecord } from '../src/core/registry.ts';
-import { RequestScope } from '../src/scope.ts';
+import { MethodHolder } from '../src/core/methods.ts';
 import { MemoryStore } from '../src/store/memory.ts';
 
 function table(size: number): Record<string, MethodRecord> {
@@ -18,8 +18,8 @@ function table(size: number): Record<string, MethodRecord> {
 function nsPerDispatch(size: number): number {
   const store = new MemoryStore();
   const log = createLogger({ level: 'silent' });
-  const dispatcher = new Dispatcher(table(size), { store, log, accounts: new AccountService(store, { sessionTtl: 60, maxFailures: 5, maxFailuresPerIp: 50, window: 60 }) }, { batchConcurrency: 8, methodTimeout: 30 });
-  const scope = new RequestScope('bench', '127.0.0.1', {} as never, {} as never, () => ({}) as never, 'v2');
+  const dispatcher = new Dispatcher(new MethodHolder(table(size), { title: 'bench', version: '0' }), { store, log, accounts: new AccountService(store, { sessionTtl: 60, maxFailures: 5, maxFailuresPerIp: 50, window: 60 }) }, { batchConcurrency: 8, methodTimeout: 30 });
+  const scope = { requestId: 'bench', ip: '127.0.0.1', session: null, signal: new AbortController().signal, http: null };
   const call = { method: `group5.method${size >= 10 ? 5 : 0}`, params: { a: 1 } };
   const samples: number[] = [];
   for (let batch = 0; batch < 30; batch++) {

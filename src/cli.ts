@@ -135,13 +135,13 @@ async function serve(config: ReturnType<typeof loadConfig>, watchFiles = false):
       url: server.url,
       socket: server.socketPath,
       methods: methodCount,
-      store: store.kind === 'memory' ? 'embedded' : 'mongodb',
+      store: store.description,
       hmacScheme: config.hmac.scheme,
       config: config.configFile ?? null,
     },
     `listening on ${[server.url, server.socketPath].filter(Boolean).join(' and ')} with ${methodCount} methods`,
   );
-  if (store.kind === 'memory') {
+  if (!store.shared) {
     log.info('store: embedded in-process store (no --db-url): sessions live in this process only and are not shared with other instances; ctx.db is null');
   }
   if (config.hmac.scheme === 'v1') {

@@ -57,6 +57,8 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'jobs.timeout', flag: 'jobs-timeout', schema: seconds(1), default: 3600, description: 'Seconds a background job may run before it is failed with Timeout' },
   { key: 'jobs.lock', flag: 'jobs-lock', schema: seconds(1), default: 30, description: 'MongoDB: seconds before the job of a process that died is picked up by another' },
   { key: 'jobs.retries', flag: 'jobs-retries', schema: { type: 'integer', minimum: 0, maximum: 100 }, default: 2, description: 'MongoDB: runs again of a job whose process died, before it is failed' },
+  { key: 'stream.maxDuration', flag: 'stream-max-duration', schema: seconds(1), default: 600, description: 'Seconds a streaming method\'s answer may last before the server ends it' },
+  { key: 'stream.idleTimeout', flag: 'stream-idle-timeout', schema: seconds(1), default: 30, description: 'Seconds a client may leave a stream\'s data unread before the server cuts the connection' },
   { key: 'docs', flag: 'docs', schema: { type: 'boolean' }, default: true, description: 'Serve the API console at GET /docs (--no-docs turns it off)' },
   { key: 'logLevel', flag: 'log-level', schema: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] }, default: 'info', description: 'Least severe log level written' },
 ];
@@ -82,6 +84,7 @@ export interface Config {
   trustProxy: boolean;
   cors: { origins: string };
   jobs: { concurrency: number; keep: number; timeout: number; retries: number; lock: number };
+  stream: { maxDuration: number; idleTimeout: number };
   docs: boolean;
   batchConcurrency: number;
   workers: number;

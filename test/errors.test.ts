@@ -129,8 +129,10 @@ describe('§4 rows caused for real', () => {
     expect(b.json).toEqual({ error: { code: 'Unauthenticated', message: 'The session is unknown or has expired', type: 'auth' } });
   });
 
-  it('BadSignature: a session id with no x-hmac, 401 in both forms', async () => {
-    const headers = { 'x-session-id': '5f0c6b1e-8d0a-4c4e-9a53-0b7f3f1a2c11' };
+  it('BadSignature: a live session id with no x-hmac, 401 in both forms', async () => {
+    // §6 step 1 looks the session up first: an unknown one is Unauthenticated, a live one without a MAC BadSignature.
+    const created = await post(server.url, simple('account.create', { user_id: 'errors-no-hmac', password: 'password-one' }));
+    const headers = { 'x-session-id': (created.json as { session_id: string }).session_id };
     const a = await post(server.url, simple('echo', {}), headers);
     expect(a.status).toBe(401);
     expect(a.json).toEqual({ error: { code: 'BadSignature', message: 'x-hmac is missing', type: 'auth' } });

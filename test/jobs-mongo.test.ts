@@ -5,8 +5,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { hasMongo, MONGODB_URL, uniqueDbName } from './helpers/mongo.ts';
 import { spawnServer, type Spawned } from './helpers/server.ts';
-import { createAccount, freshNonce, nowSeconds, postV2, type Grant } from './helpers/signed.ts';
-import { createHmac } from 'node:crypto';
+import { createAccount, getV2, postV2, type Grant } from './helpers/signed.ts';
 
 const running: Spawned[] = [];
 afterEach(async () => {
@@ -18,13 +17,7 @@ async function serve(db: string, extra: string[] = []): Promise<Spawned> {
   return s;
 }
 
-async function poll(url: string, location: string, grant: Grant): Promise<{ status: number; json: Record<string, unknown> }> {
-  const timestamp = String(nowSeconds());
-  const nonce = freshNonce();
-  const mac = createHmac('sha256', Buffer.from(grant.session_key, 'base64url')).update(`simpleapi-v2\n${timestamp}\n${nonce}\n`).digest('hex');
-  const res = await fetch(new URL(location, url), { headers: { 'x-session-id': grant.session_id, 'x-timestamp': timestamp, 'x-nonce': nonce, 'x-hmac': mac } });
-  return { status: res.status, json: (await res.json()) as Record<string, unknown> };
-}
+const poll = (url: string, location: string, grant: Grant) => getV2(url, location, grant);
 
 async function until(url: string, location: string, grant: Grant, done: (job: Record<string, unknown>) => boolean, seconds = 40): Promise<Record<string, unknown>> {
   const deadline = Date.now() + seconds * 1000;

@@ -2,28 +2,11 @@
 import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { post, startTestServer, type TestServer } from './helpers/server.ts';
-import { createAccount, freshNonce, nowSeconds, type Grant } from './helpers/signed.ts';
-import { createHmac } from 'node:crypto';
+import { createAccount, getV2, type Grant } from './helpers/signed.ts';
 
 const call = (method: string, parameters: unknown = {}) => JSON.stringify({ method, parameters });
 
-/** GET /jobs/<id>, signed over the empty body when a grant is given. */
-async function poll(server: TestServer, location: string, grant?: Grant): Promise<{ status: number; json: Record<string, unknown>; signed: boolean }> {
-  const headers: Record<string, string> = {};
-  let nonce = '';
-  if (grant !== undefined) {
-    const timestamp = String(nowSeconds());
-    nonce = freshNonce();
-    headers['x-session-id'] = grant.session_id;
-    headers['x-timestamp'] = timestamp;
-    headers['x-nonce'] = nonce;
-    headers['x-hmac'] = createHmac('sha256', Buffer.from(grant.session_key, 'base64url')).update(`simpleapi-v2\n${timestamp}\n${nonce}\n`).digest('hex');
-  }
-  const res = await fetch(new URL(location, server.url), { headers });
-  const text = await res.text();
-  const signed = grant !== undefined && res.headers.get('x-hmac') === createHmac('sha256', Buffer.from(grant.session_key, 'base64url')).update(`simpleapi-v2-response\n${nonce}\n${text}`).digest('hex');
-  return { status: res.status, json: JSON.parse(text), signed };
-}
+const poll = (server: TestServer, location: string, grant?: Grant) => getV2(server.url, location, grant);
 
 async function signedPost(server: TestServer, grant: Grant, body: string) {
   const { postV2 } = await import('./helpers/signed.ts');
@@ -83,6 +66,17 @@ describe('background methods', () => {
     expect((await poll(server, '/jobs/00000000-0000-4000-8000-000000000000', alice)).status).toBe(404);
   });
 
+  it('a poll is signed over its target: a signature made for one job does not fit another', async () => {
+    const first = (await signedPost(server, alice, call('reports.slow', { steps: 1, stepMs: 10 }))).headers.get('location')!;
+    const second = (await signedPost(server, alice, call('reports.slow', { steps: 1, stepMs: 10 }))).headers.get('location')!;
+    const borrowed = await getV2(server.url, second, alice, { signTarget: first });
+    expect(borrowed.status).toBe(401);
+    expect(borrowed.json).toMatchObject({ error: { code: 'BadSignature' } });
+    // The MAC did not verify, so the answer carries no signature (§6).
+    expect(borrowed.headers.get('x-hmac')).toBeNull();
+    expect((await getV2(server.url, first, alice)).signed).toBe(true);
+  });
+
   it('validation happens before a job is queued, and failures are kept as the job’s error', async () => {
     const bad = await signedPost(server, alice, call('reports.slow', { steps: 0 }));
     expect(bad.status).toBe(400);
@@ -138,7 +132,7 @@ describe('job timeout', () => {
   });
 });
 
-describe('raw methods: server-sent events', () => {
+describe('streaming methods: server-sent events', () => {
   let server: TestServer;
   beforeAll(async () => {
     server = await startTestServer();
@@ -180,10 +174,10 @@ describe('raw methods: server-sent events', () => {
     const text = await res.text();
     expect(text.split('\n\n').filter(Boolean)).toHaveLength(3);
     const batch = await post(server.url, JSON.stringify([{ jsonrpc: '2.0', method: 'clock.ticks', id: 1 }]));
-    expect(batch.json).toEqual([{ jsonrpc: '2.0', error: { code: -32600, message: 'clock.ticks writes its own response and cannot be called in a batch', data: { code: 'InvalidRequest', type: 'invalidRequest' } }, id: 1 }]);
+    expect(batch.json).toEqual([{ jsonrpc: '2.0', error: { code: -32600, message: 'clock.ticks streams its own response and cannot be called in a batch', data: { code: 'InvalidRequest', type: 'invalidRequest' } }, id: 1 }]);
   });
 
-  it('a raw method that fails before writing still answers with the §4 body', async () => {
+  it('a streaming method whose params are refused answers with the §4 body', async () => {
     const a = await post(server.url, call('clock.ticks', { intervalMs: 1 }));
     expect(a.status).toBe(400);
     expect(a.json).toMatchObject({ error: { code: 'InvalidParams' } });

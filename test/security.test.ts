@@ -51,6 +51,8 @@ describe('2. replay', () => {
     const again = await post(server.url, body, headers);
     expect(again.status).toBe(401);
     expect(again.json).toEqual({ error: { code: 'BadSignature', message: 'x-nonce was already used', type: 'auth' } });
+    // Step 4 failed after the MAC verified: signed over the nonce the client chose, as §6 says.
+    expect(again.headers.get('x-hmac')).not.toBeNull();
   });
 
   it('a signed response cannot be passed off as the answer to another request', async () => {

@@ -96,11 +96,12 @@ describe('signed requests (v2)', () => {
     expect(forged.status).toBe(401);
   });
 
-  it('tampered body: 401 BadSignature, and the error is signed too', async () => {
+  it('tampered body: 401 BadSignature, unsigned (the MAC never verified, §6)', async () => {
     const a = await postV2(server.url, grant, call('echo', { amount: 1000 }), { signedBody: call('echo', { amount: 1 }) });
     expect(a.status).toBe(401);
     expect(a.json).toEqual({ error: { code: 'BadSignature', message: 'x-hmac does not match the request', type: 'auth' } });
-    expect(a.responseSigned).toBe(true);
+    expect(a.responseSigned).toBe(false);
+    expect(a.headers.get('x-hmac')).toBeNull();
   });
 
   it('tampered signature: one hex digit changed', async () => {
@@ -135,6 +136,8 @@ describe('signed requests (v2)', () => {
       expect(error.details).toHaveLength(1);
       expect(error.details[0]!.server_time).toBeGreaterThanOrEqual(before);
       expect(error.details[0]!.server_time).toBeLessThanOrEqual(nowSeconds());
+      // The MAC verified (step 2), so this answer is signed: a client may trust its server_time.
+      expect(a.responseSigned).toBe(true);
     }
     const edge = await postV2(server.url, grant, whoami, { timestamp: String(nowSeconds() - 290) });
     expect(edge.status).toBe(200);
@@ -313,6 +316,20 @@ describe('the project client (v2)', () => {
     client.useSession(grant);
     await expect(client.call('whoami')).rejects.toBeInstanceOf(SignatureError);
     await expect(new SimpleApiClient({ url: server.url, fetch: tamper }).login(grant.user_id, 'password-one')).rejects.toBeInstanceOf(SignatureError);
+  });
+
+  it('leaves its clock alone when a 401 carrying server_time is not signed (forged on the path)', async () => {
+    const honest = new SimpleApiClient({ url: server.url });
+    const grant = await honest.create(uniqueUser('forged-clock'), 'password-one');
+    const forged: typeof fetch = async () =>
+      new Response(JSON.stringify({ error: { code: 'BadSignature', message: 'x-timestamp is more than 300 s from the server clock', type: 'auth', details: [{ server_time: 1 }] } }), {
+        status: 401,
+        headers: { 'content-type': 'application/json' },
+      });
+    const client = new SimpleApiClient({ url: server.url, fetch: forged });
+    client.useSession(grant);
+    await expect(client.call('whoami')).rejects.toMatchObject({ code: 'BadSignature', status: 401 });
+    expect(client.clockOffset).toBe(0);
   });
 
   it('corrects its clock offset once from server_time', async () => {

@@ -9,7 +9,7 @@ describe.skipIf(!hasMongo)('MongoDB store', () => {
     'MongoDB',
     () => openMongoStore(uniqueDbName('contract')),
     async (store) => {
-      await store.db!.dropDatabase();
+      await store.forMethods.db!.dropDatabase();
       await store.close();
     },
   );

@@ -26,12 +26,13 @@ describe('v1 signing', () => {
     expect(call.responseSigned).toBe(true);
   });
 
-  it('a wrong MAC is BadSignature, and errors are signed too', async () => {
+  it('a wrong MAC is BadSignature, unsigned (the MAC never verified)', async () => {
     const grant = (await post(server.url, JSON.stringify({ method: 'account.create', parameters: { user_id: 'v1-wrong', password: 'password-one' } }))).json as Grant;
     const bad = await postV1(server.url, grant.user_id, grant.session_id, whoami, { hmac: sha1('someone-else', whoami) });
     expect(bad.status).toBe(401);
     expect(bad.json).toEqual({ error: { code: 'BadSignature', message: 'x-hmac does not match the request', type: 'auth' } });
-    expect(bad.responseSigned).toBe(true);
+    expect(bad.responseSigned).toBe(false);
+    expect(bad.headers.get('x-hmac')).toBeNull();
   });
 
   it("v1's known weakness: anyone who knows a user_id and a session id can sign (accepted when v1 is chosen)", async () => {

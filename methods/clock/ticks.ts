@@ -1,8 +1,9 @@
 import type { MethodContext } from '../../src/index.ts';
 
-export const description = 'Streams the time as server-sent events, once per interval, until the client goes away (a raw method)';
+export const description = 'Streams the time, once per interval, as server-sent events (or NDJSON), until count or the client goes away';
 export const auth = 'public';
-export const raw = true;
+export const stream = true;
+export const event = 'tick';
 export const params = {
   type: 'object',
   properties: { intervalMs: { type: 'integer', minimum: 10, maximum: 60000 }, count: { type: 'integer', minimum: 1, maximum: 100000 } },
@@ -12,29 +13,30 @@ export const params = {
 /** How many streams are open right now; a test reads it to see a disconnect noticed. */
 export const open = { streams: 0 };
 
-export async function invoke(ctx: MethodContext, p: { intervalMs?: number; count?: number }) {
-  const res = ctx.koa.res;
-  ctx.koa.respond = false; // this method writes the response itself
-  res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'x-request-id': ctx.requestId });
+/** Resolves after `ms`, or at once when `signal` aborts. */
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
+
+// The server writes each event as the client takes it (backpressure) and ends the stream at
+// --stream-max-duration; ctx.signal fires when the client goes away or the stream is cut.
+export async function* invoke(ctx: MethodContext, p: { intervalMs?: number; count?: number }) {
   open.streams++;
-  let sent = 0;
   try {
-    await new Promise<void>((resolve) => {
-      const tick = () => {
-        res.write(`id: ${sent}\nevent: tick\ndata: ${JSON.stringify({ now: new Date().toISOString(), n: sent })}\n\n`);
-        sent++;
-        if (p.count !== undefined && sent >= p.count) stop();
-      };
-      const timer = setInterval(tick, p.intervalMs ?? 1000);
-      const stop = () => {
-        clearInterval(timer);
-        resolve();
-      };
-      ctx.signal.addEventListener('abort', stop, { once: true });
-      tick();
-    });
+    for (let n = 0; p.count === undefined || n < p.count; n++) {
+      if (n > 0) await sleep(p.intervalMs ?? 1000, ctx.signal);
+      if (ctx.signal.aborted) return;
+      yield { now: new Date().toISOString(), n };
+    }
   } finally {
     open.streams--;
-    if (!res.writableEnded) res.end();
   }
 }

@@ -108,7 +108,7 @@ const decoder = new TextDecoder();
 export class SimpleApiClient<M extends MethodMap = AnyMethods> {
   readonly #options: ClientOptions;
   #session: ActiveSession | null = null;
-  /** Seconds to add to the local clock; learnt once from a BadSignature's server_time. */
+  /** Seconds to add to the local clock; learnt once from a signed BadSignature's server_time. */
   #clockOffset = 0;
   #clockCorrected = false;
 
@@ -232,28 +232,32 @@ export class SimpleApiClient<M extends MethodMap = AnyMethods> {
       return { response, value: response.status === 204 ? undefined : parseJson(response.body) };
     }
     const headers: Record<string, string> = { 'x-session-id': session.sessionId };
+    // §6: a POST signs its body; any other request signs its target, exactly as sent.
+    const signed = target === undefined ? bytes : encoder.encode(target.path);
     let signedOver: (responseBody: Uint8Array) => Uint8Array = (b) => b;
     if (this.#options.scheme === 'v2') {
       const timestamp = String(Math.floor(this.#now() / 1000) + this.#clockOffset);
       const nonce = newNonce();
       headers['x-timestamp'] = timestamp;
       headers['x-nonce'] = nonce;
-      headers['x-hmac'] = await session.key.hex(v2RequestBytes(timestamp, nonce, bytes));
+      headers['x-hmac'] = await session.key.hex(v2RequestBytes(timestamp, nonce, signed));
       signedOver = (b) => v2ResponseBytes(nonce, b);
     } else {
-      headers['x-hmac'] = await session.key.hex(bytes);
+      headers['x-hmac'] = await session.key.hex(signed);
     }
     const response = await this.#transport(bytes, headers, target);
     const value = response.status === 204 ? undefined : parseJson(response.body);
+    // §6: the server signs every answer once the request's MAC verified, and none before. An
+    // unsigned 401 is the server refusing the session or the MAC, or someone on the path: either
+    // way nothing in it is trusted, least of all a clock.
+    if (response.status === 401 && response.headers.get('x-hmac') === null) return { response, value };
+    await verify(session.key, signedOver(response.body), response);
     const serverTime = serverTimeHint(value);
     if (response.status === 401 && serverTime !== undefined && !retried && !this.#clockCorrected) {
-      // §6: a wrong clock is corrected once from the server's hint, then the call is sent again.
+      // A wrong clock is corrected once from the signed hint, then the call is sent again.
       this.#clockCorrected = true;
       this.#clockOffset = serverTime - Math.floor(this.#now() / 1000);
       return this.#send(body, true, target);
-    }
-    if (response.headers.get('x-hmac') !== null || response.status !== 401) {
-      await verify(session.key, signedOver(response.body), response);
     }
     return { response, value };
   }

@@ -6,7 +6,8 @@ import { randomBytes } from 'node:crypto';
 import { v4 as uuidv4 } from 'uuid';
 import { ApiError } from './errors.ts';
 import { dummyHash, hashPassword, verifyPassword } from './passwords.ts';
-import type { RequestScope } from '../scope.ts';
+import type { IssuedSession } from './auth.ts';
+import type { CallScope } from './context.ts';
 import type { SessionRecord, Store } from '../store/types.ts';
 import { nowSeconds } from './clock.ts';
 
@@ -43,6 +44,17 @@ export function userKeyOf(userId: string): string {
 
 const WRONG_CREDENTIALS = 'Wrong user_id or password';
 
+/**
+ * Marks a grant with the session it started, so the answer that carries it is signed with its key
+ * (§6). A symbol: JSON never sends it, and a method that spreads the grant keeps it.
+ */
+export const ISSUED: unique symbol = Symbol('simpleapi.issued');
+
+/** The session a create/login result started, when the result is (or copies) its grant. */
+export function issuedBy(result: unknown): IssuedSession | undefined {
+  return result !== null && typeof result === 'object' ? (result as { [ISSUED]?: IssuedSession })[ISSUED] : undefined;
+}
+
 
 export class AccountService {
   readonly #store: Store;
@@ -54,7 +66,7 @@ export class AccountService {
   }
 
   /** The `ctx.accounts` a method sees, bound to its request. */
-  bind(scope: RequestScope): Accounts {
+  bind(scope: CallScope): Accounts {
     return {
       create: (userId, password) => this.create(scope, userId, password),
       login: (userId, password) => this.login(scope, userId, password),
@@ -63,7 +75,7 @@ export class AccountService {
     };
   }
 
-  async create(scope: RequestScope, userId: string, password: string): Promise<SessionGrant> {
+  async create(scope: CallScope, userId: string, password: string): Promise<SessionGrant> {
     const now = nowSeconds();
     await this.#store.createAccount({
       userKey: userKeyOf(userId),
@@ -71,7 +83,7 @@ export class AccountService {
       password: await hashPassword(password, this.#settings.scrypt),
       created: now,
     });
-    return this.#startSession(scope, userKeyOf(userId), userId, now);
+    return this.#startSession(userKeyOf(userId), userId, now);
   }
 
   /**
@@ -79,7 +91,7 @@ export class AccountService {
    * (a burst of requests, or a batch) all see each other, so no more than the limit get through
    * to the password check. A right password takes its own record back; a blocked attempt counts.
    */
-  async login(scope: RequestScope, userId: string, password: string): Promise<SessionGrant> {
+  async login(scope: CallScope, userId: string, password: string): Promise<SessionGrant> {
     const now = nowSeconds();
     const userKey = userKeyOf(userId);
     const window = this.#settings.window;
@@ -96,15 +108,15 @@ export class AccountService {
     const ok = await verifyPassword(password, account?.password ?? (await dummyHash()));
     if (account === null || !ok) throw new ApiError('Unauthenticated', WRONG_CREDENTIALS);
     await Promise.all([this.#store.clearFailures(throttleKeys[0]), this.#store.removeFailure(throttleKeys[1], attempts[1]!)]);
-    return this.#startSession(scope, userKey, account.userId, now);
+    return this.#startSession(userKey, account.userId, now);
   }
 
-  async logout(scope: RequestScope): Promise<void> {
+  async logout(scope: CallScope): Promise<void> {
     const session = requireSession(scope);
     await this.#store.deleteSession(session.sessionId);
   }
 
-  async changePassword(scope: RequestScope, oldPassword: string, newPassword: string): Promise<void> {
+  async changePassword(scope: CallScope, oldPassword: string, newPassword: string): Promise<void> {
     const session = requireSession(scope);
     const account = await this.#store.findAccount(session.userKey);
     if (account === null) throw new ApiError('Unauthenticated', 'The account no longer exists');
@@ -118,7 +130,7 @@ export class AccountService {
     return new ApiError('TooManyRequests', `Too many failed logins; try again in ${seconds} s`, { retryAfter: seconds });
   }
 
-  async #startSession(scope: RequestScope, userKey: string, userId: string, now: number): Promise<SessionGrant> {
+  async #startSession(userKey: string, userId: string, now: number): Promise<SessionGrant> {
     const record: SessionRecord = {
       sessionId: uuidv4(),
       userKey,
@@ -129,12 +141,13 @@ export class AccountService {
       version: 0,
     };
     await this.#store.createSession(record);
-    scope.issued(record);
-    return { user_id: userId, session_id: record.sessionId, session_key: record.key.toString('base64url'), expires: record.expires };
+    const grant: SessionGrant = { user_id: userId, session_id: record.sessionId, session_key: record.key.toString('base64url'), expires: record.expires };
+    Object.defineProperty(grant, ISSUED, { value: { key: record.key, userId }, enumerable: true });
+    return grant;
   }
 }
 
-function requireSession(scope: RequestScope): SessionRecord {
+function requireSession(scope: CallScope): SessionRecord {
   if (scope.session === null) throw new ApiError('Unauthenticated');
   return scope.session;
 }

@@ -1,24 +1,43 @@
 /**
- * Verifying an authenticated request (PROTOCOL.md §6) before any method runs: the session must
- * exist and the signature must verify, else 401, whatever the method.
+ * Verifying an authenticated request (docs/protocol.md §6) and deciding what signs its answer.
+ * Both are values: `authenticate` says who the request is and which key may sign back, and
+ * `responseSigner` picks the key from that and from what a create/login issued. Nothing here
+ * writes to the request or keeps state between calls.
  */
-import type { IncomingHttpHeaders } from 'node:http';
 import { validate as isUuid } from 'uuid';
 import { ApiError } from './errors.ts';
-import type { RequestScope } from '../scope.ts';
-import { NONCE_PATTERN, isValidTimestamp, macMatches, signV1, signV2Request } from './signing.ts';
-import type { Store } from '../store/types.ts';
+import { NONCE_PATTERN, isValidTimestamp, macMatches, signV1, signV2Request, signV2Response, startV1, startV2Response, type Scheme } from './signing.ts';
+import type { SessionRecord, Store } from '../store/types.ts';
 import { nowSeconds } from './clock.ts';
 
 export interface AuthSettings {
+  scheme: Scheme;
+  /** Seconds a v2 timestamp may differ from the server clock. */
   window: number;
   sessionTtl: number;
   touchFraction: number;
 }
 
-function header(headers: IncomingHttpHeaders, name: string): string | undefined {
+/** Signs a response; made only for a key the request proved it holds (or just received). */
+export interface ResponseSigner {
+  /** The `x-hmac` of a whole body. */
+  sign(body: string | Buffer): string;
+  /** For a body sent in pieces: feed each piece, then take the MAC (sent as a trailer). */
+  begin(): { update(piece: string | Buffer): void; digest(): string };
+}
+
+export type AuthResult =
+  /** No `x-session-id`: only public methods. `nonce` is its well-formed `x-nonce`, else ''. */
+  | { readonly kind: 'anonymous'; readonly nonce: string }
+  | { readonly kind: 'verified'; readonly session: SessionRecord; readonly sign: ResponseSigner }
+  /** `sign` is there when the MAC verified and a later check failed (§6 steps 3 and 4). */
+  | { readonly kind: 'refused'; readonly error: ApiError; readonly sign?: ResponseSigner };
+
+export type Headers = Readonly<Record<string, string | string[] | undefined>>;
+
+/** One clean value of a header; a repeated header (an array) is not one. */
+export function headerValue(headers: Headers, name: string): string | undefined {
   const value = headers[name];
-  // A repeated header arrives as an array (or joined); either way it is not one clean value.
   return typeof value === 'string' ? value : undefined;
 }
 
@@ -26,63 +45,87 @@ function badSignature(message: string, details?: unknown[]): ApiError {
   return new ApiError('BadSignature', message, details === undefined ? {} : { details });
 }
 
-/**
- * Verifies the request's session and signature and records it on `scope`; throws the 401 to
- * answer otherwise. A request without `x-session-id` is settled at once, with no promise (the
- * hot path of public methods): undefined is returned then.
- */
-export function authenticate(scope: RequestScope, headers: IncomingHttpHeaders, body: Buffer, store: Store, settings: AuthSettings): Promise<void> | undefined {
-  const sessionId = headers['x-session-id'];
-  if (sessionId === undefined) {
-    // §6: a create/login response is signed over the request's x-nonce when it sent one.
-    const nonce = header(headers, 'x-nonce');
-    if (nonce !== undefined && NONCE_PATTERN.test(nonce)) scope.nonce = nonce;
-    return undefined;
-  }
-  return verifySession(scope, headers, sessionId, body, store, settings);
+function signerFor(scheme: Scheme, session: Pick<SessionRecord, 'key' | 'userId'>, nonce: string): ResponseSigner {
+  return {
+    sign: (body) => (scheme === 'v2' ? signV2Response(session.key, nonce, body) : signV1(session.userId, body)),
+    begin() {
+      const hmac = scheme === 'v2' ? startV2Response(session.key, nonce) : startV1(session.userId);
+      return { update: (piece) => void hmac.update(piece), digest: () => hmac.digest('hex') };
+    },
+  };
 }
 
-async function verifySession(
-  scope: RequestScope,
-  headers: IncomingHttpHeaders,
-  sessionId: string | string[],
-  body: Buffer,
-  store: Store,
-  settings: AuthSettings,
-): Promise<void> {
-  if (typeof sessionId !== 'string' || !isUuid(sessionId)) throw new ApiError('Unauthenticated', 'x-session-id is not a session id');
-  const mac = header(headers, 'x-hmac');
+/**
+ * §6 in its order: (1) a live session and well-formed headers, (2) the MAC, (3) the timestamp
+ * window, (4) a fresh nonce. `signed` is what the client signed: the body of a POST, the request
+ * target of any other request. A request without `x-session-id` is settled without a promise,
+ * which keeps public calls cheap.
+ *
+ * @example const auth = await authenticate(headers, body, store, settings); if (auth.kind === 'refused') ...
+ */
+export function authenticate(headers: Headers, signed: Buffer, store: Store, settings: AuthSettings): AuthResult | Promise<AuthResult> {
+  const sessionId = headers['x-session-id'];
+  if (sessionId === undefined) {
+    // §6: a create/login answer is signed over the request's x-nonce when it sent a well-formed one.
+    const nonce = headerValue(headers, 'x-nonce');
+    return { kind: 'anonymous', nonce: nonce !== undefined && NONCE_PATTERN.test(nonce) ? nonce : '' };
+  }
+  return verify(headers, sessionId, signed, store, settings);
+}
+
+async function verify(headers: Headers, sessionId: string | string[], signed: Buffer, store: Store, settings: AuthSettings): Promise<AuthResult> {
+  const refuse = (error: ApiError, sign?: ResponseSigner): AuthResult => (sign === undefined ? { kind: 'refused', error } : { kind: 'refused', error, sign });
   const now = nowSeconds();
-  let timestamp = '';
-  if (scope.scheme === 'v2') {
-    timestamp = header(headers, 'x-timestamp') ?? '';
-    const nonce = header(headers, 'x-nonce');
-    if (mac === undefined) throw badSignature('x-hmac is missing');
-    if (!isValidTimestamp(timestamp)) throw badSignature('x-timestamp must be Unix seconds', [{ server_time: now }]);
-    if (Math.abs(Number(timestamp) - now) > settings.window) {
-      throw badSignature(`x-timestamp is more than ${settings.window} s from the server clock`, [{ server_time: now }]);
-    }
-    if (nonce === undefined || !NONCE_PATTERN.test(nonce)) throw badSignature('x-nonce must be 16 to 64 characters of [A-Za-z0-9_-]');
-    scope.nonce = nonce;
-  } else if (mac === undefined) {
-    throw badSignature('x-hmac is missing');
-  }
-
+  // Step 1: the session, then the headers' form. Nothing up to step 2 is signed.
+  if (typeof sessionId !== 'string' || !isUuid(sessionId)) return refuse(new ApiError('Unauthenticated', 'x-session-id is not a session id'));
   const session = await store.getSession(sessionId, now);
-  if (session === null) throw new ApiError('Unauthenticated', 'The session is unknown or has expired');
-  scope.useSessionKey(session);
-  const expected = scope.scheme === 'v2' ? signV2Request(session.key, timestamp, scope.nonce, body) : signV1(session.userId, body);
-  if (!macMatches(expected, mac)) throw badSignature('x-hmac does not match the request');
-  if (scope.scheme === 'v2') {
-    // A nonce lives as long as a timestamp could be accepted: past that, the window refuses it anyway.
-    const fresh = await store.rememberNonce(session.sessionId, scope.nonce, Number(timestamp) + settings.window + 1, now);
-    if (!fresh) throw badSignature('x-nonce was already used');
+  if (session === null) return refuse(new ApiError('Unauthenticated', 'The session is unknown or has expired'));
+  const mac = headerValue(headers, 'x-hmac');
+  if (mac === undefined) return refuse(badSignature('x-hmac is missing'));
+  let expected: string;
+  let timestamp = '';
+  let nonce = '';
+  if (settings.scheme === 'v2') {
+    timestamp = headerValue(headers, 'x-timestamp') ?? '';
+    nonce = headerValue(headers, 'x-nonce') ?? '';
+    if (!isValidTimestamp(timestamp)) return refuse(badSignature('x-timestamp must be Unix seconds'));
+    if (!NONCE_PATTERN.test(nonce)) return refuse(badSignature('x-nonce must be 16 to 64 characters of [A-Za-z0-9_-]'));
+    expected = signV2Request(session.key, timestamp, nonce, signed);
+  } else {
+    expected = signV1(session.userId, signed);
   }
-  scope.session = session;
-
+  // Step 2: from here on the request proved it holds the key, so every answer is signed.
+  if (!macMatches(expected, mac)) return refuse(badSignature('x-hmac does not match the request'));
+  const sign = signerFor(settings.scheme, session, nonce);
+  if (settings.scheme === 'v2') {
+    // Step 3, with the server's clock for the client to correct its own from (a signed answer).
+    if (Math.abs(Number(timestamp) - now) > settings.window) {
+      return refuse(badSignature(`x-timestamp is more than ${settings.window} s from the server clock`, [{ server_time: now }]), sign);
+    }
+    // Step 4. A nonce lives as long as its timestamp could be accepted; past that step 3 refuses it.
+    const fresh = await store.rememberNonce(session.sessionId, nonce, Number(timestamp) + settings.window + 1, now);
+    if (!fresh) return refuse(badSignature('x-nonce was already used'), sign);
+  }
   const expires = now + settings.sessionTtl;
   if (expires - session.expires >= settings.touchFraction * settings.sessionTtl) {
     await store.touchSession(session.sessionId, expires);
+    session.expires = expires;
   }
-  session.expires = Math.max(session.expires, expires);
+  return { kind: 'verified', session, sign };
+}
+
+/** A session a create or login just started; its key may sign the answer (§6). */
+export interface IssuedSession {
+  readonly key: Buffer;
+  readonly userId: string;
+}
+
+/**
+ * Which key signs the response, from what authentication found and what the call issued: the
+ * verified session's (errors included, §6 steps 3-4); else, on a request without a session, the
+ * key a create/login just issued, over the request's nonce; else none.
+ */
+export function responseSigner(auth: AuthResult, issued: IssuedSession | undefined, scheme: Scheme): ResponseSigner | undefined {
+  if (auth.kind === 'verified' || auth.kind === 'refused') return auth.sign;
+  return issued === undefined ? undefined : signerFor(scheme, issued, auth.nonce);
 }

@@ -1,11 +1,7 @@
 /**
- * Reading the request body: content type (415), size limit (413, never reading past it), and the
- * raw bytes that signatures are computed over. koa-bodyparser is not used on purpose: it decodes
- * invalid UTF-8 leniently (§4 wants ParseError), hands out text instead of the signed bytes, and
- * parses twice what we parse once.
+ * Judging a request body's bytes before they are parsed: the content type (415), strict UTF-8
+ * (ParseError for anything else) and the nesting depth.
  */
-import type { IncomingMessage } from 'node:http';
-import { ApiError } from './errors.ts';
 
 /** `application/json`, optionally with `charset=utf-8` (any case, quoted or not), and nothing else. */
 export function isJsonContentType(header: string | undefined): boolean {
@@ -17,57 +13,6 @@ export function isJsonContentType(header: string | undefined): boolean {
     const [name, value] = p.split('=').map((s) => s.trim().toLowerCase());
     return name === 'charset' && (value === 'utf-8' || value === '"utf-8"');
   });
-}
-
-/** The client went away before its body arrived; there is nobody to answer. */
-export class ClientGoneError extends Error {
-  override readonly name = 'ClientGoneError';
-}
-
-/**
- * Reads the whole body up to `limit` bytes. Over the limit it throws PayloadTooLarge at once,
- * from Content-Length when the client sent one, and stops reading.
- */
-export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
-  const declared = req.headers['content-length'];
-  if (declared !== undefined && Number(declared) > limit) {
-    return Promise.reject(tooLarge(limit));
-  }
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let done = false;
-    const finish = (err: Error | null, body?: Buffer) => {
-      if (done) return;
-      done = true;
-      req.off('data', onData);
-      req.off('end', onEnd);
-      req.off('error', onError);
-      req.off('close', onClose);
-      if (err !== null) reject(err);
-      else resolve(body!);
-    };
-    const onData = (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) {
-        req.pause();
-        finish(tooLarge(limit));
-        return;
-      }
-      chunks.push(chunk);
-    };
-    const onEnd = () => finish(null, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
-    const onError = (err: Error) => finish(new ClientGoneError(err.message));
-    const onClose = () => finish(new ClientGoneError('the client closed the connection before its body arrived'));
-    req.on('data', onData);
-    req.on('end', onEnd);
-    req.on('error', onError);
-    req.on('close', onClose);
-  });
-}
-
-function tooLarge(limit: number): ApiError {
-  return new ApiError('PayloadTooLarge', `The body is larger than the limit of ${limit} bytes`);
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });

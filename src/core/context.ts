@@ -1,15 +1,14 @@
 /**
- * The `ctx` each method call gets. Its parts that cost something (the child logger, the abort
- * signal, `ctx.session`, `ctx.accounts`) are made only when a method reads them.
+ * The one builder of a method's `ctx`, for calls and background jobs alike. Its parts that cost
+ * something (the child logger, the abort signal, `ctx.session`, `ctx.accounts`) are made only
+ * when a method reads them.
  */
-import type { Context as KoaContext } from 'koa';
 import type { Db } from 'mongodb';
 import type { Logger } from 'pino';
 import type { AccountService, Accounts } from './accounts.ts';
 import { ApiError } from './errors.ts';
-import type { MethodContext, Session } from './method.ts';
+import type { MethodContext, NativeHttp, Session } from './method.ts';
 import type { JobRunner } from '../jobs/types.ts';
-import type { RequestScope } from '../scope.ts';
 import type { SessionRecord, Store } from '../store/types.ts';
 import { nowSeconds } from './clock.ts';
 
@@ -19,6 +18,24 @@ export interface Services {
   log: Logger;
   /** Where background methods run; absent where nothing starts jobs (tools, benches). */
   jobs?: JobRunner;
+}
+
+/** Who is calling and over what: everything a ctx is built from besides the services. */
+export interface CallScope {
+  readonly requestId: string;
+  readonly ip: string;
+  /** The verified session; null for a public request. */
+  readonly session: SessionRecord | null;
+  /** Fires when the client goes away. */
+  readonly signal: AbortSignal;
+  /** The transport's own request and response, when it has them (never for a job). */
+  readonly http: NativeHttp | null;
+}
+
+/** A job's view of the user who started it: who, but no state to save and no request. */
+export interface JobOrigin {
+  readonly userId: string | null;
+  readonly progress: (fraction: number, note: string) => void;
 }
 
 function sessionHandle(record: SessionRecord, store: Store): Session {
@@ -44,12 +61,22 @@ function sessionHandle(record: SessionRecord, store: Store): Session {
   return handle;
 }
 
-const timeoutReason = () => new DOMException('The method ran past --method-timeout', 'TimeoutError');
+function jobSession(userId: string): Session {
+  return { userId, sessionId: '', expires: 0, state: {}, saveState: () => Promise.reject(new Error('a background job has no session state to save')) };
+}
 
+const timeoutReason = () => new DOMException('The method ran past its time limit', 'TimeoutError');
+
+/**
+ * A method's `ctx`. Give `job` for a background job: it then has `progress()` and no request.
+ *
+ * @example const ctx = new CallContext('math.sum', scope, services, { timed: true })
+ */
 export class CallContext implements MethodContext {
   readonly method: string;
-  readonly #scope: RequestScope;
+  readonly #scope: CallScope;
   readonly #services: Services;
+  readonly #job: JobOrigin | undefined;
   #log: Logger | undefined;
   #session: Session | null | undefined;
   #accounts: Accounts | undefined;
@@ -59,12 +86,16 @@ export class CallContext implements MethodContext {
   #expired = false;
   #signal: AbortSignal | undefined;
 
-  constructor(method: string, scope: RequestScope, services: Services, timed = false) {
+  constructor(method: string, scope: CallScope, services: Services, options: { timed?: boolean; job?: JobOrigin } = {}) {
     this.method = method;
     this.#scope = scope;
     this.#services = services;
-    this.#timed = timed;
+    this.#timed = options.timed === true;
+    this.#job = options.job;
+    if (options.job !== undefined) this.progress = (fraction: number, note = '') => reportProgress(options.job!, fraction, note);
   }
+
+  progress?: (fraction: number, note?: string) => void;
 
   /** The call's time ran out: its signal aborts with a TimeoutError. */
   expire(): void {
@@ -78,11 +109,11 @@ export class CallContext implements MethodContext {
   get ip(): string {
     return this.#scope.ip;
   }
-  get koa(): KoaContext {
-    return this.#scope.koa;
+  get http(): NativeHttp | null {
+    return this.#scope.http;
   }
   get db(): Db | null {
-    return this.#services.store.db;
+    return this.#services.store.forMethods.db;
   }
   get signal(): AbortSignal {
     if (this.#signal === undefined) {
@@ -97,18 +128,24 @@ export class CallContext implements MethodContext {
     return this.#signal;
   }
   get log(): Logger {
-    this.#log ??= this.#services.log.child({ reqId: this.#scope.requestId, method: this.method });
+    this.#log ??= this.#services.log.child(this.#job === undefined ? { reqId: this.#scope.requestId, method: this.method } : { reqId: this.#scope.requestId, job: true, method: this.method });
     return this.#log;
   }
   get session(): Session | null {
     if (this.#session === undefined) {
-      const record = this.#scope.session;
-      this.#session = record === null ? null : sessionHandle(record, this.#services.store);
+      if (this.#job !== undefined) this.#session = this.#job.userId === null ? null : jobSession(this.#job.userId);
+      else this.#session = this.#scope.session === null ? null : sessionHandle(this.#scope.session, this.#services.store);
     }
     return this.#session;
   }
   get accounts(): Accounts {
+    if (this.#job !== undefined) throw new Error('a background job cannot use ctx.accounts');
     this.#accounts ??= this.#services.accounts.bind(this.#scope);
     return this.#accounts;
   }
+}
+
+function reportProgress(job: JobOrigin, fraction: number, note: string): void {
+  const clamped = Number.isFinite(fraction) ? Math.min(1, Math.max(0, fraction)) : 0;
+  job.progress(clamped, String(note).slice(0, 500));
 }

@@ -1,27 +1,43 @@
 /**
  * Running calls: name lookup, per-call authorisation, parameter validation, `invoke`, and turning
- * whatever happened into the envelope's answer.
+ * whatever happened into the envelope's reply. No HTTP here: a reply is a status and a JSON value
+ * (or a stream of events), which the endpoint serialises and signs.
  */
 import { mapLimited } from './concurrency.ts';
 import { ApiError, simpleErrorBody, toApiError } from './errors.ts';
 import { isRejected, rpcError, rpcResult, type Call, type Envelope, type RejectedEntry, type RpcResponse } from './envelope.ts';
-import { CallContext, type Services } from './context.ts';
-import { isValidMethodName, validationDetails, type MethodTable } from './registry.ts';
-import type { RequestScope } from '../scope.ts';
+import { CallContext, type CallScope, type Services } from './context.ts';
+import { issuedBy } from './accounts.ts';
+import type { IssuedSession } from './auth.ts';
+import { isValidMethodName, validationDetails, type MethodRecord } from './registry.ts';
+import type { MethodHolder } from './methods.ts';
+import { closest } from './nearest.ts';
 
-/** `job` is set when a background method was accepted: the result is `{job_id}`. */
-export type Outcome = { ok: true; result: unknown; job?: string } | { ok: false; error: ApiError };
+/** A streaming method's events, and how the transport frames them. */
+export interface EventStream {
+  readonly events: AsyncIterable<unknown>;
+  /** The SSE event name of every event, when the method set one. */
+  readonly event?: string;
+}
 
-/** What the transport sends: a status, and a JSON value or no body at all (204). */
+/** What one call came to. `job`: a background method was accepted; `taken`: a raw method answered itself. */
+export type CallOutcome =
+  | { ok: true; result: unknown; job?: string; issued?: IssuedSession; stream?: EventStream; taken?: boolean }
+  | { ok: false; error: ApiError };
+
+/** What the endpoint sends: a status and a JSON value, no body (204), a stream, or nothing (taken). */
 export interface Reply {
   status: number;
   body?: unknown;
   /** `Location` of an accepted background job. */
   location?: string;
-  /** A raw method answered the request itself: nothing more is written. */
-  raw?: boolean;
   /** Seconds for `Retry-After`, when an error asks for it. */
   retryAfter?: number;
+  /** A create/login started this session: on a request without one, its key signs the answer. */
+  issued?: IssuedSession;
+  stream?: EventStream;
+  /** A raw method wrote the response itself: nothing more is sent. */
+  taken?: boolean;
 }
 
 export interface DispatchSettings {
@@ -34,27 +50,29 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
   return value !== null && (typeof value === 'object' || typeof value === 'function') && typeof (value as { then?: unknown }).then === 'function';
 }
 
+function asEvents(value: unknown): AsyncIterable<unknown> | undefined {
+  if (value === null || typeof value !== 'object') return undefined;
+  if (typeof (value as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function') return value as AsyncIterable<unknown>;
+  return undefined;
+}
+
 export class Dispatcher {
-  #methods: MethodTable;
+  readonly #methods: MethodHolder;
   readonly #services: Services;
   readonly #settings: DispatchSettings;
 
-  constructor(methods: MethodTable, services: Services, settings: DispatchSettings) {
+  constructor(methods: MethodHolder, services: Services, settings: DispatchSettings) {
     this.#methods = methods;
     this.#services = services;
     this.#settings = settings;
   }
 
-  /** Serves another method table from now on (watch mode); calls already running keep theirs. */
-  setMethods(methods: MethodTable): void {
-    this.#methods = methods;
-  }
-
   /** Runs one call to its outcome; never throws. A method that answers synchronously costs no promise. */
-  run(call: Call, scope: RequestScope, inBatch = false): Outcome | Promise<Outcome> {
+  run(call: Call, scope: CallScope, inBatch = false): CallOutcome | Promise<CallOutcome> {
     // §3: names are looked up, never turned into paths; the table has no prototype.
-    const record = isValidMethodName(call.method) ? this.#methods[call.method] : undefined;
-    if (record === undefined) return { ok: false, error: new ApiError('MethodNotFound', `No method named ${JSON.stringify(call.method.slice(0, 300))}`) };
+    const table = this.#methods.current;
+    const record = isValidMethodName(call.method) ? table[call.method] : undefined;
+    if (record === undefined) return { ok: false, error: this.#notFound(call.method) };
     if (record.auth === 'session' && scope.session === null) {
       return { ok: false, error: new ApiError('Unauthenticated', `${record.name} needs a signed-in session`) };
     }
@@ -62,19 +80,18 @@ export class Dispatcher {
       return { ok: false, error: new ApiError('InvalidParams', undefined, { details: validationDetails(record.validate.errors) }) };
     }
     if (record.background === true) return this.#startJob(record.name, call.params, scope);
-    const ctx = new CallContext(record.name, scope, this.#services, this.#settings.methodTimeout > 0);
-    if (record.raw === true) {
-      if (inBatch) return { ok: false, error: new ApiError('InvalidRequest', `${record.name} writes its own response and cannot be called in a batch`) };
-      return scope.respondRaw(() => record.invoke(ctx, call.params)).then(
-        (): Outcome => ({ ok: true, result: undefined }),
-        (thrown: unknown) => this.#failed(thrown, record.name, scope),
-      );
+    if (inBatch && (record.raw === true || record.stream === true)) {
+      return { ok: false, error: new ApiError('InvalidRequest', `${record.name} ${record.stream === true ? 'streams' : 'writes'} its own response and cannot be called in a batch`) };
     }
+    if (record.raw === true && scope.http === null) {
+      return { ok: false, error: new ApiError('InvalidRequest', `${record.name} writes the HTTP response itself, and this transport does not hand it over`) };
+    }
+    const ctx = new CallContext(record.name, scope, this.#services, { timed: this.#settings.methodTimeout > 0 });
     try {
       const result = record.invoke(ctx, call.params);
-      if (!isThenable(result)) return { ok: true, result };
+      if (!isThenable(result)) return this.#settled(record, result, scope);
       const settled = Promise.resolve(result).then(
-        (value): Outcome => ({ ok: true, result: value }),
+        (value) => this.#settled(record, value, scope),
         (thrown: unknown) => this.#failed(thrown, record.name, scope),
       );
       return this.#settings.methodTimeout > 0 ? this.#withTimeout(settled, ctx, scope) : settled;
@@ -83,8 +100,28 @@ export class Dispatcher {
     }
   }
 
+  #settled(record: MethodRecord, value: unknown, scope: CallScope): CallOutcome {
+    if (record.raw === true) return { ok: true, result: undefined, taken: true };
+    if (record.stream === true) {
+      const events = value instanceof ReadableStream ? (value as unknown as AsyncIterable<unknown>) : asEvents(value);
+      if (events === undefined) return this.#failed(new TypeError(`${record.name} is a streaming method but returned no async iterable`), record.name, scope);
+      return { ok: true, result: undefined, stream: record.event === undefined ? { events } : { events, event: record.event } };
+    }
+    const issued = issuedBy(value);
+    return issued === undefined ? { ok: true, result: value } : { ok: true, result: value, issued };
+  }
+
+  #notFound(method: string): ApiError {
+    const shown = JSON.stringify(method.slice(0, 300));
+    const near = isValidMethodName(method) ? closest(method, Object.keys(this.#methods.current)) : [];
+    if (near.length === 0) return new ApiError('MethodNotFound', `No method named ${shown}`);
+    return new ApiError('MethodNotFound', `No method named ${shown}; did you mean ${near.map((n) => `'${n}'`).join(' or ')}?`, {
+      details: [{ did_you_mean: near }],
+    });
+  }
+
   /** A throw as the caller sees it; an unexpected one is logged in full with the request id. */
-  #failed(thrown: unknown, method: string, scope: RequestScope): Outcome {
+  #failed(thrown: unknown, method: string, scope: CallScope): CallOutcome {
     const error = toApiError(thrown);
     if (error.code === 'InternalError' && error.cause !== undefined) {
       this.#services.log.error({ reqId: scope.requestId, method, err: error.cause }, 'method threw');
@@ -96,7 +133,7 @@ export class Dispatcher {
    * Answers Timeout when the method has not settled in time, and aborts its ctx.signal so it can
    * stop. What it returns afterwards is dropped.
    */
-  #withTimeout(settled: Promise<Outcome>, ctx: CallContext, scope: RequestScope): Promise<Outcome> {
+  #withTimeout(settled: Promise<CallOutcome>, ctx: CallContext, scope: CallScope): Promise<CallOutcome> {
     const seconds = this.#settings.methodTimeout;
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
@@ -111,7 +148,7 @@ export class Dispatcher {
     });
   }
 
-  async #startJob(method: string, params: unknown, scope: RequestScope): Promise<Outcome> {
+  async #startJob(method: string, params: unknown, scope: CallScope): Promise<CallOutcome> {
     const jobs = this.#services.jobs;
     if (jobs === undefined) return { ok: false, error: new ApiError('InternalError') };
     try {
@@ -124,39 +161,60 @@ export class Dispatcher {
   }
 
   /** Answers a whole envelope. */
-  async reply(envelope: Envelope, scope: RequestScope): Promise<Reply> {
+  async reply(envelope: Envelope, scope: CallScope): Promise<Reply> {
     switch (envelope.kind) {
       case 'simple': {
         const outcome = await this.run(envelope.call, scope);
-        if (scope.rawAnswered) return { status: 0, raw: true };
-        if (outcome.ok && outcome.job !== undefined) return { status: 202, body: outcome.result, location: `/jobs/${outcome.job}` };
-        if (outcome.ok) return { status: 200, body: outcome.result === undefined ? null : outcome.result };
-        return errorReply(outcome.error, 'simple');
+        if (!outcome.ok) return errorReply(outcome.error, 'simple');
+        return single(outcome, 200, outcome.result === undefined ? null : outcome.result);
       }
       case 'rpc': {
-        const response = await this.#rpcEntry(envelope.entry, scope, false);
-        if (scope.rawAnswered) return { status: 0, raw: true };
-        if (response === undefined) return { status: 204 };
-        return { status: 200, body: response.response, ...retry(response.error), ...(response.job === undefined ? {} : { location: `/jobs/${response.job}` }) };
+        const entry = envelope.entry;
+        if (isRejected(entry)) return { status: 200, body: rpcError(entry.error, entry.id) };
+        const outcome = await this.run(entry, scope);
+        if (outcome.ok && (outcome.stream !== undefined || outcome.taken === true)) return single(outcome, 200, null);
+        if (entry.id === undefined) return { status: 204 }; // a notification: run, never answered
+        if (!outcome.ok) return { status: 200, body: rpcError(outcome.error, entry.id), ...retry(outcome.error) };
+        return single(outcome, 200, rpcResult(outcome.result, entry.id));
       }
       case 'batch': {
-        const responses = await mapLimited(envelope.entries, this.#settings.batchConcurrency, (e) => this.#rpcEntry(e, scope, true));
-        const answered = responses.filter((r) => r !== undefined);
-        if (answered.length === 0) return { status: 204 };
+        const outcomes = await mapLimited(envelope.entries, this.#settings.batchConcurrency, (e) => this.#batchEntry(e, scope));
+        const answered = outcomes.filter((r) => r !== undefined);
+        const issued = outcomes.find((r) => r?.issued !== undefined)?.issued;
+        if (answered.length === 0) return issued === undefined ? { status: 204 } : { status: 204, issued };
         const retryAfter = Math.max(0, ...answered.map((r) => r.error?.retryAfter ?? 0));
-        return { status: 200, body: answered.map((r) => r.response), ...(retryAfter > 0 ? { retryAfter } : {}) };
+        return { status: 200, body: answered.map((r) => r.response), ...(retryAfter > 0 ? { retryAfter } : {}), ...(issued === undefined ? {} : { issued }) };
       }
       case 'error':
         return errorReply(envelope.error, envelope.form);
     }
   }
 
-  async #rpcEntry(entry: Call | RejectedEntry, scope: RequestScope, inBatch: boolean): Promise<{ response: RpcResponse; error?: ApiError; job?: string } | undefined> {
+  async #batchEntry(entry: Call | RejectedEntry, scope: CallScope): Promise<{ response: RpcResponse; error?: ApiError; issued?: IssuedSession } | undefined> {
     if (isRejected(entry)) return { response: rpcError(entry.error, entry.id), error: entry.error };
-    const outcome = await this.run(entry, scope, inBatch);
-    if (entry.id === undefined) return undefined; // a notification: run, never answered
-    return outcome.ok ? { response: rpcResult(outcome.result, entry.id), job: outcome.job } : { response: rpcError(outcome.error, entry.id), error: outcome.error };
+    const outcome = await this.run(entry, scope, true);
+    if (entry.id === undefined) return undefined;
+    if (!outcome.ok) return { response: rpcError(outcome.error, entry.id), error: outcome.error };
+    return { response: rpcResult(outcome.result, entry.id), ...(outcome.issued === undefined ? {} : { issued: outcome.issued }) };
   }
+}
+
+/** The reply of one successful call: a job's 202 (simple form) and Location, a stream, a raw answer. */
+function single(outcome: Extract<CallOutcome, { ok: true }>, status: number, body: unknown): Reply {
+  if (outcome.taken === true) return { status: 0, taken: true };
+  if (outcome.stream !== undefined) return { status: 200, stream: outcome.stream };
+  const reply: Reply = { status, body };
+  if (outcome.job !== undefined) {
+    reply.location = `/jobs/${outcome.job}`;
+    // §7: 202 in the simple form; JSON-RPC keeps 200 with the result {job_id}.
+    if (!isRpcBody(body)) reply.status = 202;
+  }
+  if (outcome.issued !== undefined) reply.issued = outcome.issued;
+  return reply;
+}
+
+function isRpcBody(body: unknown): boolean {
+  return body !== null && typeof body === 'object' && (body as { jsonrpc?: unknown }).jsonrpc === '2.0';
 }
 
 function retry(error: ApiError | undefined): { retryAfter?: number } {

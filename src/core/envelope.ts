@@ -21,12 +21,15 @@ export interface RejectedEntry {
   id: RpcId;
 }
 
+/** Which of §2's two forms a request is answered in: decided once, here, and carried along. */
+export type Form = 'simple' | 'rpc';
+
 export type Envelope =
-  | { kind: 'simple'; call: Call }
-  | { kind: 'rpc'; entry: Call | RejectedEntry }
-  | { kind: 'batch'; entries: (Call | RejectedEntry)[] }
+  | { kind: 'simple'; form: 'simple'; call: Call }
+  | { kind: 'rpc'; form: 'rpc'; entry: Call | RejectedEntry }
+  | { kind: 'batch'; form: 'rpc'; entries: (Call | RejectedEntry)[] }
   /** Answered as one error without running anything, in the form named. */
-  | { kind: 'error'; form: 'simple' | 'rpc'; error: ApiError };
+  | { kind: 'error'; form: Form; error: ApiError };
 
 export function isRejected(entry: Call | RejectedEntry): entry is RejectedEntry {
   return 'error' in entry;
@@ -46,7 +49,7 @@ function isValidId(value: unknown): value is RpcId {
  * Which form a body that is not valid JSON meant (§2): JSON-RPC when its text holds `"jsonrpc"` or
  * starts with `[`, simple otherwise.
  */
-export function unparsableForm(body: Buffer): 'simple' | 'rpc' {
+export function unparsableForm(body: Buffer): Form {
   let i = 0;
   while (i < body.length && (body[i] === 0x20 || body[i] === 0x0a || body[i] === 0x0d || body[i] === 0x09)) i++;
   if (body[i] === 0x5b) return 'rpc';
@@ -57,7 +60,7 @@ export function unparsableForm(body: Buffer): 'simple' | 'rpc' {
  * The form of a body the server will not parse as a request (a wrong Content-Type): by its
  * structure when it is JSON after all, else by the rule for unparsable bodies.
  */
-export function formOfBody(body: Buffer): 'simple' | 'rpc' {
+export function formOfBody(body: Buffer): Form {
   const text = decodeUtf8(body);
   if (text === null) return unparsableForm(body);
   try {
@@ -101,15 +104,15 @@ export function parseEnvelope(body: unknown, batchLimit: number): Envelope {
         error: new ApiError('InvalidRequest', `A batch holds at most ${batchLimit} entries; this one has ${body.length}`),
       };
     }
-    return { kind: 'batch', entries: body.map(parseRpcEntry) };
+    return { kind: 'batch', form: 'rpc', entries: body.map(parseRpcEntry) };
   }
   if (isPlainObject(body)) {
-    if (hasOwn(body, 'jsonrpc')) return { kind: 'rpc', entry: parseRpcEntry(body) };
+    if (hasOwn(body, 'jsonrpc')) return { kind: 'rpc', form: 'rpc', entry: parseRpcEntry(body) };
     if (hasOwn(body, 'method')) {
       if (typeof body.method !== 'string') {
         return { kind: 'error', form: 'simple', error: new ApiError('InvalidRequest', 'method must be a string') };
       }
-      return { kind: 'simple', call: { method: body.method, params: hasOwn(body, 'parameters') ? body.parameters : {} } };
+      return { kind: 'simple', form: 'simple', call: { method: body.method, params: hasOwn(body, 'parameters') ? body.parameters : {} } };
     }
   }
   return {

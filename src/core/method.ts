@@ -2,12 +2,18 @@
  * What a method module is and what it is given. A module needs no import from this package: these
  * types and `defineMethod` are there for authors who want the compiler's help.
  */
-import type { Context as KoaContext } from 'koa';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Db } from 'mongodb';
 import type { Logger } from 'pino';
 import type { Accounts } from './accounts.ts';
 
 export type Auth = 'public' | 'session';
+
+/** The transport's own request and response, for a raw method (`raw = true`) that writes its answer itself. */
+export interface NativeHttp {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+}
 
 /** The signed-in session a request carries (PROTOCOL.md §5). */
 export interface Session {
@@ -36,8 +42,11 @@ export interface MethodContext {
   readonly signal: AbortSignal;
   /** The client address (from X-Forwarded-For only with --trust-proxy). */
   readonly ip: string;
-  /** The raw Koa context, for the rare method that needs headers or the response itself. */
-  readonly koa: KoaContext;
+  /**
+   * The HTTP request and response, for the rare method that must write its answer itself
+   * (`raw = true`); null in background jobs. Everything else should return a value or a stream.
+   */
+  readonly http: NativeHttp | null;
   /** Account and session operations, used by the `account.*` methods. */
   readonly accounts: Accounts;
   /** The method's own name, e.g. `math.sum`. */
@@ -53,7 +62,14 @@ export interface MethodModule<P = any, R = unknown> {
   result?: Record<string, unknown> | boolean;
   /** Answer 202 with a job id at once and run on the job runner. */
   background?: boolean;
-  /** Own the response through ctx.koa (streams, server-sent events, files). */
+  /**
+   * `invoke` returns an async iterable (or a web ReadableStream) of events, sent as server-sent
+   * events, or NDJSON when the request accepts `application/x-ndjson`.
+   */
+  stream?: boolean;
+  /** Streaming methods: the server-sent event name of every event (`event: <name>`). */
+  event?: string;
+  /** Write the response through `ctx.http` (files, protocols of its own); rarely needed. */
   raw?: boolean;
   invoke: (ctx: MethodContext, params: P) => R | Promise<R>;
 }

@@ -27,7 +27,11 @@ export interface MethodRecord {
   readonly validate: ValidateFunction | undefined;
   /** Answered with 202 and a job id; runs on the job runner. */
   readonly background?: boolean;
-  /** Owns its response through ctx.koa: not wrapped, serialised or signed. */
+  /** Returns an async iterable of events, sent as server-sent events or NDJSON. */
+  readonly stream?: boolean;
+  /** Streaming methods: the SSE event name. */
+  readonly event?: string;
+  /** Writes its own answer through ctx.http: not wrapped, serialised or signed. */
   readonly raw?: boolean;
   readonly invoke: (ctx: MethodContext, params: unknown) => unknown;
 }
@@ -112,10 +116,14 @@ export function buildRecord(name: string, file: string, mod: Record<string, unkn
     throw new RegistryError(`${file}: auth must be 'public' or 'session', not ${JSON.stringify(auth)}`);
   }
   if (m.description !== undefined && typeof m.description !== 'string') throw new RegistryError(`${file}: description must be a string`);
-  for (const flag of ['background', 'raw'] as const) {
+  for (const flag of ['background', 'raw', 'stream'] as const) {
     if (m[flag] !== undefined && typeof m[flag] !== 'boolean') throw new RegistryError(`${file}: ${flag} must be true or false`);
   }
-  if (m.background === true && m.raw === true) throw new RegistryError(`${file}: a method cannot be both background and raw`);
+  const kinds = (['background', 'raw', 'stream'] as const).filter((flag) => m[flag] === true);
+  if (kinds.length > 1) throw new RegistryError(`${file}: a method is at most one of background, raw and stream (this one says ${kinds.join(' and ')})`);
+  if (m.event !== undefined && (m.stream !== true || typeof m.event !== 'string' || !/^[A-Za-z0-9_.-]{1,64}$/.test(m.event))) {
+    throw new RegistryError(`${file}: event is the SSE event name of a streaming method (stream = true): 1 to 64 characters of [A-Za-z0-9_.-]`);
+  }
   let validate: ValidateFunction | undefined;
   if (m.params !== undefined) {
     try {
@@ -148,6 +156,8 @@ export function buildRecord(name: string, file: string, mod: Record<string, unkn
     invoke: m.invoke as MethodRecord['invoke'],
     background: m.background === true,
     raw: m.raw === true,
+    stream: m.stream === true,
+    ...(typeof m.event === 'string' ? { event: m.event } : {}),
   };
 }
 

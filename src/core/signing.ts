@@ -2,7 +2,7 @@
  * The two signing schemes of PROTOCOL.md §6, as pure functions over bytes. The browser client has
  * its own WebCrypto twin in `client/signing.ts`; both are checked against `vectors.json`.
  */
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac, timingSafeEqual, type Hmac } from 'node:crypto';
 
 export type Scheme = 'v1' | 'v2';
 
@@ -33,6 +33,19 @@ export function signV2Request(key: Buffer, timestamp: string, nonce: string, bod
 /** v2 response MAC: hex HMAC-SHA256(K, "simpleapi-v2-response\n" + request nonce + "\n" + body). */
 export function signV2Response(key: Buffer, requestNonce: string, body: Buffer | string): string {
   return createHmac('sha256', key).update(V2_RESPONSE_PREFIX).update(requestNonce).update(NEWLINE).update(body).digest('hex');
+}
+
+/**
+ * The v2 response MAC begun over its prefix and nonce, for a body sent in pieces (a stream):
+ * `update` each piece, then `digest('hex')`.
+ */
+export function startV2Response(key: Buffer, requestNonce: string): Hmac {
+  return createHmac('sha256', key).update(V2_RESPONSE_PREFIX).update(requestNonce).update(NEWLINE);
+}
+
+/** The v1 MAC begun, for a body sent in pieces. */
+export function startV1(userId: string): Hmac {
+  return createHmac('sha1', Buffer.from(userId, 'utf8'));
 }
 
 /** v1 MAC, request and response alike: hex HMAC-SHA1(UTF-8 user_id, body). */

@@ -11,8 +11,9 @@ function copySession(s: SessionRecord): SessionRecord {
 }
 
 export class MemoryStore implements Store {
-  readonly kind = 'memory' as const;
-  readonly db = null;
+  readonly description = 'embedded';
+  readonly shared = false;
+  readonly forMethods = { db: null };
   #accounts = new Map<string, AccountRecord>();
   #sessions = new Map<string, SessionRecord>();
   #nonces = new Map<string, number>();

@@ -6,7 +6,9 @@
 import { Binary, MongoClient, MongoServerError, ObjectId, type Collection, type Db } from 'mongodb';
 import type { Logger } from 'pino';
 import { ApiError } from '../core/errors.ts';
-import type { AccountRecord, PasswordHash, SessionRecord, Store, ThrottleState } from './types.ts';
+import type { AccountRecord, MethodResources, PasswordHash, SessionRecord, Store, ThrottleState } from './types.ts';
+import type { JobExecutor } from '../jobs/execute.ts';
+import type { JobRunner, JobSettings } from '../jobs/types.ts';
 import { nowSeconds } from '../core/clock.ts';
 
 interface AccountDoc {
@@ -88,8 +90,10 @@ const isDuplicateKey = (err: unknown) => err instanceof MongoServerError && err.
 const toDate = (seconds: number) => new Date(seconds * 1000);
 
 export class MongoStore implements Store {
-  readonly kind = 'mongo' as const;
+  readonly shared = true;
   readonly db: Db;
+  readonly forMethods: MethodResources;
+  readonly description: string;
   readonly #client: MongoClient;
   readonly #options: MongoStoreOptions;
   readonly #accounts: Collection<AccountDoc>;
@@ -104,6 +108,8 @@ export class MongoStore implements Store {
     this.#client = client;
     this.#options = options;
     this.db = client.db(options.dbName);
+    this.forMethods = { db: this.db };
+    this.description = 'mongodb';
     this.#accounts = this.db.collection(COLLECTIONS.accounts);
     this.#sessions = this.db.collection(COLLECTIONS.sessions);
     this.#nonces = this.db.collection(COLLECTIONS.nonces);
@@ -136,6 +142,12 @@ export class MongoStore implements Store {
         await new Promise((r) => setTimeout(r, 500));
       }
     }
+  }
+
+  /** Agenda over this database: any instance runs or reports any job. */
+  async startJobRunner(settings: JobSettings & { lock: number }, execute: JobExecutor, log: Logger): Promise<JobRunner> {
+    const { AgendaJobRunner } = await import('../jobs/agenda.ts');
+    return AgendaJobRunner.start(this, settings, execute, log);
   }
 
   async init(): Promise<void> {

@@ -6,6 +6,9 @@
  * Times are Unix seconds throughout. `userKey` is the matched form of a user_id (lower-cased).
  */
 import type { Db } from 'mongodb';
+import type { Logger } from 'pino';
+import type { JobExecutor } from '../jobs/execute.ts';
+import type { JobRunner, JobSettings } from '../jobs/types.ts';
 
 export interface PasswordHash {
   algo: 'scrypt';
@@ -45,10 +48,23 @@ export interface ThrottleState {
   resetAt: number;
 }
 
-export interface Store {
-  readonly kind: 'memory' | 'mongo';
-  /** The database for methods' own collections; null on the embedded store. */
+/** What a store gives methods for their own data (`ctx.db`); null where it has none. */
+export interface MethodResources {
+  /** MongoDB's database, for methods' own collections. */
   readonly db: Db | null;
+}
+
+export interface Store {
+  /** For people: what this store is and where, without secrets ("embedded", "mongodb 127.0.0.1/api"). */
+  readonly description: string;
+  /** True when other processes see the same accounts and sessions (so --workers and many instances work). */
+  readonly shared: boolean;
+  readonly forMethods: MethodResources;
+  /**
+   * A job runner over this store's database, so any instance may run or report any job; absent
+   * when the store has none, and jobs then run in the process.
+   */
+  startJobRunner?(settings: JobSettings & { lock: number }, execute: JobExecutor, log: Logger): Promise<JobRunner>;
   /** Creates indexes and the like; idempotent. */
   init(): Promise<void>;
   close(): Promise<void>;

@@ -55,3 +55,25 @@ export async function createAccount(url: string, userId: string, password = 'pas
   if (a.status !== 200) throw new Error(`account.create ${userId}: ${a.text}`);
   return a.json as Grant;
 }
+
+/**
+ * GET `target` (a path such as `/jobs/<id>`) from the server at `base`, signed over the request
+ * target as §6 says for non-POST requests when a grant is given; `signTarget` signs another target
+ * than the one sent (to show a signature does not carry over). Says whether the answer is signed.
+ */
+export async function getV2(base: string, target: string, grant?: Grant, o: { signTarget?: string } = {}): Promise<{ status: number; json: Record<string, unknown>; signed: boolean; headers: Headers }> {
+  const headers: Record<string, string> = {};
+  let nonce = '';
+  if (grant !== undefined) {
+    const timestamp = String(nowSeconds());
+    nonce = freshNonce();
+    headers['x-session-id'] = grant.session_id;
+    headers['x-timestamp'] = timestamp;
+    headers['x-nonce'] = nonce;
+    headers['x-hmac'] = createHmac('sha256', Buffer.from(grant.session_key, 'base64url')).update(`simpleapi-v2\n${timestamp}\n${nonce}\n${o.signTarget ?? target}`).digest('hex');
+  }
+  const res = await fetch(new URL(target, base), { headers });
+  const text = await res.text();
+  const signed = grant !== undefined && res.headers.get('x-hmac') === createHmac('sha256', Buffer.from(grant.session_key, 'base64url')).update(`simpleapi-v2-response\n${nonce}\n${text}`).digest('hex');
+  return { status: res.status, json: JSON.parse(text) as Record<string, unknown>, signed, headers: res.headers };
+}
