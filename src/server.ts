@@ -107,7 +107,7 @@ export async function buildApp(deps: ServerDeps): Promise<{
     respondRaw: (koa, invoke) => respondRaw(app, log, koa, invoke),
   });
 
-  const docs = config.docs ? createConsole(config.path) : undefined;
+  const docs = config.docs ? createConsole({ path: config.path, scheme: config.hmac.scheme, window: config.hmac.window, sessionTtl: config.session.ttl, store: store.kind, version: VERSION }) : undefined;
   const app = new Koa();
   app.silent = true;
   app.on('error', (err: Error) => log.error({ err }, 'unhandled error in the HTTP layer'));
@@ -127,7 +127,7 @@ export async function buildApp(deps: ServerDeps): Promise<{
     try {
       if (ctx.path === config.path && ctx.method === 'OPTIONS') {
         cors.preflight(ctx);
-      } else if (docs !== undefined && ctx.path.startsWith('/docs') && (await docs(ctx))) {
+      } else if (docs !== undefined && (ctx.path.startsWith('/docs') || ctx.path === '/favicon.ico') && (await docs(ctx))) {
         // the console's page or one of its files
       } else if (ctx.path.startsWith('/jobs/') && ctx.method === 'GET') {
         await answerJob(ctx, jobs, requestId, { store, authSettings, scheme: config.hmac.scheme, clientIp });
