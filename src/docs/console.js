@@ -15,6 +15,8 @@ const el = (tag, { dataset, ...props } = {}, ...children) => {
   return node;
 };
 const json = (value) => JSON.stringify(value, null, 2);
+/** replaceChildren, leaving out the nulls of optional parts (the DOM would write "null"). */
+const put = (node, ...children) => node.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined && c !== false && c !== ''));
 const spinner = () => el('span', { className: 'spinner', ariaHidden: 'true' });
 const badge = (text, kind = '', title = '') => el('span', { className: `badge ${kind}`, textContent: text, title });
 
@@ -109,7 +111,7 @@ function showSession() {
 function notice(text, kind = 'warn') {
   const box = $('#notice');
   box.className = kind;
-  box.replaceChildren(el('span', { textContent: text }), el('button', { type: 'button', className: 'link', textContent: 'Dismiss', onclick: () => (box.hidden = true) }));
+  put(box, el('span', { textContent: text }), el('button', { type: 'button', className: 'link', textContent: 'Dismiss', onclick: () => (box.hidden = true) }));
   box.hidden = false;
 }
 
@@ -124,7 +126,7 @@ function sessionLost(err) {
 function clearAccountErrors() {
   const box = $('#account-error');
   box.hidden = true;
-  box.replaceChildren();
+  put(box);
   for (const f of document.querySelectorAll('#account .acct-field')) {
     f.classList.remove('invalid');
     f.querySelector('input').removeAttribute('aria-invalid');
@@ -148,10 +150,10 @@ function showAccountError(action, err) {
       }
     }
     const retry = err.retryAfter ? ` Try again in ${err.retryAfter} s.` : '';
-    box.replaceChildren(el('strong', { textContent: `${what}: ${err.code}` }), el('span', { textContent: ` ${err.message}.${retry}` }),
+    put(box, el('strong', { textContent: `${what}: ${err.code}` }), el('span', { textContent: ` ${/[.!?]$/.test(err.message) ? err.message : `${err.message}.`}${retry}` }),
       fieldProblems.length === 0 && err.details?.length ? el('pre', { className: 'details', textContent: json(err.details) }) : null);
   } else {
-    box.replaceChildren(el('strong', { textContent: `${what}: ` }), el('span', { textContent: String(err?.message ?? err) }));
+    put(box, el('strong', { textContent: `${what}: ` }), el('span', { textContent: String(err?.message ?? err) }));
   }
   box.hidden = false;
 }
@@ -283,10 +285,10 @@ function renderList(filter = '') {
   const shown = methods.filter((m) => m.name.toLowerCase().includes(f) || (m.description ?? '').toLowerCase().includes(f));
   const list = $('#method-list');
   if (shown.length === 0) {
-    list.replaceChildren(el('p', { className: 'hint', textContent: `No method matches “${filter}”.` }));
+    put(list, el('p', { className: 'hint', textContent: `No method matches “${filter}”.` }));
     return;
   }
-  list.replaceChildren(...groups(shown).map(([ns, ms]) => el('section', { className: 'group', dataset: { namespace: ns } },
+  put(list, ...groups(shown).map(([ns, ms]) => el('section', { className: 'group', dataset: { namespace: ns } },
     el('h3', { textContent: ns === '' ? 'top level' : ns }),
     el('ul', {}, ms.map((m) => el('li', {}, el('button', { type: 'button', onclick: () => go(`#/m/${m.name}`), dataset: { method: m.name }, title: m.description ?? '' },
       el('span', { className: 'mname' }, el('span', { textContent: m.name }), badge(m['x-auth'], m['x-auth'])),
@@ -314,7 +316,7 @@ function route() {
   if (hash.startsWith('#/m/')) {
     const m = methods.find((x) => x.name === decodeURIComponent(hash.slice(4)));
     if (m) renderMethod(m);
-    else $('#method').replaceChildren(el('h2', { textContent: 'No such method' }), el('p', { className: 'desc', textContent: `This server has no method ${decodeURIComponent(hash.slice(4))}.` }), el('a', { href: '#/', textContent: 'Back to the overview' }));
+    else put($('#method'), el('h2', { textContent: 'No such method' }), el('p', { className: 'desc', textContent: `This server has no method ${decodeURIComponent(hash.slice(4))}.` }), el('a', { href: '#/', textContent: 'Back to the overview' }));
   } else if (hash === '#/protocol') {
     void renderProtocol();
   } else {
@@ -336,7 +338,7 @@ function renderHome() {
   const store = info.store === 'mongodb'
     ? 'Accounts and sessions in MongoDB, shared by every instance.'
     : 'Accounts and sessions in this process only: a restart forgets them, and sessions are not shared with other instances.';
-  $('#method').replaceChildren(el('article', { className: 'home' },
+  put($('#method'), el('article', { className: 'home' },
     el('h2', { textContent: `${info.name} ${info.version}` }),
     el('p', { className: 'lede', textContent: `One endpoint, POST ${endpoint}, answering the simple envelope {"method": "a.b.c", "parameters": {…}} and JSON-RPC 2.0 (batches included). ${methods.length} methods in ${namespaces.length} groups, ${pub} of them public.` }),
     el('dl', { className: 'facts' },
@@ -363,17 +365,17 @@ function renderHome() {
 
 async function renderProtocol() {
   const view = $('#method');
-  view.replaceChildren(el('p', { className: 'loading' }, spinner(), 'Loading the protocol…'));
+  put(view, el('p', { className: 'loading' }, spinner(), 'Loading the protocol…'));
   let res;
   try {
     res = await fetch(info.protocol);
   } catch (err) {
-    view.replaceChildren(el('p', { className: 'error-box', textContent: `Could not load the protocol: ${err.message}` }));
+    put(view, el('p', { className: 'error-box', textContent: `Could not load the protocol: ${err.message}` }));
     return;
   }
   if (location.hash !== '#/protocol') return; // the user went elsewhere meanwhile
   if (!res.ok) {
-    view.replaceChildren(el('article', { className: 'doc missing' },
+    put(view, el('article', { className: 'doc missing' },
       el('h2', { textContent: 'The wire protocol' }),
       el('p', { className: 'error-box', textContent: `This installation has no docs/protocol.md (GET ${info.protocol} answered ${res.status}).` }),
       el('p', { className: 'desc', textContent: 'It ships with the simpleapi repository, in docs/protocol.md.' })));
@@ -381,7 +383,7 @@ async function renderProtocol() {
   }
   const article = el('article', { className: 'doc' });
   article.innerHTML = renderMarkdown(await res.text()); // renderMarkdown escapes all of the text
-  view.replaceChildren(el('p', { className: 'doc-source' }, el('a', { href: info.protocol, textContent: 'docs/protocol.md as text' })), article);
+  put(view, el('p', { className: 'doc-source' }, el('a', { href: info.protocol, textContent: 'docs/protocol.md as text' })), article);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -446,13 +448,13 @@ function renderMethod(m) {
     try {
       params = readParams();
     } catch (err) {
-      share.replaceChildren(el('p', { className: 'error-box', textContent: `The params are not valid JSON: ${err.message}` }));
+      put(share, el('p', { className: 'error-box', textContent: `The params are not valid JSON: ${err.message}` }));
       return;
     }
     const text = curlFor(m.name, params);
     const pre = el('pre', { className: 'curl', textContent: text });
     const status = el('span', { className: 'hint copy-status', textContent: 'copying…' });
-    share.replaceChildren(el('div', { className: 'share-head' }, el('strong', { textContent: 'curl' }), status), pre);
+    put(share, el('div', { className: 'share-head' }, el('strong', { textContent: 'curl' }), status), pre);
     try {
       await navigator.clipboard.writeText(text);
       status.textContent = 'copied to the clipboard';
@@ -473,7 +475,7 @@ function renderMethod(m) {
     try {
       params = readParams();
     } catch (err) {
-      out.replaceChildren(el('div', { className: 'result error-box', textContent: `The params are not valid JSON: ${err.message}` }));
+      put(out, el('div', { className: 'result error-box', textContent: `The params are not valid JSON: ${err.message}` }));
       return;
     }
     submit.disabled = true;
@@ -484,11 +486,13 @@ function renderMethod(m) {
     }
   };
   const result = m.result?.schema;
-  $('#method').replaceChildren(
+  put($('#method'), 
     el('div', { className: 'method-head' }, el('h2', { textContent: m.name }), badge(isPublic ? 'public' : 'session', m['x-auth'], isPublic ? 'Anyone may call it' : 'Needs a signed-in session')),
     el('p', { className: 'desc', textContent: m.description ?? '' }),
     el('h3', { textContent: 'Parameters' }),
-    schema === undefined ? el('p', { className: 'hint', textContent: 'No params schema: any JSON value is accepted.' }) : schemaTable(schema, { caption: `params: ${typeOf(schema)}`, kind: 'params' }),
+    schema === undefined ? el('p', { className: 'hint', textContent: 'No params schema: any JSON value is accepted.' })
+      : schema.type === 'object' && Object.keys(schema.properties ?? {}).length === 0 && schema.additionalProperties === false ? el('p', { className: 'hint no-params', textContent: 'Takes no parameters: send {} or leave them out.' })
+      : schemaTable(schema, { caption: `params: ${typeOf(schema)}`, kind: 'params' }),
     el('details', { className: 'raw-schema' }, el('summary', { textContent: 'Params schema as JSON' }), el('pre', { className: 'schema-json', textContent: json(schema ?? {}) })),
     el('h3', { textContent: 'Result' }),
     el('p', {}, el('code', { className: 'result-type', textContent: typeOf(result) }), result?.description ? el('span', { className: 'hint', textContent: ` ${result.description}` }) : null),
@@ -516,7 +520,7 @@ function resultBox(out) {
   const body = el('div', { className: 'body' });
   const wire = el('div', { className: 'wire' });
   const box = el('div', { className: 'result' }, title, body, wire);
-  out.replaceChildren(box);
+  put(out, box);
   return { box, title, body, wire };
 }
 
@@ -528,8 +532,8 @@ async function runCall(m, params, out, form, note = null) {
   const view = resultBox(out);
   const hadSession = client.session !== null;
   view.box.classList.add('loading');
-  view.title.replaceChildren(spinner(), el('span', { textContent: `Calling ${m.name}…` }));
-  const rec = newRecorder(() => view.wire.replaceChildren(exchangeView(rec.exchanges)));
+  put(view.title, spinner(), el('span', { textContent: `Calling ${m.name}…` }));
+  const rec = newRecorder(() => put(view.wire, exchangeView(rec.exchanges)));
   recorder = rec;
   let outcome;
   try {
@@ -576,10 +580,13 @@ async function runCall(m, params, out, form, note = null) {
   }
   if (first?.response) title.push(badge(`HTTP ${first.response.status}`, 'neutral'));
   title.push(signatureBadge(rec.exchanges, err instanceof SignatureError ? err : null));
-  view.title.replaceChildren(...title);
-  view.body.replaceChildren(note ? el('p', { className: 'note', textContent: note.text }) : null, body);
-  view.wire.replaceChildren(note ? el('details', { className: 'earlier' }, el('summary', { textContent: 'The refused attempt' }), exchangeView(note.earlier)) : '', exchangeView(rec.exchanges));
+  put(view.title, ...title);
+  put(view.body, note ? el('p', { className: 'note', textContent: note.text }) : null, body);
+  put(view.wire, note ? el('details', { className: 'earlier' }, el('summary', { textContent: 'The refused attempt' }), exchangeView(note.earlier)) : '', exchangeView(rec.exchanges));
 }
+
+const MAX_EVENTS = 500;
+const MAX_STREAM_TEXT = 100_000;
 
 /** Server-sent events as they arrive, until the stream ends or Stop is pressed. */
 async function showStream(view, rec, started) {
@@ -588,9 +595,9 @@ async function showStream(view, rec, started) {
   const count = el('span', { className: 'count', textContent: '0 events' });
   const state = badge('live', 'live');
   const stop = el('button', { type: 'button', className: 'secondary stop', textContent: 'Stop', onclick: () => rec.controller.abort() });
-  view.title.replaceChildren(badge('event stream', 'ok'), badge(`HTTP ${response.status}`, 'neutral'), state, signatureBadge(rec.exchanges, null));
-  view.body.replaceChildren(el('div', { className: 'stream-bar' }, count, stop), list);
-  view.wire.replaceChildren(exchangeView(rec.exchanges));
+  put(view.title, badge('event stream', 'ok'), badge(`HTTP ${response.status}`, 'neutral'), state, signatureBadge(rec.exchanges, null));
+  put(view.body, el('div', { className: 'stream-bar' }, count, stop), list);
+  put(view.wire, exchangeView(rec.exchanges));
   const responsePre = view.wire.querySelector('pre.response');
   const head = responsePre.textContent;
   let text = '';
@@ -617,6 +624,8 @@ async function showStream(view, rec, started) {
     n++;
     count.textContent = `${n} event${n === 1 ? '' : 's'}`;
     list.append(el('li', { className: 'event' }, el('span', { className: 'ev-name', textContent: ev.event }), ev.id !== null ? el('span', { className: 'ev-id', textContent: `#${ev.id}` }) : null, el('code', { className: 'ev-data', textContent: shown })));
+    // A long stream keeps its latest events only, so the page does not grow without end.
+    while (list.childElementCount > MAX_EVENTS) list.firstElementChild.remove();
     list.scrollTop = list.scrollHeight;
   };
   const reader = response.body.getReader();
@@ -628,7 +637,7 @@ async function showStream(view, rec, started) {
       const { done, value } = await reader.read();
       if (done) break;
       const chunk = decoder.decode(value, { stream: true });
-      text += chunk;
+      text = (text + chunk).slice(-MAX_STREAM_TEXT);
       buffer += chunk;
       const blocks = buffer.split(/\r?\n\r?\n/);
       buffer = blocks.pop();
@@ -657,12 +666,12 @@ async function followJob(view, rec, handle, m, form) {
   const job = el('div', { className: 'job', dataset: { state: 'queued' } },
     el('p', {}, el('strong', { textContent: '202 Accepted' }), ` — job `, el('code', { className: 'job-id', textContent: handle.job_id }), ' at ', el('code', { textContent: handle.location }), '. The method runs in the background; its state is polled from there.'),
     el('div', { className: 'progress-row' }, fraction, note, stop));
-  view.title.replaceChildren(badge('background job', 'ok'), badge(`HTTP ${started.response.status}`, 'neutral'), state);
-  view.body.replaceChildren(job);
+  put(view.title, badge('background job', 'ok'), badge(`HTTP ${started.response.status}`, 'neutral'), state);
+  put(view.body, job);
   const polls = el('span', { className: 'hint polls' });
   job.append(polls);
   const rest = rec.exchanges.slice();
-  const showWire = () => view.wire.replaceChildren(exchangeView(rest, { openLast: false }));
+  const showWire = () => put(view.wire, exchangeView(rest, { openLast: false }));
   showWire();
   const hadSession = client.session !== null;
   let delay = 100;
@@ -720,7 +729,7 @@ async function followJob(view, rec, handle, m, form) {
     job.append(err instanceof SimpleApiError ? errorBody(err) : el('p', { className: 'error-box', textContent: String(err?.message ?? err) }));
   }
   title.push(signatureBadge(rest, err instanceof SignatureError ? err : null));
-  view.title.replaceChildren(...title);
+  put(view.title, ...title);
   showWire();
 }
 
@@ -737,8 +746,8 @@ async function start() {
     methods = (await discoverRes.json()).result.methods;
   } catch (err) {
     const text = `Could not load the server's description: ${err.message}`;
-    $('#method-list').replaceChildren(el('p', { className: 'error-box', textContent: text }));
-    $('#method').replaceChildren(el('p', { className: 'error-box', textContent: `${text}. Is the server running? Reload to try again.` }));
+    put($('#method-list'), el('p', { className: 'error-box', textContent: text }));
+    put($('#method'), el('p', { className: 'error-box', textContent: `${text}. Is the server running? Reload to try again.` }));
     return;
   }
   client = newClient();
