@@ -130,7 +130,7 @@ describe.skipIf(!hasChromium)('the console at /docs, in Chromium', () => {
   }, 60_000);
 
   it('groups methods by namespace with their descriptions, and shows params as a table with the raw JSON beside', async () => {
-    const groups = await page.$$eval('#methods .group', (gs) => gs.map((g) => ({ ns: (g as HTMLElement).dataset.namespace, methods: [...g.querySelectorAll('button')].map((b) => b.dataset.method) })));
+    const groups = await page.$$eval('#methods .group', (gs) => gs.map((g) => ({ ns: (g as HTMLElement).dataset.namespace, methods: Array.from(g.querySelectorAll('button'), (b) => b.dataset.method) })));
     expect(groups.map((g) => g.ns)).toEqual(['', 'account', 'clock', 'math', 'notes', 'prefs', 'reports', 'rpc']);
     expect(groups.find((g) => g.ns === 'account')!.methods).toEqual(['account.create', 'account.login', 'account.logout', 'account.password', 'account.session']);
     expect(await page.textContent('button[data-method="math.sum"] .mdesc')).toBe('Adds numbers');
@@ -141,7 +141,7 @@ describe.skipIf(!hasChromium)('the console at /docs, in Chromium', () => {
 
     await page.click('button[data-method="account.password"]');
     expect(await page.evaluate(() => location.hash)).toBe('#/m/account.password');
-    const rows = await page.$$eval('table.schema.params tbody tr', (trs) => trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent)));
+    const rows = await page.$$eval('table.schema.params tbody tr', (trs) => trs.map((tr) => Array.from(tr.querySelectorAll('td'), (td) => td.textContent)));
     expect(rows).toEqual([
       ['old_password', 'string8–1024 chars', 'yes', ''],
       ['new_password', 'string8–1024 chars', 'yes', ''],
@@ -152,7 +152,7 @@ describe.skipIf(!hasChromium)('the console at /docs, in Chromium', () => {
     expect(raw.required).toEqual(['old_password', 'new_password']);
 
     await page.click('button[data-method="clock.ticks"]');
-    const ticks = await page.$$eval('table.schema.params tbody tr', (trs) => trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent)));
+    const ticks = await page.$$eval('table.schema.params tbody tr', (trs) => trs.map((tr) => Array.from(tr.querySelectorAll('td'), (td) => td.textContent)));
     expect(ticks).toEqual([
       ['intervalMs', 'integer10–60000', 'no', ''],
       ['count', 'integer1–100000', 'no', ''],
