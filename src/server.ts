@@ -53,11 +53,22 @@ export function clientIpOf(config: Config): (req: IncomingMessage) => string {
 }
 
 /** What the core does not answer: the console, then a §4-shaped 404; one request line each. */
-function fallbackApp(config: Config, log: Logger): Koa {
+function fallbackApp(config: Config, store: Store, log: Logger): Koa {
   const app = new Koa();
   app.silent = true;
   app.on('error', (err: Error) => log.error({ err }, 'unhandled error in the HTTP layer'));
-  const docs = config.docs ? createConsole(config.path) : undefined;
+  const docs = config.docs
+    ? createConsole({
+        path: config.path,
+        scheme: config.hmac.scheme,
+        window: config.hmac.window,
+        sessionTtl: config.session.ttl,
+        store: store.description,
+        shared: store.shared,
+        jobs: store.startJobRunner === undefined ? 'in-process' : 'database',
+        version: VERSION,
+      })
+    : undefined;
   const requestLine = createRequestLine(log);
   app.use(async (ctx) => {
     const started = performance.now();
@@ -88,7 +99,7 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
     claims: core.claims,
     bodyLimit: config.bodyLimit,
     clientIp: clientIpOf(config),
-    fallback: fallbackApp(config, log).callback(),
+    fallback: fallbackApp(config, store, log).callback(),
     log,
     stream: streamLimits(config),
   });
