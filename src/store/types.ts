@@ -1,7 +1,7 @@
 /**
  * The store interface: accounts, sessions, seen nonces and login throttling. The embedded store
- * (`memory.ts`) and the MongoDB store (`mongo.ts`) both implement it and both pass
- * `test/store.contract.ts`.
+ * (`memory.ts`), the MongoDB store (`mongo.ts`) and the MySQL/MariaDB store (`mysql.ts`)
+ * implement it and pass `test/store.contract.ts`.
  *
  * Times are Unix seconds throughout. `userKey` is the matched form of a user_id (lower-cased).
  */
@@ -46,8 +46,8 @@ export interface ThrottleState {
 }
 
 export interface Store {
-  readonly kind: 'memory' | 'mongo';
-  /** The database for methods' own collections; null on the embedded store. */
+  readonly kind: 'memory' | 'mongo' | 'mysql';
+  /** The MongoDB database for methods' own collections; null on the other stores. */
   readonly db: Db | null;
   /** Creates indexes and the like; idempotent. */
   init(): Promise<void>;
