@@ -135,7 +135,7 @@ async function serve(config: ReturnType<typeof loadConfig>, watchFiles = false):
       url: server.url,
       socket: server.socketPath,
       methods: methodCount,
-      store: store.kind === 'memory' ? 'embedded' : 'mongodb',
+      store: { memory: 'embedded', mongo: 'mongodb', mysql: 'mysql' }[store.kind],
       hmacScheme: config.hmac.scheme,
       config: config.configFile ?? null,
     },

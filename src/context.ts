@@ -4,6 +4,7 @@
  */
 import type { Context as KoaContext } from 'koa';
 import type { Db } from 'mongodb';
+import type { Pool } from 'mysql2/promise';
 import type { Logger } from 'pino';
 import type { AccountService, Accounts } from './accounts.ts';
 import { ApiError } from './errors.ts';
@@ -12,6 +13,7 @@ import type { JobRunner } from './jobs/types.ts';
 import type { RequestScope } from './scope.ts';
 import type { SessionRecord, Store } from './store/types.ts';
 import { nowSeconds } from './clock.ts';
+import { sqlOf } from './store/sql.ts';
 
 export interface Services {
   store: Store;
@@ -83,6 +85,9 @@ export class CallContext implements MethodContext {
   }
   get db(): Db | null {
     return this.#services.store.db;
+  }
+  get sql(): Pool | null {
+    return sqlOf(this.#services.store);
   }
   get signal(): AbortSignal {
     if (this.#signal === undefined) {

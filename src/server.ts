@@ -190,10 +190,13 @@ export async function buildApp(deps: ServerDeps): Promise<{
   };
 }
 
+// No MySQL-backed job queue for Node fits (see README, "Many instances"), and none is made here.
+const JOBS_ON_MYSQL = 'jobs: background methods run in this process on MySQL (no shared job queue): a job runs on the instance that accepted it, /jobs/<id> answers there only, and queued and running jobs do not survive its restart';
+
 // Marks a Koa context whose request runs inside Koa's own pipeline (user middleware present).
 const IN_KOA = '__simpleapiInKoa';
 
-/** Agenda on MongoDB; on the embedded store, a runner in this process (its jobs die with it). */
+/** Agenda on MongoDB; elsewhere a runner in this process (its jobs die with it). */
 async function startJobRunner(config: Config, store: Store, methods: () => MethodTable, log: Logger): Promise<JobRunner> {
   const execute = createJobExecutor(methods, store, log);
   if (store.kind === 'mongo') {
@@ -202,7 +205,7 @@ async function startJobRunner(config: Config, store: Store, methods: () => Metho
     log.info('jobs: background methods run on Agenda over the database; any instance may run or report any job');
     return runner;
   }
-  log.info('jobs: background methods run in this process on the embedded store; queued and running jobs do not survive a restart');
+  log.info(store.kind === 'mysql' ? JOBS_ON_MYSQL : 'jobs: background methods run in this process on the embedded store; queued and running jobs do not survive a restart');
   return new MemoryJobRunner(config.jobs, execute);
 }
 

@@ -7,6 +7,7 @@ import { toApiError } from '../errors.ts';
 import type { MethodContext } from '../method.ts';
 import type { MethodTable } from '../registry.ts';
 import type { Store } from '../store/types.ts';
+import { sqlOf } from '../store/sql.ts';
 import type { JobError, JobStart } from './types.ts';
 
 export type JobExecutor = (job: JobStart & { id: string }, progress: (fraction: number, note: string) => void, signal: AbortSignal) => Promise<unknown>;
@@ -28,6 +29,7 @@ export function createJobExecutor(methods: () => MethodTable, store: Store, log:
       requestId: job.requestId,
       ip: '',
       db: store.db,
+      sql: sqlOf(store),
       signal,
       log: jobLog,
       session: job.ownerUserId === null ? null : { userId: job.ownerUserId, sessionId: '', expires: 0, state: {}, saveState: () => Promise.reject(new Error('a background job has no session state to save')) },
