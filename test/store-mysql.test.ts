@@ -114,6 +114,18 @@ describe.skipIf(!hasMySql)('MySQL store', () => {
       }
     });
 
+    it("a method's own query on ctx.sql with the database away is Unavailable (503), as the store's are", async () => {
+      const { createPool } = await import('mysql2/promise');
+      const { notes } = await import('../methods/notes/_notes.ts');
+      const away = createPool({ host: '127.0.0.1', port: 9, user: 'root', connectTimeout: 1000 });
+      try {
+        const ctx = { session: { userId: 'someone' }, db: null, sql: away } as unknown as Parameters<typeof notes>[0];
+        await expect(notes(ctx).list()).rejects.toMatchObject({ code: 'Unavailable', status: 503, retryAfter: 5 });
+      } finally {
+        await away.end();
+      }
+    });
+
     it('start-up with an unreachable database fails after the configured wait', async () => {
       const started = Date.now();
       const err = await MySqlStore.connect('mysql://root@127.0.0.1:9/x', { dbName: 'x', connectTimeout: 1, nonceTtl: 601, log: createLogger({ level: 'silent' }) }).catch((e: Error) => e);

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Pool, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
 import type { Db } from 'mongodb';
 import { ApiError, type MethodContext } from '../../src/index.ts';
+import { mapMySqlError } from '../../src/store/mysql.ts';
 
 export interface Note {
   id: string;
@@ -74,23 +75,29 @@ function ensureTable(pool: Pool): Promise<unknown> {
   return ready;
 }
 
+/** A query on `pool` after its table exists; a database that does not answer is Unavailable (503), as for the store. */
+async function query<T extends RowDataPacket[] | ResultSetHeader>(pool: Pool, sql: string, values: unknown[]): Promise<T> {
+  try {
+    await ensureTable(pool);
+    return (await pool.query<T>(sql, values))[0];
+  } catch (err) {
+    throw mapMySqlError(err);
+  }
+}
+
 function mysqlNotes(pool: Pool, owner: string): Notes {
   return {
     async add(text) {
-      await ensureTable(pool);
       const n = newNote(text);
-      await pool.query('INSERT INTO notes (id, owner, text, created) VALUES (?, ?, ?, ?)', [n.id, owner, n.text, n.created]);
+      await query(pool, 'INSERT INTO notes (id, owner, text, created) VALUES (?, ?, ?, ?)', [n.id, owner, n.text, n.created]);
       return n;
     },
     async list() {
-      await ensureTable(pool);
-      const [rows] = await pool.query<RowDataPacket[]>('SELECT id, text, created FROM notes WHERE owner = ? ORDER BY created, id LIMIT 1000', [owner]);
+      const rows = await query<RowDataPacket[]>(pool, 'SELECT id, text, created FROM notes WHERE owner = ? ORDER BY created, id LIMIT 1000', [owner]);
       return rows.map((r) => ({ id: r.id, text: r.text, created: Number(r.created) }));
     },
     async remove(id) {
-      await ensureTable(pool);
-      const [result] = await pool.query<ResultSetHeader>('DELETE FROM notes WHERE id = ? AND owner = ?', [id, owner]);
-      return result.affectedRows === 1;
+      return (await query<ResultSetHeader>(pool, 'DELETE FROM notes WHERE id = ? AND owner = ?', [id, owner])).affectedRows === 1;
     },
   };
 }
