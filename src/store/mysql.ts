@@ -184,7 +184,8 @@ export class MySqlStore implements Store {
           await createDatabase(target);
           continue;
         }
-        if (mapMySqlError(err) === err) throw err; // refused for a reason waiting will not fix (e.g. access denied)
+        // Refused for a reason waiting will not fix (e.g. access denied): say so at once.
+        if (mapMySqlError(err) === err) throw new Error(`the database at ${redactUrl(url)} refused the connection: ${(err as Error).message}`);
         if (Date.now() >= deadline) {
           throw new Error(`the database at ${redactUrl(url)} did not answer within ${options.connectTimeout} s (db.connectTimeout): ${(err as Error).message}`);
         }
@@ -226,7 +227,7 @@ export class MySqlStore implements Store {
     }
     for (let v = current + 1; v <= SCHEMA_VERSION; v++) {
       for (const statement of MIGRATIONS[v - 1]!) await conn.query(statement);
-      await conn.query(`INSERT INTO ${TABLES.schema} (name, version, updated) VALUES ('store', ?, UNIX_TIMESTAMP()) ON DUPLICATE KEY UPDATE version = VALUES(version), updated = VALUES(updated)`, [v]);
+      await conn.query(`INSERT INTO ${TABLES.schema} (name, version, updated) VALUES ('store', ?, UNIX_TIMESTAMP()) ON DUPLICATE KEY UPDATE version = ?, updated = UNIX_TIMESTAMP()`, [v, v]);
       this.#options.log.info({ version: v }, `database schema at version ${v}`);
     }
   }
