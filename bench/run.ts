@@ -7,7 +7,8 @@
  * machine than requests/s. Then the scale checks: start-up with many method files, dispatch time
  * against table size, and the embedded store's memory per session.
  *
- * BENCH_ROUNDS (default 5), BENCH_SECONDS (default 4), MONGODB_URL (adds the MongoDB row).
+ * BENCH_ROUNDS (default 5), BENCH_SECONDS (default 4), MONGODB_URL (adds the MongoDB row), MYSQL_URL
+ * (adds the MariaDB row and its database round trips per call).
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
@@ -21,6 +22,8 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
 const CONNECTIONS = 10;
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim());
 const MONGODB_URL = process.env.MONGODB_URL ?? '';
+const MYSQL_URL = process.env.MYSQL_URL ?? '';
+const MYSQL_BENCH_DB = `simpleapi_bench_${process.pid}`;
 const PAYLOAD = { message: 'hello world, this is a benchmark payload', n: 12345, list: [1, 2, 3, 4, 5], nested: { a: true, b: null, c: 'xyzxyzxyz' } };
 const RPC_BODY = JSON.stringify({ jsonrpc: '2.0', method: 'echo', params: PAYLOAD, id: 1 });
 const SIMPLE_BODY = JSON.stringify({ method: 'echo', parameters: PAYLOAD });
@@ -154,6 +157,11 @@ async function throughput(): Promise<{ rows: Row[]; results: Map<string, Measure
     simpleapi: { args: simpleapi([]), core: '0' },
     workers: { args: simpleapi(['--workers=2']), core: '' },
   };
+  if (MYSQL_URL !== '') {
+    const url = new URL(MYSQL_URL);
+    url.pathname = `/${MYSQL_BENCH_DB}`;
+    servers.mysql = { args: simpleapi([`--db-url=${url}`]), core: '0' };
+  }
   if (MONGODB_URL !== '') servers.mongo = { args: simpleapi([`--db-url=${MONGODB_URL}`, `--db-name=simpleapi_bench_${process.pid}`]), core: '0' };
 
   const rows: Row[] = [
@@ -169,6 +177,8 @@ async function throughput(): Promise<{ rows: Row[]; results: Map<string, Measure
   ];
   if (MONGODB_URL !== '') rows.push({ name: 'simpleapi v2-signed session call, MongoDB (FerretDB)', server: 'mongo', body: SIGNED_BODY, signed: true });
   else notes.push('MongoDB row left out: MONGODB_URL is not set.');
+  if (MYSQL_URL !== '') rows.push({ name: 'simpleapi v2-signed session call, MariaDB', server: 'mysql', body: SIGNED_BODY, signed: true });
+  else notes.push('MariaDB row left out: MYSQL_URL is not set.');
   rows.push({ name: 'simpleapi --workers=2, JSON-RPC echo (both cores, load generator shares them)', server: 'workers', body: RPC_BODY });
 
   const running = new Map<string, Server>();
@@ -202,6 +212,7 @@ async function throughput(): Promise<{ rows: Row[]; results: Map<string, Measure
     }
   } finally {
     for (const s of running.values()) s.proc.kill('SIGTERM');
+    if (MYSQL_URL !== '') await dropMySqlBenchDb();
   }
   if (!taskset) notes.push('taskset is missing: servers and load generator were not pinned to separate cores.');
   return { rows, results, notes };
@@ -228,6 +239,22 @@ function dispatchScale(): Promise<{ small: number; large: number }> {
   const script = join(ROOT, 'bench/dispatch-scale.ts');
   const out = execFileSync(process.execPath, [join(ROOT, 'bin/run-ts.js'), script], { cwd: ROOT }).toString();
   return Promise.resolve(JSON.parse(out) as { small: number; large: number });
+}
+
+/** Database queries per v2-signed call on MariaDB, counted by the store in-process. */
+function mysqlRoundTrips(): { perCall: number } | null {
+  if (MYSQL_URL === '') return null;
+  const out = execFileSync(process.execPath, [join(ROOT, 'bin/run-ts.js'), join(ROOT, 'bench/mysql-round-trips.ts')], { cwd: ROOT }).toString();
+  return JSON.parse(out) as { perCall: number };
+}
+
+async function dropMySqlBenchDb(): Promise<void> {
+  const { createConnection } = await import('mysql2/promise');
+  const { parseMySqlUrl } = await import('../src/store/mysql.ts');
+  const { database: _db, ...server } = parseMySqlUrl(MYSQL_URL, '');
+  const conn = await createConnection(server);
+  await conn.query(`DROP DATABASE IF EXISTS \`${MYSQL_BENCH_DB}\``);
+  await conn.end();
 }
 
 function sessionMemory(): { bytesPerSession: number } {
@@ -261,6 +288,7 @@ async function main(): Promise<void> {
   for (const n of startup) startupMs.push(await startupWith(n));
   const scale = await dispatchScale();
   const memory = sessionMemory();
+  const roundTrips = mysqlRoundTrips();
 
   const targets: [string, boolean, string][] = [];
   const simpleCpu = cpuOf('simpleapi echo, simple envelope');
@@ -271,12 +299,13 @@ async function main(): Promise<void> {
   targets.push(['v2-signed session call (embedded): CPU/req <= 1.33x jayson', signedCpu <= 1.33 * jayson, `${fmt(signedCpu / jayson, 2)}x`]);
   targets.push(['start-up with 1,000 method files < 3 s', startupMs[1]! < 3000, `${fmt(startupMs[1]! / 1000, 2)} s`]);
   targets.push(['dispatch with 10,000 methods within 10% of 10', scale.large <= scale.small * 1.1, `${fmt(scale.small, 0)} ns vs ${fmt(scale.large, 0)} ns`]);
+  if (roundTrips !== null) targets.push(['MariaDB: database round trips per v2-signed session call <= 2', roundTrips.perCall <= 2, `${fmt(roundTrips.perCall, 2)}`]);
   targets.push(['embedded store: < 1.5 KB resident per idle session at 100,000', memory.bytesPerSession < 1536, `${fmt(memory.bytesPerSession, 0)} B`]);
 
   const report = [
     `## simpleapi bench, ${started.toISOString().slice(0, 16).replace('T', ' ')} UTC`,
     '',
-    `Command: \`npm run bench\` (BENCH_ROUNDS=${ROUNDS}, BENCH_SECONDS=${SECONDS}${MONGODB_URL ? ', MONGODB_URL set' : ''}); ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}); Node ${process.version}.`,
+    `Command: \`npm run bench\` (BENCH_ROUNDS=${ROUNDS}, BENCH_SECONDS=${SECONDS}${MONGODB_URL ? ', MONGODB_URL set' : ''}${MYSQL_URL ? ', MYSQL_URL set' : ''}); ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}); Node ${process.version}.`,
     `Servers pinned to core 0, autocannon (${CONNECTIONS} connections) to core 1; --workers=2 and its load share both cores. Medians of ${ROUNDS} interleaved rounds; CPU is the server's user+system time per request (per entry for the batch).`,
     '',
     ...lines,
@@ -287,6 +316,7 @@ async function main(): Promise<void> {
     `| one dispatch, 10 methods registered | ${fmt(scale.small, 0)} ns |`,
     `| one dispatch, 10,000 methods registered | ${fmt(scale.large, 0)} ns |`,
     `| embedded store, 100,000 idle sessions | ${fmt(memory.bytesPerSession, 0)} B resident per session |`,
+    ...(roundTrips === null ? [] : [`| MariaDB, v2-signed session call | ${fmt(roundTrips.perCall, 2)} database round trips per call |`]),
     '',
     '| target | met | measured |',
     '|---|---|---|',

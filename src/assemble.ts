@@ -89,6 +89,11 @@ async function startJobs(config: Config, store: Store, methods: MethodHolder, se
     log.info('jobs: background methods run on the database; any instance may run or report any job');
     return runner;
   }
-  log.info('jobs: background methods run in this process; queued and running jobs do not survive a restart');
+  log.info(
+    store.shared
+      ? // No MySQL-backed job queue for Node fits (README, "Many instances"), and none is made here.
+        `jobs: background methods run in this process: the ${store.description} store has no shared job queue, so a job runs on the instance that accepted it, /jobs/<id> answers there only, and queued and running jobs do not survive its restart`
+      : 'jobs: background methods run in this process; queued and running jobs do not survive a restart',
+  );
   return new MemoryJobRunner(config.jobs, execute);
 }

@@ -1,5 +1,5 @@
 import { ApiError, type MethodContext } from '../../src/index.ts';
-import { notes } from './_collection.ts';
+import { notes } from './_notes.ts';
 
 export const description = "Removes one of the caller's notes; NotFound when it has no such note (needs a database)";
 export const params = {
@@ -11,7 +11,6 @@ export const params = {
 export const result = { type: 'object', properties: { ok: { const: true } }, required: ['ok'] } as const;
 
 export async function invoke(ctx: MethodContext, p: { id: string }) {
-  const { deletedCount } = await notes(ctx).deleteOne({ _id: p.id, owner: ctx.session!.userId });
-  if (deletedCount === 0) throw new ApiError('NotFound', 'No note with that id');
+  if (!(await notes(ctx).remove(p.id))) throw new ApiError('NotFound', 'No note with that id');
   return { ok: true };
 }

@@ -17,7 +17,10 @@ export async function invoke(ctx: MethodContext, p: { key: string; value: unknow
       await session.saveState();
       return session.state;
     } catch (err) {
-      if ((err as { code?: string }).code !== 'Conflict' || attempt >= 5) throw err;
+      if ((err as { code?: string }).code !== 'Conflict' || attempt >= 8) throw err;
+      // The winner may not have finished writing yet (on FerretDB a claim comes before the write):
+      // wait a little, longer each time, with jitter so the losers do not collide again.
+      await new Promise((r) => setTimeout(r, (5 << attempt) * (0.5 + Math.random())));
     }
   }
 }

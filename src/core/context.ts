@@ -4,6 +4,7 @@
  * when a method reads them.
  */
 import type { Db } from 'mongodb';
+import type { Pool } from 'mysql2/promise';
 import type { Logger } from 'pino';
 import type { AccountService, Accounts } from './accounts.ts';
 import { ApiError } from './errors.ts';
@@ -114,6 +115,9 @@ export class CallContext implements MethodContext {
   }
   get db(): Db | null {
     return this.#services.store.forMethods.db;
+  }
+  get sql(): Pool | null {
+    return this.#services.store.forMethods.sql;
   }
   get signal(): AbortSignal {
     if (this.#signal === undefined) {

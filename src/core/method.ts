@@ -4,6 +4,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Db } from 'mongodb';
+import type { Pool } from 'mysql2/promise';
 import type { Logger } from 'pino';
 import type { Accounts } from './accounts.ts';
 
@@ -33,8 +34,10 @@ export interface Session {
 export interface MethodContext {
   /** The verified session, or null for a request without `x-session-id`. */
   readonly session: Session | null;
-  /** The MongoDB database for methods' own collections; null on the embedded store. */
+  /** The MongoDB database for methods' own collections; null on the other stores. */
   readonly db: Db | null;
+  /** The MySQL/MariaDB pool (mysql2/promise) for methods' own tables; null on the other stores. */
+  readonly sql: Pool | null;
   readonly requestId: string;
   /** A child logger that carries the request id and the method name. */
   readonly log: Logger;

@@ -1,18 +1,34 @@
-/** Chooses the store from the configuration: MongoDB with a URL, the embedded store without. */
+/**
+ * Chooses the store from the configuration, by the URL's scheme: `mongodb://` (or `mongodb+srv://`)
+ * for MongoDB, `mysql://` (or `mariadb://`) for MySQL/MariaDB, the embedded store without a URL.
+ */
 import type { Logger } from 'pino';
 import type { Config } from '../config.ts';
 import { MemoryStore } from './memory.ts';
 import type { Store } from './types.ts';
 
 export async function openStore(config: Config, log: Logger): Promise<Store> {
-  if (config.db.url === '') return new MemoryStore();
-  const { MongoStore } = await import('./mongo.ts');
-  const store = await MongoStore.connect(config.db.url, {
-    dbName: config.db.name,
-    connectTimeout: config.db.connectTimeout,
-    nonceTtl: config.hmac.window * 2 + 1,
-    log,
-  });
+  const url = config.db.url;
+  if (url === '') return new MemoryStore();
+  const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(url)?.[1]?.toLowerCase();
+  const options = { dbName: config.db.name, connectTimeout: config.db.connectTimeout, nonceTtl: config.hmac.window * 2 + 1, log };
+  let store: Store;
+  switch (scheme) {
+    case 'mongodb':
+    case 'mongodb+srv': {
+      const { MongoStore } = await import('./mongo.ts');
+      store = await MongoStore.connect(url, options);
+      break;
+    }
+    case 'mysql':
+    case 'mariadb': {
+      const { MySqlStore } = await import('./mysql.ts');
+      store = await MySqlStore.connect(url, options);
+      break;
+    }
+    default:
+      throw new Error(`db.url must start with mongodb://, mongodb+srv://, mysql:// or mariadb:// (got ${scheme === undefined ? 'no scheme' : `${scheme}://`})`);
+  }
   await store.init();
   return store;
 }

@@ -13,7 +13,7 @@ function copySession(s: SessionRecord): SessionRecord {
 export class MemoryStore implements Store {
   readonly description = 'embedded';
   readonly shared = false;
-  readonly forMethods = { db: null };
+  readonly forMethods = { db: null, sql: null };
   #accounts = new Map<string, AccountRecord>();
   #sessions = new Map<string, SessionRecord>();
   #nonces = new Map<string, number>();

@@ -108,7 +108,7 @@ export class MongoStore implements Store {
     this.#client = client;
     this.#options = options;
     this.db = client.db(options.dbName);
-    this.forMethods = { db: this.db };
+    this.forMethods = { db: this.db, sql: null };
     this.description = 'mongodb';
     this.#accounts = this.db.collection(COLLECTIONS.accounts);
     this.#sessions = this.db.collection(COLLECTIONS.sessions);

@@ -1,11 +1,12 @@
 /**
  * The store interface: accounts, sessions, seen nonces and login throttling. The embedded store
- * (`memory.ts`) and the MongoDB store (`mongo.ts`) both implement it and both pass
- * `test/store.contract.ts`.
+ * (`memory.ts`), the MongoDB store (`mongo.ts`) and the MySQL/MariaDB store (`mysql.ts`)
+ * implement it and pass `test/store.contract.ts`.
  *
  * Times are Unix seconds throughout. `userKey` is the matched form of a user_id (lower-cased).
  */
 import type { Db } from 'mongodb';
+import type { Pool } from 'mysql2/promise';
 import type { Logger } from 'pino';
 import type { JobExecutor } from '../jobs/execute.ts';
 import type { JobRunner, JobSettings } from '../jobs/types.ts';
@@ -52,6 +53,8 @@ export interface ThrottleState {
 export interface MethodResources {
   /** MongoDB's database, for methods' own collections. */
   readonly db: Db | null;
+  /** The MySQL/MariaDB pool (mysql2/promise), for methods' own tables. */
+  readonly sql: Pool | null;
 }
 
 export interface Store {

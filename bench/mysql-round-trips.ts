@@ -1,0 +1,41 @@
+// Database round trips per v2-signed session call on MySQL/MariaDB: an in-process server on a
+// MySqlStore whose query counter is read before and after CALLS signed calls. Needs MYSQL_URL.
+import { randomBytes } from 'node:crypto';
+import { resolve } from 'node:path';
+import { loadConfig } from '../src/config.ts';
+import { createLogger } from '../src/log.ts';
+import { startServer } from '../src/server.ts';
+import { signV2Request } from '../src/core/signing.ts';
+import { MySqlStore } from '../src/store/mysql.ts';
+
+const CALLS = 200;
+const base = new URL(process.env.MYSQL_URL ?? '');
+const db = `simpleapi_bench_rt_${process.pid}`;
+base.pathname = `/${db}`;
+const log = createLogger({ level: 'silent' });
+const store = await MySqlStore.connect(base.toString(), { dbName: db, connectTimeout: 10, nonceTtl: 601, log });
+await store.init();
+const config = loadConfig({ argvOptions: { port: 0, methodsDir: resolve(import.meta.dirname, 'methods'), logLevel: 'silent' }, cwd: resolve(import.meta.dirname, '..'), env: {} });
+const server = await startServer({ config, store, log });
+try {
+  const url = server.url!;
+  const post = (body: string, headers: Record<string, string> = {}) => fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body });
+  const grant = (await (await post(JSON.stringify({ method: 'account.create', parameters: { user_id: `rt-${process.pid}`, password: 'bench-password' } }))).json()) as { session_id: string; session_key: string };
+  const key = Buffer.from(grant.session_key, 'base64url');
+  const body = JSON.stringify({ method: 'secure_echo', parameters: { n: 1 } });
+  const call = async () => {
+    const timestamp = String(Math.floor(Date.now() / 1000));
+    const nonce = randomBytes(16).toString('base64url');
+    const res = await post(body, { 'x-session-id': grant.session_id, 'x-timestamp': timestamp, 'x-nonce': nonce, 'x-hmac': signV2Request(key, timestamp, nonce, Buffer.from(body)) });
+    if (res.status !== 200) throw new Error(`secure_echo: ${res.status} ${await res.text()}`);
+    await res.arrayBuffer();
+  };
+  await call(); // the first may touch the session's expiry
+  const before = store.queries;
+  for (let i = 0; i < CALLS; i++) await call();
+  process.stdout.write(JSON.stringify({ perCall: (store.queries - before) / CALLS }));
+} finally {
+  await server.close();
+  await store.sql.query(`DROP DATABASE IF EXISTS \`${db}\``);
+  await store.close();
+}

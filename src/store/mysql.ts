@@ -1,0 +1,434 @@
+/**
+ * The MySQL / MariaDB store (mysql2's promise pool): the second shared database many instances
+ * can serve the same users on. A signed call costs two queries on the hot path, as on MongoDB:
+ * the session read and the nonce insert (the sliding-expiry write is skipped unless it would move
+ * expiry by `session.touchFraction`).
+ *
+ * There are no TTL indexes in SQL: expiry columns are indexed, every read checks them, and
+ * `sweep` deletes what has expired. Conditional writes are single statements, which InnoDB makes
+ * atomic per row (`UPDATE … WHERE version = ?`, a primary-key INSERT for nonces).
+ */
+import { createPool, type Pool, type PoolConnection, type ResultSetHeader, type RowDataPacket } from 'mysql2/promise';
+import type { Logger } from 'pino';
+import { ApiError } from '../core/errors.ts';
+import type { AccountRecord, MethodResources, PasswordHash, SessionRecord, Store, ThrottleState } from './types.ts';
+
+export interface MySqlStoreOptions {
+  /** The database used when the URL names none. */
+  dbName: string;
+  /** Seconds to wait for the database at start-up; 0 waits forever. */
+  connectTimeout: number;
+  /** Seconds a nonce row must at least live. */
+  nonceTtl: number;
+  log: Logger;
+}
+
+/** Table names, prefixed so they do not clash with methods' own tables in `ctx.sql`. */
+export const TABLES = {
+  schema: 'simpleapi_schema',
+  accounts: 'simpleapi_accounts',
+  sessions: 'simpleapi_sessions',
+  nonces: 'simpleapi_nonces',
+  throttle: 'simpleapi_login_failures',
+} as const;
+
+/**
+ * Each entry brings the schema from the version before it to its own (index + 1); a later change
+ * appends an entry, and start-up runs the ones a database has not had. Statements stay idempotent
+ * so a run cut short can be run again.
+ */
+const MIGRATIONS: readonly (readonly string[])[] = [
+  [
+    `CREATE TABLE IF NOT EXISTS ${TABLES.accounts} (
+      user_key VARCHAR(512) NOT NULL PRIMARY KEY,
+      user_id VARCHAR(512) NOT NULL,
+      password TEXT NOT NULL,
+      created BIGINT NOT NULL
+    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
+    `CREATE TABLE IF NOT EXISTS ${TABLES.sessions} (
+      session_id VARCHAR(64) NOT NULL PRIMARY KEY,
+      user_key VARCHAR(512) NOT NULL,
+      user_id VARCHAR(512) NOT NULL,
+      sign_key VARBINARY(64) NOT NULL,
+      expires BIGINT NOT NULL,
+      state LONGTEXT NOT NULL,
+      version INT UNSIGNED NOT NULL,
+      INDEX sessions_user_key (user_key),
+      INDEX sessions_expires (expires)
+    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
+    `CREATE TABLE IF NOT EXISTS ${TABLES.nonces} (
+      session_id VARCHAR(64) NOT NULL,
+      nonce VARCHAR(64) NOT NULL,
+      expires BIGINT NOT NULL,
+      PRIMARY KEY (session_id, nonce),
+      INDEX nonces_expires (expires)
+    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
+    `CREATE TABLE IF NOT EXISTS ${TABLES.throttle} (
+      id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+      throttle_key VARCHAR(600) NOT NULL,
+      at BIGINT NOT NULL,
+      expires BIGINT NOT NULL,
+      INDEX failures_key_at (throttle_key, at),
+      INDEX failures_expires (expires)
+    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
+  ],
+];
+
+/** The schema version this code writes and reads. */
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+/** Rows one sweep statement deletes at most, so a backlog does not hold locks for long. */
+const SWEEP_BATCH = 5000;
+
+/** Seconds a client is told to wait when the database does not answer. */
+const RETRY_AFTER = 5;
+/** mysql2 and server codes that mean "the database is not there", as opposed to a bad query. */
+const UNAVAILABLE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'ENOENT',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'PROTOCOL_CONNECTION_LOST',
+  'PROTOCOL_SEQUENCE_TIMEOUT',
+  'PROTOCOL_ENQUEUE_AFTER_FATAL_ERROR',
+  'ER_SERVER_SHUTDOWN',
+  'ER_CON_COUNT_ERROR',
+  'ER_TOO_MANY_USER_CONNECTIONS',
+  'ER_CONNECTION_KILLED',
+]);
+
+/** A database that does not answer becomes Unavailable (503, Retry-After); other errors pass. */
+export function mapMySqlError(err: unknown): unknown {
+  if (err instanceof Error) {
+    const e = err as Error & { code?: string; fatal?: boolean };
+    if (e.fatal === true || (e.code !== undefined && UNAVAILABLE_CODES.has(e.code))) {
+      return new ApiError('Unavailable', 'The database does not answer; try again shortly', { retryAfter: RETRY_AFTER, cause: err });
+    }
+  }
+  return err;
+}
+
+const isDuplicateKey = (err: unknown) => (err as { code?: string } | null)?.code === 'ER_DUP_ENTRY';
+
+/** The pieces of a `mysql://user:pass@host:port/db` URL that mysql2 takes. */
+export function parseMySqlUrl(url: string, fallbackDb: string): { host: string; port: number; user: string; password: string; database: string } {
+  const u = new URL(url);
+  if (u.protocol !== 'mysql:' && u.protocol !== 'mariadb:') throw new Error(`not a mysql:// URL: ${redactUrl(url)}`);
+  const database = decodeURIComponent(u.pathname.replace(/^\//, ''));
+  return {
+    host: u.hostname.replace(/^\[|\]$/g, '') || '127.0.0.1',
+    port: u.port === '' ? 3306 : Number(u.port),
+    user: decodeURIComponent(u.username) || 'root',
+    password: decodeURIComponent(u.password),
+    database: database === '' ? fallbackDb : database,
+  };
+}
+
+interface SessionRow extends RowDataPacket {
+  session_id: string;
+  user_key: string;
+  user_id: string;
+  sign_key: Buffer;
+  expires: number;
+  state: string;
+  version: number;
+}
+
+export class MySqlStore implements Store {
+  readonly description = 'mysql';
+  readonly shared = true;
+  /** No MongoDB here: methods' own tables go through `sql` (`ctx.sql`). */
+  readonly forMethods: MethodResources;
+  /** The pool, for methods' own tables (`ctx.sql`). */
+  readonly sql: Pool;
+  readonly database: string;
+  readonly #options: MySqlStoreOptions;
+  /** Queries sent, for the bench's round trips per call. */
+  #queries = 0;
+
+  private constructor(pool: Pool, database: string, options: MySqlStoreOptions) {
+    this.sql = pool;
+    this.forMethods = { db: null, sql: pool };
+    this.database = database;
+    this.#options = options;
+  }
+
+  /** Queries this store has sent since it opened (methods' own through `sql` not included). */
+  get queries(): number {
+    return this.#queries;
+  }
+
+  /**
+   * Connects, retrying until the database answers or `connectTimeout` seconds pass; creates the
+   * database when the server answers that it does not exist (as MongoDB creates one on first use).
+   *
+   * @example const store = await MySqlStore.connect('mysql://root@127.0.0.1:3306/api', { dbName: 'api', connectTimeout: 10, nonceTtl: 601, log })
+   */
+  static async connect(url: string, options: MySqlStoreOptions): Promise<MySqlStore> {
+    const target = parseMySqlUrl(url, options.dbName);
+    if (!/^[A-Za-z0-9_$-]{1,64}$/.test(target.database)) throw new Error(`database name ${JSON.stringify(target.database)} is not one this store accepts ([A-Za-z0-9_$-], at most 64)`);
+    const deadline = options.connectTimeout === 0 ? Infinity : Date.now() + options.connectTimeout * 1000;
+    let warned = false;
+    for (;;) {
+      // A short connect timeout: during an outage a request gets its 503 in about 2 s, not 10.
+      const pool = createPool({ ...target, connectTimeout: 2000, enableKeepAlive: true, connectionLimit: 10, charset: 'utf8mb4_bin' });
+      try {
+        await pool.query('SELECT 1');
+        return new MySqlStore(pool, target.database, options);
+      } catch (err) {
+        await pool.end().catch(() => {});
+        if ((err as { code?: string }).code === 'ER_BAD_DB_ERROR') {
+          await createDatabase(target);
+          continue;
+        }
+        // Refused for a reason waiting will not fix (e.g. access denied): say so at once.
+        if (mapMySqlError(err) === err) throw new Error(`the database at ${redactUrl(url)} refused the connection: ${(err as Error).message}`);
+        if (Date.now() >= deadline) {
+          throw new Error(`the database at ${redactUrl(url)} did not answer within ${options.connectTimeout} s (db.connectTimeout): ${(err as Error).message}`);
+        }
+        if (!warned) options.log.warn({ url: redactUrl(url) }, 'waiting for the database');
+        warned = true;
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    }
+  }
+
+  /** Creates the tables or brings them to SCHEMA_VERSION, under a lock so instances starting together take turns. */
+  async init(): Promise<void> {
+    await this.#guard(async () => {
+      const conn = await this.sql.getConnection();
+      try {
+        const [[lock]] = await conn.query<RowDataPacket[]>("SELECT GET_LOCK('simpleapi_schema', 30) AS got");
+        if (lock?.got !== 1) throw new Error('could not take the schema lock within 30 s (another instance migrating?)');
+        try {
+          await this.#migrate(conn);
+        } finally {
+          await conn.query("SELECT RELEASE_LOCK('simpleapi_schema')");
+        }
+      } finally {
+        conn.release();
+      }
+    });
+  }
+
+  async #migrate(conn: PoolConnection): Promise<void> {
+    await conn.query(`CREATE TABLE IF NOT EXISTS ${TABLES.schema} (
+      name VARCHAR(64) NOT NULL PRIMARY KEY,
+      version INT NOT NULL,
+      updated BIGINT NOT NULL
+    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`);
+    const [rows] = await conn.query<RowDataPacket[]>(`SELECT version FROM ${TABLES.schema} WHERE name = 'store'`);
+    const current = rows.length === 0 ? 0 : Number(rows[0]!.version);
+    if (current > SCHEMA_VERSION) {
+      throw new Error(`the database's schema is version ${current}, newer than this server's ${SCHEMA_VERSION}: upgrade simpleapi`);
+    }
+    for (let v = current + 1; v <= SCHEMA_VERSION; v++) {
+      for (const statement of MIGRATIONS[v - 1]!) await conn.query(statement);
+      await conn.query(`INSERT INTO ${TABLES.schema} (name, version, updated) VALUES ('store', ?, UNIX_TIMESTAMP()) ON DUPLICATE KEY UPDATE version = ?, updated = UNIX_TIMESTAMP()`, [v, v]);
+      this.#options.log.info({ version: v }, `database schema at version ${v}`);
+    }
+  }
+
+  /** The schema version recorded in the database. */
+  async schemaVersion(): Promise<number> {
+    const rows = await this.#rows(`SELECT version FROM ${TABLES.schema} WHERE name = 'store'`);
+    return rows.length === 0 ? 0 : Number(rows[0]!.version);
+  }
+
+  async close(): Promise<void> {
+    await this.sql.end();
+  }
+
+  async ping(): Promise<boolean> {
+    try {
+      await this.sql.query({ sql: 'SELECT 1', timeout: 2000 });
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Runs a database operation, turning "the database does not answer" into Unavailable. */
+  async #guard<T>(op: () => Promise<T>): Promise<T> {
+    try {
+      return await op();
+    } catch (err) {
+      throw mapMySqlError(err);
+    }
+  }
+
+  async #rows(sql: string, values: unknown[] = []): Promise<RowDataPacket[]> {
+    this.#queries++;
+    const [rows] = await this.sql.query<RowDataPacket[]>(sql, values);
+    return rows;
+  }
+
+  /** A write; `affectedRows` counts matched rows (mysql2 sets FOUND_ROWS). */
+  async #write(sql: string, values: unknown[]): Promise<ResultSetHeader> {
+    this.#queries++;
+    const [result] = await this.sql.query<ResultSetHeader>(sql, values);
+    return result;
+  }
+
+  createAccount(a: AccountRecord): Promise<void> {
+    return this.#guard(async () => {
+      try {
+        await this.#write(`INSERT INTO ${TABLES.accounts} (user_key, user_id, password, created) VALUES (?, ?, ?, ?)`, [a.userKey, a.userId, JSON.stringify(a.password), a.created]);
+      } catch (err) {
+        if (isDuplicateKey(err)) throw new ApiError('Conflict', 'That user_id is already taken');
+        throw err;
+      }
+    });
+  }
+
+  findAccount(userKey: string): Promise<AccountRecord | null> {
+    return this.#guard(async () => {
+      const [row] = await this.#rows(`SELECT user_key, user_id, password, created FROM ${TABLES.accounts} WHERE user_key = ?`, [userKey]);
+      if (row === undefined) return null;
+      return { userKey: row.user_key, userId: row.user_id, password: JSON.parse(row.password) as PasswordHash, created: Number(row.created) };
+    });
+  }
+
+  setPassword(userKey: string, password: PasswordHash): Promise<boolean> {
+    return this.#guard(async () => (await this.#write(`UPDATE ${TABLES.accounts} SET password = ? WHERE user_key = ?`, [JSON.stringify(password), userKey])).affectedRows === 1);
+  }
+
+  createSession(s: SessionRecord): Promise<void> {
+    return this.#guard(async () => {
+      try {
+        await this.#write(`INSERT INTO ${TABLES.sessions} (session_id, user_key, user_id, sign_key, expires, state, version) VALUES (?, ?, ?, ?, ?, ?, ?)`, [
+          s.sessionId,
+          s.userKey,
+          s.userId,
+          s.key,
+          s.expires,
+          JSON.stringify(s.state),
+          s.version,
+        ]);
+      } catch (err) {
+        if (isDuplicateKey(err)) throw new ApiError('Conflict', 'Session id collision');
+        throw err;
+      }
+    });
+  }
+
+  getSession(sessionId: string, now: number): Promise<SessionRecord | null> {
+    return this.#guard(async () => {
+      // The sweep runs once a minute at most: expiry is checked here.
+      const [row] = (await this.#rows(`SELECT session_id, user_key, user_id, sign_key, expires, state, version FROM ${TABLES.sessions} WHERE session_id = ? AND expires > ?`, [sessionId, now])) as SessionRow[];
+      if (row === undefined) return null;
+      return {
+        sessionId: row.session_id,
+        userKey: row.user_key,
+        userId: row.user_id,
+        key: Buffer.from(row.sign_key),
+        expires: Number(row.expires),
+        state: JSON.parse(row.state) as Record<string, unknown>,
+        version: Number(row.version),
+      };
+    });
+  }
+
+  touchSession(sessionId: string, expires: number): Promise<void> {
+    return this.#guard(async () => {
+      await this.#write(`UPDATE ${TABLES.sessions} SET expires = ? WHERE session_id = ? AND expires < ?`, [expires, sessionId, expires]);
+    });
+  }
+
+  deleteSession(sessionId: string): Promise<void> {
+    return this.#guard(async () => {
+      await this.#write(`DELETE FROM ${TABLES.sessions} WHERE session_id = ?`, [sessionId]);
+    });
+  }
+
+  deleteUserSessions(userKey: string, exceptSessionId?: string): Promise<number> {
+    return this.#guard(async () => {
+      const result =
+        exceptSessionId === undefined
+          ? await this.#write(`DELETE FROM ${TABLES.sessions} WHERE user_key = ?`, [userKey])
+          : await this.#write(`DELETE FROM ${TABLES.sessions} WHERE user_key = ? AND session_id <> ?`, [userKey, exceptSessionId]);
+      return result.affectedRows;
+    });
+  }
+
+  /** One conditional UPDATE: InnoDB locks the row, so of two savers from one version only one matches. */
+  saveSessionState(sessionId: string, state: Record<string, unknown>, expectedVersion: number): Promise<number | null> {
+    return this.#guard(async () => {
+      const result = await this.#write(`UPDATE ${TABLES.sessions} SET state = ?, version = version + 1 WHERE session_id = ? AND version = ?`, [JSON.stringify(state), sessionId, expectedVersion]);
+      return result.affectedRows === 1 ? expectedVersion + 1 : null;
+    });
+  }
+
+  rememberNonce(sessionId: string, nonce: string, expires: number, now: number): Promise<boolean> {
+    const lifetime = Math.max(expires, now + this.#options.nonceTtl);
+    return this.#guard(async () => {
+      try {
+        await this.#write(`INSERT INTO ${TABLES.nonces} (session_id, nonce, expires) VALUES (?, ?, ?)`, [sessionId, nonce, lifetime]);
+        return true;
+      } catch (err) {
+        if (!isDuplicateKey(err)) throw err;
+      }
+      // Seen before: fresh again only if that row expired and the sweep has not removed it yet.
+      // The row lock makes this a single winner too: a second revival no longer matches `expires <= now`.
+      const revived = await this.#write(`UPDATE ${TABLES.nonces} SET expires = ? WHERE session_id = ? AND nonce = ? AND expires <= ?`, [lifetime, sessionId, nonce, now]);
+      return revived.affectedRows === 1;
+    });
+  }
+
+  getFailures(key: string, now: number, window: number): Promise<ThrottleState> {
+    return this.#guard(async () => {
+      const [row] = await this.#rows(`SELECT COUNT(*) AS n, MIN(at) AS oldest FROM ${TABLES.throttle} WHERE throttle_key = ? AND at > ?`, [key, now - window]);
+      const count = Number(row?.n ?? 0);
+      return count === 0 ? { count: 0, resetAt: now } : { count, resetAt: Number(row!.oldest) + window };
+    });
+  }
+
+  addFailure(key: string, now: number, window: number): Promise<string> {
+    return this.#guard(async () => String((await this.#write(`INSERT INTO ${TABLES.throttle} (throttle_key, at, expires) VALUES (?, ?, ?)`, [key, now, now + window])).insertId));
+  }
+
+  removeFailure(key: string, id: string): Promise<void> {
+    return this.#guard(async () => {
+      if (!/^[0-9]{1,19}$/.test(id)) return;
+      await this.#write(`DELETE FROM ${TABLES.throttle} WHERE id = ? AND throttle_key = ?`, [id, key]);
+    });
+  }
+
+  clearFailures(key: string): Promise<void> {
+    return this.#guard(async () => {
+      await this.#write(`DELETE FROM ${TABLES.throttle} WHERE throttle_key = ?`, [key]);
+    });
+  }
+
+  /** Deletes expired rows in batches (on the indexed expiry columns). */
+  sweep(now: number): Promise<void> {
+    return this.#guard(async () => {
+      for (const table of [TABLES.sessions, TABLES.nonces, TABLES.throttle]) {
+        for (;;) {
+          const { affectedRows } = await this.#write(`DELETE FROM ${table} WHERE expires <= ? LIMIT ${SWEEP_BATCH}`, [now]);
+          if (affectedRows < SWEEP_BATCH) break;
+        }
+      }
+    });
+  }
+}
+
+async function createDatabase(target: ReturnType<typeof parseMySqlUrl>): Promise<void> {
+  const { database, ...server } = target;
+  const pool = createPool({ ...server, connectTimeout: 2000, connectionLimit: 1 });
+  try {
+    await pool.query(`CREATE DATABASE IF NOT EXISTS \`${database}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`);
+  } finally {
+    await pool.end().catch(() => {});
+  }
+}
+
+/** The URL without its password, for logs and errors. */
+export function redactUrl(url: string): string {
+  return url.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:***@');
+}

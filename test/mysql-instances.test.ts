@@ -1,0 +1,126 @@
+/**
+ * Many instances on one MySQL/MariaDB (PROTOCOL.md §5: "every instance that shares the database
+ * honours every session"): separate server processes, as users run them. The same cases as on
+ * MongoDB (mongo-instances.test.ts), plus the login throttle counted across instances.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SimpleApiClient } from '../src/client/index.ts';
+import { createMySqlDb, dropMySqlDb, hasMySql, mysqlUrlFor, uniqueMySqlDb } from './helpers/mysql.ts';
+import { post, spawnServer, type Spawned } from './helpers/server.ts';
+import { createAccount, freshNonce, postV2, type Grant } from './helpers/signed.ts';
+
+const call = (method: string, parameters: unknown = {}) => JSON.stringify({ method, parameters });
+const whoami = call('account.session');
+const logLines = (s: Spawned) => s.stdout.map((l) => JSON.parse(l) as { msg: string; store?: string });
+
+describe.skipIf(!hasMySql)('two server processes on two ports, one MariaDB', () => {
+  let a: Spawned;
+  let b: Spawned;
+  const db = uniqueMySqlDb('instances');
+  beforeAll(async () => {
+    await createMySqlDb(db);
+    const args = ['--port=0', `--db-url=${mysqlUrlFor(db)}`, '--login-max-failures=3'];
+    // Both at once: start-up takes the schema lock, so one creates the tables and the other finds them.
+    [a, b] = await Promise.all([spawnServer(args), spawnServer(args)]);
+  }, 60_000);
+  afterAll(async () => {
+    await Promise.all([a?.stop(), b?.stop()]);
+    if (hasMySql) await dropMySqlDb(db);
+  });
+
+  it('both say they serve on MySQL, and that jobs run in-process there', () => {
+    for (const s of [a, b]) {
+      expect(logLines(s).find((l) => l.msg.startsWith('listening'))!.store).toBe('mysql');
+      expect(logLines(s).map((l) => l.msg)).toContain(
+        'jobs: background methods run in this process: the mysql store has no shared job queue, so a job runs on the instance that accepted it, /jobs/<id> answers there only, and queued and running jobs do not survive its restart',
+      );
+    }
+  });
+
+  it('create on A, call on B; logout on B, then A refuses the session', async () => {
+    const grant = await createAccount(a.url!, 'shared-user@example.com');
+    const onB = await postV2(b.url!, grant, whoami);
+    expect(onB.status).toBe(200);
+    expect(onB.json).toMatchObject({ user_id: 'shared-user@example.com', session_id: grant.session_id });
+    expect((await postV2(b.url!, grant, call('account.logout'))).json).toEqual({ ok: true });
+    const onA = await postV2(a.url!, grant, whoami);
+    expect(onA.status).toBe(401);
+    expect(onA.json).toMatchObject({ error: { code: 'Unauthenticated' } });
+  });
+
+  it('a user_id taken on A is taken on B, in another case', async () => {
+    await createAccount(a.url!, 'Taken@Example.com');
+    const again = await post(b.url!, call('account.create', { user_id: 'taken@example.COM', password: 'password-two' }));
+    expect(again.status).toBe(409);
+    expect(again.json).toMatchObject({ error: { code: 'Conflict' } });
+  });
+
+  it('a nonce accepted by A is refused by B', async () => {
+    const grant = await createAccount(a.url!, 'nonce-user@example.com');
+    const nonce = freshNonce();
+    expect((await postV2(a.url!, grant, whoami, { nonce })).status).toBe(200);
+    const replay = await postV2(b.url!, grant, whoami, { nonce });
+    expect(replay.status).toBe(401);
+    expect(replay.json).toEqual({ error: { code: 'BadSignature', message: 'x-nonce was already used', type: 'auth' } });
+  });
+
+  it('failed logins on A and B add up: the third, on either, throttles both', async () => {
+    await createAccount(a.url!, 'throttle-user@example.com');
+    const login = (url: string, password: string) => post(url, call('account.login', { user_id: 'throttle-user@example.com', password }));
+    expect((await login(a.url!, 'wrong-password')).status).toBe(401);
+    expect((await login(b.url!, 'wrong-password')).status).toBe(401);
+    expect((await login(a.url!, 'wrong-password')).status).toBe(401);
+    for (const url of [b.url!, a.url!]) {
+      const refused = await login(url, 'password-one');
+      expect(refused.status).toBe(429);
+      expect(refused.json).toMatchObject({ error: { code: 'TooManyRequests', type: 'rateLimit' } });
+      expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
+    }
+  });
+
+  it('a password change on A ends the sessions on B', async () => {
+    const first = await createAccount(a.url!, 'pw-user@example.com', 'password-one');
+    const onB = (await post(b.url!, call('account.login', { user_id: 'PW-USER@example.com', password: 'password-one' }))).json as Grant;
+    expect((await postV2(b.url!, onB, whoami)).status).toBe(200);
+    expect((await postV2(a.url!, first, call('account.password', { old_password: 'password-one', new_password: 'password-two' }))).json).toEqual({ ok: true });
+    expect((await postV2(b.url!, onB, whoami)).status).toBe(401);
+    expect((await postV2(b.url!, first, whoami)).status).toBe(200);
+  });
+
+  it('notes live in the notes table through ctx.sql, seen from both instances', async () => {
+    const onA = new SimpleApiClient({ url: a.url! });
+    const grant = await onA.create('notes-user@example.com', 'password-one');
+    const onB = new SimpleApiClient({ url: b.url! });
+    onB.useSession(grant);
+    expect(await onB.call('notes.list')).toEqual([]);
+    const first = (await onA.call('notes.add', { text: 'hello from A' })) as { id: string };
+    const second = (await onB.call('notes.add', { text: 'and from B' })) as { id: string };
+    const listed = (await onA.call('notes.list')) as { id: string; text: string; created: number }[];
+    expect(listed).toHaveLength(2);
+    expect(listed).toEqual(expect.arrayContaining([first, second]));
+    // Oldest first, ties by id.
+    expect(listed).toEqual([...listed].sort((x, y) => x.created - y.created || (x.id < y.id ? -1 : 1)));
+    const other = new SimpleApiClient({ url: b.url! });
+    await other.create('other-notes-user@example.com', 'password-one');
+    expect(await other.call('notes.list')).toEqual([]);
+    await expect(other.call('notes.remove', { id: first.id })).rejects.toMatchObject({ code: 'NotFound', status: 404 });
+    expect(await onB.call('notes.remove', { id: first.id })).toEqual({ ok: true });
+    await expect(onA.call('notes.remove', { id: first.id })).rejects.toMatchObject({ code: 'NotFound', status: 404 });
+    expect(await onA.call('notes.list')).toEqual([{ id: second.id, text: 'and from B', created: expect.any(Number) }]);
+  });
+
+  it('session state saved on A is read on B, and concurrent saves across instances conflict', async () => {
+    const grant = await createAccount(a.url!, 'prefs-user@example.com');
+    await postV2(a.url!, grant, call('prefs.set', { key: 'theme', value: 'dark' }));
+    expect((await postV2(b.url!, grant, call('prefs.get'))).json).toEqual({ theme: 'dark' });
+    const results = await Promise.all(['x', 'y', 'z', 'w'].map((key, i) => postV2(i % 2 ? a.url! : b.url!, grant, call('prefs.set', { key, value: i }))));
+    expect(results.map((r) => r.status)).toEqual([200, 200, 200, 200]);
+    expect((await postV2(a.url!, grant, call('prefs.get'))).json).toEqual({ theme: 'dark', x: 0, y: 1, z: 2, w: 3 });
+  });
+
+  it('a background job runs on the instance that took it and is read there', async () => {
+    const client = new SimpleApiClient({ url: a.url! });
+    await client.create('jobs-user@example.com', 'password-one');
+    expect(await client.call('reports.slow', { steps: 2, stepMs: 10 }, { wait: true })).toEqual({ steps: 2, by: 'jobs-user@example.com' });
+  });
+});

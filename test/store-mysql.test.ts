@@ -1,0 +1,137 @@
+import type { RowDataPacket } from 'mysql2/promise';
+import { describe, expect, it } from 'vitest';
+import { MySqlStore, SCHEMA_VERSION, TABLES } from '../src/store/mysql.ts';
+import { createLogger } from '../src/log.ts';
+import { dropMySqlDb, hasMySql, mysqlUrlFor, openMySqlStore, uniqueMySqlDb } from './helpers/mysql.ts';
+import { storeContract } from './store.contract.ts';
+
+// Without MYSQL_URL these are skipped; helpers/mysql.ts prints why (and fails under CI=true).
+describe.skipIf(!hasMySql)('MySQL store', () => {
+  const contractDb = uniqueMySqlDb('contract');
+  storeContract(
+    'MySQL (MariaDB)',
+    () => openMySqlStore(contractDb),
+    async (store) => {
+      await store.close();
+      await dropMySqlDb(contractDb);
+    },
+  );
+
+  describe('MySqlStore specifics', () => {
+    it('creates its tables idempotently and records the schema version once', async () => {
+      const db = uniqueMySqlDb('schema');
+      const first = await openMySqlStore(db);
+      const second = await openMySqlStore(db);
+      try {
+        expect(await first.schemaVersion()).toBe(SCHEMA_VERSION);
+        const [rows] = await first.sql.query<RowDataPacket[]>(`SELECT COUNT(*) AS n FROM ${TABLES.schema}`);
+        expect(Number(rows[0]!.n)).toBe(1);
+        const [indexes] = await first.sql.query<RowDataPacket[]>(`SHOW INDEX FROM ${TABLES.sessions}`);
+        expect(new Set(indexes.map((i) => i.Key_name))).toEqual(new Set(['PRIMARY', 'sessions_user_key', 'sessions_expires']));
+        expect(first.description).toBe('mysql');
+        expect(first.forMethods).toEqual({ db: null, sql: first.sql });
+      } finally {
+        await first.close();
+        await second.close();
+        await dropMySqlDb(db);
+      }
+    });
+
+    it('refuses a database whose schema is newer than it knows', async () => {
+      const db = uniqueMySqlDb('newer');
+      const store = await openMySqlStore(db);
+      try {
+        await store.sql.query(`UPDATE ${TABLES.schema} SET version = ? WHERE name = 'store'`, [SCHEMA_VERSION + 1]);
+        await expect(store.init()).rejects.toThrow(`the database's schema is version ${SCHEMA_VERSION + 1}, newer than this server's ${SCHEMA_VERSION}`);
+      } finally {
+        await store.close();
+        await dropMySqlDb(db);
+      }
+    });
+
+    it('creates the database named in the URL when it does not exist', async () => {
+      const db = uniqueMySqlDb('created');
+      const store = await MySqlStore.connect(mysqlUrlFor(db), { dbName: 'unused', connectTimeout: 10, nonceTtl: 601, log: createLogger({ level: 'silent' }) });
+      try {
+        await store.init();
+        expect(store.database).toBe(db);
+        expect(await store.ping()).toBe(true);
+      } finally {
+        await store.close();
+        await dropMySqlDb(db);
+      }
+    });
+
+    it('user keys match byte for byte, not by the server collation (no accent or case folding)', async () => {
+      const db = uniqueMySqlDb('collation');
+      const store = await openMySqlStore(db);
+      try {
+        const password = { algo: 'scrypt' as const, N: 16384, r: 8, p: 1, salt: 'c2FsdA==', hash: 'aGFzaA==' };
+        await store.createAccount({ userKey: 'rené', userId: 'René', password, created: 1 });
+        await store.createAccount({ userKey: 'rene', userId: 'rene', password, created: 2 });
+        expect((await store.findAccount('rené'))!.userId).toBe('René');
+        expect((await store.findAccount('rene'))!.userId).toBe('rene');
+        expect(await store.findAccount('RENE')).toBeNull();
+      } finally {
+        await store.close();
+        await dropMySqlDb(db);
+      }
+    });
+
+    it('the sweep removes expired nonces and throttle windows, and keeps live ones', async () => {
+      const db = uniqueMySqlDb('sweep');
+      const store = await openMySqlStore(db, 1);
+      try {
+        const now = Math.floor(Date.now() / 1000);
+        await store.rememberNonce('s', 'nonce-to-be-swept-1', now - 10, now - 700);
+        await store.rememberNonce('s', 'nonce-still-live-01', now + 100, now);
+        await store.addFailure('user:swept', now - 100, 10);
+        await store.addFailure('user:kept', now, 60);
+        await store.sweep(now);
+        const [nonces] = await store.sql.query<RowDataPacket[]>(`SELECT nonce FROM ${TABLES.nonces}`);
+        expect(nonces.map((r) => r.nonce)).toEqual(['nonce-still-live-01']);
+        const [failures] = await store.sql.query<RowDataPacket[]>(`SELECT throttle_key FROM ${TABLES.throttle}`);
+        expect(failures.map((r) => r.throttle_key)).toEqual(['user:kept']);
+      } finally {
+        await store.close();
+        await dropMySqlDb(db);
+      }
+    });
+
+    it('a signed call reads the session and records the nonce: two queries', async () => {
+      const db = uniqueMySqlDb('queries');
+      const store = await openMySqlStore(db);
+      try {
+        const now = Math.floor(Date.now() / 1000);
+        await store.createSession({ sessionId: 'q-session', userKey: 'q', userId: 'q', key: Buffer.alloc(32, 1), expires: now + 100, state: {}, version: 0 });
+        const before = store.queries;
+        expect(await store.getSession('q-session', now)).not.toBeNull();
+        expect(await store.rememberNonce('q-session', 'nonce-counted-00001', now + 300, now)).toBe(true);
+        expect(store.queries - before).toBe(2);
+      } finally {
+        await store.close();
+        await dropMySqlDb(db);
+      }
+    });
+
+    it("a method's own query on ctx.sql with the database away is Unavailable (503), as the store's are", async () => {
+      const { createPool } = await import('mysql2/promise');
+      const { notes } = await import('../methods/notes/_notes.ts');
+      const away = createPool({ host: '127.0.0.1', port: 9, user: 'root', connectTimeout: 1000 });
+      try {
+        const ctx = { session: { userId: 'someone' }, db: null, sql: away } as unknown as Parameters<typeof notes>[0];
+        await expect(notes(ctx).list()).rejects.toMatchObject({ code: 'Unavailable', status: 503, retryAfter: 5 });
+      } finally {
+        await away.end();
+      }
+    });
+
+    it('start-up with an unreachable database fails after the configured wait', async () => {
+      const started = Date.now();
+      const err = await MySqlStore.connect('mysql://root@127.0.0.1:9/x', { dbName: 'x', connectTimeout: 1, nonceTtl: 601, log: createLogger({ level: 'silent' }) }).catch((e: Error) => e);
+      expect(err).toBeInstanceOf(Error);
+      expect((err as Error).message).toContain('did not answer within 1 s (db.connectTimeout)');
+      expect(Date.now() - started).toBeLessThan(10_000);
+    });
+  });
+});
