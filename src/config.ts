@@ -59,6 +59,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'jobs.retries', flag: 'jobs-retries', schema: { type: 'integer', minimum: 0, maximum: 100 }, default: 2, description: 'MongoDB: runs again of a job whose process died, before it is failed' },
   { key: 'docs', flag: 'docs', schema: { type: 'boolean' }, default: true, description: 'Serve the API console at GET /docs (--no-docs turns it off)' },
   { key: 'logLevel', flag: 'log-level', schema: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] }, default: 'info', description: 'Least severe log level written' },
+  { key: 'logFormat', flag: 'log-format', schema: { enum: ['auto', 'pretty', 'json'] }, default: 'auto', description: 'Log lines as JSON for machines or pretty text for people (pino-pretty); auto: pretty when standard output is a terminal, JSON otherwise' },
 ];
 
 /** The resolved configuration the server runs with. */
@@ -86,6 +87,7 @@ export interface Config {
   batchConcurrency: number;
   workers: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  logFormat: 'auto' | 'pretty' | 'json';
 }
 
 /** A bad config value, unknown flag or unreadable file: the CLI prints it and exits with status 2. */

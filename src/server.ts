@@ -5,7 +5,7 @@
  */
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import { lstatSync, readFileSync, unlinkSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import Koa from 'koa';
 import type { Logger } from 'pino';
@@ -16,6 +16,7 @@ import { Dispatcher } from './dispatch.ts';
 import { createConsole } from './docs.ts';
 import { createEndpoint, requestIdOf } from './endpoint.ts';
 import { createRequestLine } from './log.ts';
+import { listenSocket, listenTcp } from './http/listen.ts';
 import { authenticate, type AuthSettings } from './auth.ts';
 import { ApiError, simpleErrorBody, toApiError } from './errors.ts';
 import { createJobExecutor } from './jobs/execute.ts';
@@ -320,28 +321,6 @@ function pathOf(url: string | undefined): string {
   return q === -1 ? url : url.slice(0, q);
 }
 
-/** A socket file left by a process that died would make listen fail; anything else is left alone. */
-function removeStaleSocket(path: string): void {
-  try {
-    if (lstatSync(path).isSocket()) unlinkSync(path);
-  } catch {
-    // absent: nothing to remove
-  }
-}
-
-/** Pending connections the kernel may queue; Node's 511 drops connects when a thousand clients arrive at once. */
-const LISTEN_BACKLOG = 4096;
-
-function listen(server: Server, target: { port: number; host: string } | { path: string }): Promise<void> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen({ ...target, backlog: LISTEN_BACKLOG }, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-}
-
 /** Stops accepting, lets open requests finish for `graceSeconds`, then cuts what is left. */
 function closeServer(server: Server, graceSeconds: number): Promise<void> {
   return new Promise((resolve) => {
@@ -395,6 +374,7 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
   const servers: Server[] = [];
   let address: AddressInfo | null = null;
   let socketPath: string | null = null;
+  let releaseSocket = () => {};
   // Nonces live as long as the signing window: sweeping at least that often keeps the embedded
   // store's memory level under steady signed traffic.
   const sweepEvery = Math.min(60, config.hmac.window) * 1000;
@@ -403,20 +383,20 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
   try {
     if (config.port >= 0) {
       const tcp = createNodeServer(config, handler);
-      await listen(tcp, { port: config.port, host: config.host });
+      await listenTcp(tcp, config.port, config.host);
       servers.push(tcp);
       address = tcp.address() as AddressInfo;
     }
     if (config.socket !== '') {
-      removeStaleSocket(config.socket);
       const unix = createNodeServer({ ...config, tls: { cert: '', key: '' } }, handler);
-      await listen(unix, { path: config.socket });
+      releaseSocket = await listenSocket(unix, config.socket);
       servers.push(unix);
       socketPath = config.socket;
     }
   } catch (err) {
     clearInterval(sweeper);
     await Promise.all(servers.map((s) => closeServer(s, 0)));
+    releaseSocket();
     throw err;
   }
   if (servers.length === 0) throw new ConfigError('nothing to listen on: --port=-1 needs --socket');
@@ -435,6 +415,7 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
       clearInterval(sweeper);
       drain();
       await Promise.all([...servers.map((s) => closeServer(s, graceSeconds)), jobs.close(graceSeconds)]);
+      releaseSocket();
     },
   };
 }

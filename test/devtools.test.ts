@@ -1,6 +1,6 @@
 /** For developers: watch mode over a real server, scaffolding, and typed clients through a real compiler. */
 import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -55,6 +55,49 @@ describe('simpleapi serve --watch', () => {
 
     unlinkSync(join(dir, 'added.ts'));
     await expect.poll(async () => ((await post(server!.url!, call('added'))).json as { error?: { code: string } }).error?.code, { timeout: 10_000 }).toBe('MethodNotFound');
+  }, 60_000);
+
+  it('keeps following a file saved by rename-over (safe write, sed -i), and reloads a method when its _helper changes', async () => {
+    const dir = scratchDir('watch-rename');
+    mkdirSync(join(dir, 'greet'));
+    writeFileSync(join(dir, 'greet/_words.ts'), `export const word = 'hello';\n`);
+    writeFileSync(join(dir, 'greet/hi.ts'), `import { word } from './_words.ts';\nexport const auth = 'public';\nexport const invoke = () => word;\n`);
+    writeFileSync(join(dir, 'plain.ts'), `export const auth = 'public';\nexport const invoke = () => 'v1';\n`);
+    const watched = await spawnServer(['--port=0', '--watch', `--methods-dir=${dir}`]);
+    try {
+      const answer = async (method: string) => (await post(watched.url!, call(method))).json;
+      expect(await answer('plain')).toBe('v1');
+      // An editor's safe write: a new file, renamed over the old one (a new inode).
+      const renameOver = (name: string, body: string) => {
+        writeFileSync(join(dir, `${name}.swp`), body);
+        renameSync(join(dir, `${name}.swp`), join(dir, name));
+      };
+      renameOver('plain.ts', `export const auth = 'public';\nexport const invoke = () => 'v2 renamed over';\n`);
+      await expect.poll(() => answer('plain'), { timeout: 10_000 }).toBe('v2 renamed over');
+      // The in-place edit after it is seen too (Node's recursive fs.watch lost the file here).
+      writeFileSync(join(dir, 'plain.ts'), `export const auth = 'public';\nexport const invoke = () => 'v3 in place';\n`);
+      await expect.poll(() => answer('plain'), { timeout: 10_000 }).toBe('v3 in place');
+      writeFileSync(join(dir, 'plain.ts'), `export const auth = 'public';\nexport const invoke = () => 'v4 in place again';\n`);
+      await expect.poll(() => answer('plain'), { timeout: 10_000 }).toBe('v4 in place again');
+
+      // Only the helper changes: the method importing it answers with the new helper.
+      expect(await answer('greet.hi')).toBe('hello');
+      writeFileSync(join(dir, 'greet/_words.ts'), `export const word = 'bonjour';\n`);
+      await expect.poll(() => answer('greet.hi'), { timeout: 10_000 }).toBe('bonjour');
+      renameOver('greet/_words.ts', `export const word = 'hallo';\n`);
+      await expect.poll(() => answer('greet.hi'), { timeout: 10_000 }).toBe('hallo');
+
+      // One count rule at start-up and on reload: every method served, built-ins included.
+      const lines = watched.stdout.map((l) => JSON.parse(l) as { msg: string; methods?: number });
+      const startup = lines.find((l) => l.msg.startsWith('listening'))!;
+      const reloads = lines.filter((l) => l.msg.startsWith('methods reloaded'));
+      expect(startup.methods).toBe(3);
+      expect(startup.msg).toContain('3 methods (2 from files + rpc.discover)');
+      expect(reloads.length).toBeGreaterThan(0);
+      for (const r of reloads) expect(r).toMatchObject({ methods: 3, msg: 'methods reloaded: 3 methods (2 from files + rpc.discover)' });
+    } finally {
+      await watched.stop();
+    }
   }, 60_000);
 
   it('refuses --watch with several workers', async () => {
