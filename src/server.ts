@@ -395,7 +395,8 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
     }
   } catch (err) {
     clearInterval(sweeper);
-    await Promise.all(servers.map((s) => closeServer(s, 0)));
+    // The job runner too: Agenda's poll timer would keep a process that failed to listen alive.
+    await Promise.all([...servers.map((s) => closeServer(s, 0)), jobs.close(0)]);
     releaseSocket();
     throw err;
   }
