@@ -20,13 +20,13 @@ const CAUSES: Record<string, string> = {
 function targetOf(flags: Record<string, string>, config: Config): { url?: string; socketPath?: string; label: string } | string {
   if (flags.unix !== undefined) return { socketPath: flags.unix, label: `unix:${flags.unix}` };
   if (flags.url !== undefined) {
-    let url: URL;
+    let url: URL | undefined;
     try {
       url = new URL(flags.url);
     } catch {
-      return `--url=${flags.url} is not a URL: write it whole, e.g. --url=http://127.0.0.1:8888/`;
+      // `127.0.0.1:8888` does not parse; `localhost:8888` does, with `localhost:` as its scheme.
     }
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
       return `--url=${flags.url} is not an http(s) URL: write it with its scheme, e.g. --url=http://${flags.url.replace(/^\/+/, '')}`;
     }
     return { url: url.href, label: url.href };

@@ -83,7 +83,8 @@ export function watchMethods(dir: string, initial: MethodTable, log: Logger, swa
     timer = setTimeout(reload, SETTLE_MS);
   });
   watcher.on('error', (err) => log.error({ err: { message: (err as Error).message } }, 'watching the methods folder failed'));
-  log.info({ dir }, 'watching the methods folder for changes');
+  // Changes are seen once chokidar has read the folder: say so only then.
+  watcher.once('ready', () => log.info({ dir }, 'watching the methods folder for changes'));
   return () => {
     clearTimeout(timer);
     void watcher.close();

@@ -1,6 +1,6 @@
 /** For developers: watch mode over a real server, scaffolding, and typed clients through a real compiler. */
 import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -32,6 +32,7 @@ describe('simpleapi serve --watch', () => {
     server = await spawnServer(['--port=0', '--watch', `--methods-dir=${dir}`]);
     const answer = async (method: string) => (await post(server!.url!, call(method))).json;
     expect(await answer('hello')).toBe('v1');
+    await expect.poll(() => server!.stdout.join('\n'), { timeout: 10_000 }).toContain('watching the methods folder for changes');
 
     write('hello.ts', `export const invoke = () => 'v2';`);
     await expect.poll(() => answer('hello'), { timeout: 10_000 }).toBe('v2');
@@ -67,6 +68,7 @@ describe('simpleapi serve --watch', () => {
     try {
       const answer = async (method: string) => (await post(watched.url!, call(method))).json;
       expect(await answer('plain')).toBe('v1');
+      await expect.poll(() => watched.stdout.join('\n'), { timeout: 10_000 }).toContain('watching the methods folder for changes');
       // An editor's safe write: a new file, renamed over the old one (a new inode).
       const renameOver = (name: string, body: string) => {
         writeFileSync(join(dir, `${name}.swp`), body);
@@ -127,8 +129,22 @@ describe('simpleapi new', () => {
     expect(again.code).toBe(1);
     expect(again.stderr).toContain('already exists; nothing was written');
     expect(readFileSync(join(methodsDir, 'greet/hello.ts'), 'utf8')).toBe('// mine');
-    const bad = await runCli(['new', 'rpc.mine', `--methods-dir=${methodsDir}`], {}, dir);
-    expect(bad.code).toBe(2);
+    // Names discovery would not serve are refused before anything is written.
+    const refusals: [string, string][] = [
+      ['rpc.mine', "'rpc.mine' is reserved: names under 'rpc.' are the built-in methods"],
+      ['_priv.x', "'_priv.x' would never be served: discovery skips files and folders starting with '_'"],
+      ['greet._secret', "'greet._secret' would never be served"],
+      ['greet.hello-world', "'greet.hello-world' is not a method name"],
+      ['node_modules.x', 'discovery skips node_modules folders'],
+    ];
+    for (const [name, message] of refusals) {
+      const bad = await runCli(['new', name, `--methods-dir=${methodsDir}`], {}, dir);
+      expect(bad.code, name).toBe(2);
+      expect(bad.stderr, name).toContain(message);
+      expect(bad.stdout, name).toBe('');
+    }
+    expect(existsSync(join(methodsDir, '_priv'))).toBe(false);
+    expect(existsSync(join(methodsDir, 'greet/_secret.ts'))).toBe(false);
   }, 60_000);
 });
 
