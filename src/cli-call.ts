@@ -2,10 +2,53 @@
 import { SimpleApiClient, SimpleApiError } from './client/index.ts';
 import type { Config } from './config.ts';
 
+const REACH_FLAGS = '--url=http://host:port/, --port=<n> or --unix=<socket path>';
+
+/** Node's words for the connection errors a newcomer meets, by errno code. */
+const CAUSES: Record<string, string> = {
+  ECONNREFUSED: 'nothing listens there (connection refused)',
+  ENOENT: 'no socket at that path',
+  ENOTFOUND: 'no such host',
+  EAI_AGAIN: 'the host name did not resolve',
+  ECONNRESET: 'the connection was reset',
+  ETIMEDOUT: 'the connection timed out',
+  EACCES: 'permission denied',
+  EHOSTUNREACH: 'the host is unreachable',
+};
+
+/** Where a call goes, and the `--url` it would be without flags: the config's host, port and path. */
+function targetOf(flags: Record<string, string>, config: Config): { url?: string; socketPath?: string; label: string } | string {
+  if (flags.unix !== undefined) return { socketPath: flags.unix, label: `unix:${flags.unix}` };
+  if (flags.url !== undefined) {
+    let url: URL | undefined;
+    try {
+      url = new URL(flags.url);
+    } catch {
+      // `127.0.0.1:8888` does not parse; `localhost:8888` does, with `localhost:` as its scheme.
+    }
+    if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
+      return `--url=${flags.url} is not an http(s) URL: write it with its scheme, e.g. --url=http://${flags.url.replace(/^\/+/, '')}`;
+    }
+    return { url: url.href, label: url.href };
+  }
+  if (config.port < 0) return `the configured port is -1 (no TCP): call through the server's socket with --unix=<socket path>, or give ${REACH_FLAGS}`;
+  const host = config.host === '0.0.0.0' ? '127.0.0.1' : config.host === '::' ? '[::1]' : config.host.includes(':') ? `[${config.host}]` : config.host;
+  const url = `http://${host}:${config.port}${config.path}`;
+  return { url, label: url };
+}
+
+/** The errno code and its message behind a failed fetch (`fetch failed` keeps them in `cause`). */
+function connectionCause(err: unknown): { code: string; message: string } | undefined {
+  const e = err as { code?: unknown; message?: unknown; cause?: { code?: unknown; message?: unknown } };
+  const source = typeof e.cause?.code === 'string' ? e.cause : typeof e.code === 'string' ? e : undefined;
+  if (source === undefined) return undefined;
+  return { code: String(source.code), message: String(source.message ?? '') };
+}
+
 export async function callCommand(positional: string[], flags: Record<string, string>, config: Config): Promise<number> {
   const [method, rawParams, ...extra] = positional;
   if (method === undefined || extra.length > 0) {
-    process.stderr.write('usage: simpleapi call <method> [json-params] [--url=URL | --unix=PATH] [--user=ID --password=PW]\n');
+    process.stderr.write('usage: simpleapi call <method> [json-params] [--url=URL | --port=N | --unix=PATH] [--user=ID --password=PW]\n');
     return 2;
   }
   let params: unknown = {};
@@ -21,10 +64,15 @@ export async function callCommand(positional: string[], flags: Record<string, st
     process.stderr.write('simpleapi: --user and --password go together\n');
     return 2;
   }
-  const url = flags.url ?? (flags.unix === undefined ? `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${config.port}${config.path}` : undefined);
-  const client = new SimpleApiClient({ url, socketPath: flags.unix, path: config.path, scheme: config.hmac.scheme });
+  const target = targetOf(flags, config);
+  if (typeof target === 'string') {
+    process.stderr.write(`simpleapi: ${target}\n`);
+    return 2;
+  }
+  const client = new SimpleApiClient({ url: target.url, socketPath: target.socketPath, path: config.path, scheme: config.hmac.scheme });
   try {
     if (flags.user !== undefined) await client.login(flags.user, flags.password!);
+    let streamed = false;
     // A background method is waited for, with its progress on stderr (stdout keeps only the result).
     const result = await client.call(method, params, {
       wait: true,
@@ -32,16 +80,46 @@ export async function callCommand(positional: string[], flags: Record<string, st
         const percent = job.progress === null ? '' : ` ${Math.round(job.progress.fraction * 100)}%`;
         process.stderr.write(`job ${job.job_id}: ${job.state}${percent}${job.progress?.note ? ` ${job.progress.note}` : ''}\n`);
       },
+      // A raw method's stream (server-sent events, text): printed as it arrives, until it ends.
+      onStream: async (chunks, response) => {
+        streamed = true;
+        if (flags.user !== undefined && response.headers.get('x-hmac') === null) process.stderr.write('simpleapi: this answer is a stream, which is not signed\n');
+        for await (const chunk of chunks) process.stdout.write(chunk);
+        if (response.status >= 400) throw new SimpleApiError('HttpError', `the server answered ${response.status}`, 'client', undefined, response.status);
+      },
     });
-    process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+    if (!streamed) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
     return 0;
   } catch (err) {
     if (err instanceof SimpleApiError) {
       const error = { code: err.code, message: err.message, type: err.type, ...(err.details === undefined ? {} : { details: err.details }) };
       process.stderr.write(`${JSON.stringify({ error }, null, 2)}\n`);
+      if (err.code === 'Unauthenticated' && flags.user === undefined && (await needsSession(client, method))) {
+        process.stderr.write(`simpleapi: ${method} needs a session: pass --user=<user_id> --password=<password> (an account is made with: simpleapi call account.create '{"user_id":"...","password":"..."}')\n`);
+      }
+      return 1;
+    }
+    const cause = connectionCause(err);
+    if (cause !== undefined) {
+      const why = CAUSES[cause.code] ?? cause.message;
+      const socketHint = config.socket !== '' && flags.unix === undefined ? ` (--socket is where a server listens; to call through a socket, use --unix=${config.socket})` : '';
+      process.stderr.write(
+        `simpleapi: cannot reach the server at ${target.label}: ${why} (${cause.code}).${socketHint}\n` +
+          `Is it running ('simpleapi serve')? Point call at it with ${REACH_FLAGS}.\n`,
+      );
       return 1;
     }
     process.stderr.write(`simpleapi: ${(err as Error).message}\n`);
     return 1;
+  }
+}
+
+/** Whether the server's own method list (rpc.discover) says this method needs a session. */
+async function needsSession(client: SimpleApiClient, method: string): Promise<boolean> {
+  try {
+    const doc = (await client.call('rpc.discover')) as { methods?: { name: string; 'x-auth'?: string }[] };
+    return doc.methods?.find((m) => m.name === method)?.['x-auth'] === 'session';
+  } catch {
+    return false;
   }
 }

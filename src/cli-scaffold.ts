@@ -70,6 +70,24 @@ describe('${name}', () => {
 `;
 }
 
+/**
+ * Why discovery would not serve a method of this name (so `new` must not write it), or undefined
+ * when it would. The rules are discovery's own: see discoverMethods in registry.ts.
+ */
+export function whyNotServed(name: string): string | undefined {
+  if (!isValidMethodName(name)) {
+    return `'${name}' is not a method name: its parts are joined by '.' and each must match [A-Za-z_][A-Za-z0-9_]* (letters, digits and _, not starting with a digit)`;
+  }
+  const parts = name.split('.');
+  if (parts[0] === 'rpc') return `'${name}' is reserved: names under 'rpc.' are the built-in methods (rpc.discover); choose another first part`;
+  const hidden = parts.find((p) => p.startsWith('_'));
+  if (hidden !== undefined) {
+    return `'${name}' would never be served: discovery skips files and folders starting with '_' (they hold helpers, like _shared.ts), and '${hidden}' does; drop the leading '_'`;
+  }
+  if (parts.includes('node_modules')) return `'${name}' would never be served: discovery skips node_modules folders`;
+  return undefined;
+}
+
 /** `simpleapi new a.b.c [--public]`; refuses to overwrite. */
 export function newMethod(config: Config, positional: string[], flags: Record<string, string>, cwd = process.cwd()): number {
   const name = positional[0];
@@ -77,8 +95,9 @@ export function newMethod(config: Config, positional: string[], flags: Record<st
     process.stderr.write('usage: simpleapi new <a.b.c> [--public]\n');
     return 2;
   }
-  if (!isValidMethodName(name) || name === 'rpc' || name.startsWith('rpc.')) {
-    process.stderr.write(`simpleapi: '${name}' is not a method name (parts of [A-Za-z_][A-Za-z0-9_]*, joined by '.'; rpc.* is reserved)\n`);
+  const refused = whyNotServed(name);
+  if (refused !== undefined) {
+    process.stderr.write(`simpleapi: ${refused}; nothing was written\n`);
     return 2;
   }
   const parts = name.split('.');

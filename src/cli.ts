@@ -5,11 +5,12 @@
 import cluster from 'node:cluster';
 import { randomBytes } from 'node:crypto';
 import { ConfigError, loadConfig, optionsHelp, parseArgs, type Config } from './config.ts';
-import { createLogger } from './log.ts';
+import { createLogger, resolveLogFormat } from './log.ts';
 import { discoverMethods, RegistryError } from './core/registry.ts';
 import { startServer } from './server.ts';
 import { openStore } from './store/index.ts';
 import { nowSeconds } from './core/clock.ts';
+import { builtinNames, startupSummary } from './startup.ts';
 
 const COMMANDS: Record<string, { summary: string; flags: readonly string[] }> = {
   serve: { summary: 'serve the API (what `npm start` runs); --watch reloads method files as they change', flags: ['watch?'] },
@@ -96,8 +97,29 @@ export async function main(argv: readonly string[]): Promise<number> {
 async function serve(config: ReturnType<typeof loadConfig>, watchFiles = false): Promise<number> {
   if (config.port < 0 && config.socket === '') throw new ConfigError('--port=-1 serves no TCP: give --socket too');
   if (watchFiles && config.workers > 1) throw new ConfigError('--watch serves one process: leave --workers at 1');
+  if (config.workers > 1 && config.db.url === '') {
+    // Each worker would have its own embedded store: a login made on one is unknown to the next.
+    throw new ConfigError(
+      `--workers=${config.workers} needs a shared database: sessions, nonces and login limits would live in each worker's own memory, ` +
+        'so logins and signed calls would fail on every other request. Give --db-url=mongodb://..., or leave --workers at 1',
+    );
+  }
   if (config.workers > 1 && cluster.isPrimary) return runPrimary(config);
-  const log = createLogger({ level: config.logLevel, base: { pid: process.pid, ...(cluster.isWorker ? { worker: cluster.worker!.id } : {}) } });
+  try {
+    return await serveOne(config, watchFiles);
+  } catch (err) {
+    // A worker's IPC channel to the primary would keep it alive, and the primary waiting.
+    if (cluster.isWorker) cluster.worker!.disconnect();
+    throw err;
+  }
+}
+
+async function serveOne(config: ReturnType<typeof loadConfig>, watchFiles: boolean): Promise<number> {
+  const log = createLogger({
+    level: config.logLevel,
+    format: resolveLogFormat(config.logFormat),
+    base: { pid: process.pid, ...(cluster.isWorker ? { worker: cluster.worker!.id } : {}) },
+  });
   const store = await openStore(config, log);
   let server;
   try {
@@ -106,7 +128,8 @@ async function serve(config: ReturnType<typeof loadConfig>, watchFiles = false):
     await store.close();
     throw err;
   }
-  const stopWatching = watchFiles ? (await import('./watch.ts')).watchMethods(config.methodsDir, server.methods, log, (table) => server.setMethods(table)) : () => {};
+  const builtins = builtinNames(server.methods);
+  const stopWatching = watchFiles ? (await import('./watch.ts')).watchMethods(config.methodsDir, server.methods, log, (table) => server.setMethods(table), builtins) : () => {};
   // Handlers first: the "listening" line below may reach a supervisor before this function
   // returns (pino writes from the thread pool), and it may signal at once.
   const stopped = new Promise<number>((resolve) => {
@@ -129,18 +152,19 @@ async function serve(config: ReturnType<typeof loadConfig>, watchFiles = false):
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
   });
-  const methodCount = Object.keys(server.methods).length;
-  log.info(
-    {
-      url: server.url,
-      socket: server.socketPath,
-      methods: methodCount,
-      store: store.description,
-      hmacScheme: config.hmac.scheme,
-      config: config.configFile ?? null,
-    },
-    `listening on ${[server.url, server.socketPath].filter(Boolean).join(' and ')} with ${methodCount} methods`,
-  );
+  const summary = startupSummary({
+    url: server.url,
+    socketPath: server.socketPath,
+    docs: config.docs,
+    methods: server.methods,
+    store: store.description,
+    shared: store.shared,
+    dbName: config.db.name,
+    scheme: config.hmac.scheme,
+    jobs: store.startJobRunner === undefined ? 'in-process' : 'database',
+    configFile: config.configFile ?? null,
+  });
+  log.info(summary.fields, summary.message);
   if (!store.shared) {
     log.info('store: embedded in-process store (no --db-url): sessions live in this process only and are not shared with other instances; ctx.db is null');
   }
@@ -151,30 +175,74 @@ async function serve(config: ReturnType<typeof loadConfig>, watchFiles = false):
   return stopped;
 }
 
-function runPrimary(config: Config): Promise<number> {
-  const log = createLogger({ level: config.logLevel });
+/** Re-forks back off from this delay, doubling up to the cap, while workers keep dying. */
+const REFORK_DELAY_MS = 250;
+const REFORK_DELAY_MAX_MS = 30_000;
+/** A worker that served this long before dying resets the back-off. */
+const HEALTHY_MS = 60_000;
+
+/**
+ * The cluster primary: forks the workers and replaces one that dies, backing off while they keep
+ * dying. A worker that dies before it ever listened (the port is taken, the database cannot be
+ * reached, a method file is broken) while none is serving is a start-up failure: the others are
+ * stopped and the primary exits 1 instead of forking the same failure forever.
+ */
+async function runPrimary(config: Config): Promise<number> {
+  const log = createLogger({ level: config.logLevel, format: resolveLogFormat(config.logFormat) });
+  if (config.socket !== '') {
+    const { checkSocketPath } = await import('./http/listen.ts');
+    // The workers share one socket the primary holds: check the path once, here.
+    if (await checkSocketPath(config.socket)) (await import('node:fs')).unlinkSync(config.socket);
+  }
   log.info({ workers: config.workers }, `starting ${config.workers} workers`);
-  for (let i = 0; i < config.workers; i++) cluster.fork();
+  const listening = new Set<number>();
+  const startedAt = new Map<number, number>();
+  let everServed = false;
+  let failures = 0;
   let stopping = false;
-  cluster.on('exit', (worker, code, signal) => {
-    if (stopping) return;
-    log.error({ worker: worker.id, code, signal }, 'a worker died; starting another');
-    cluster.fork();
+  let giveUp: (code: number) => void = () => {};
+  const fork = () => {
+    const worker = cluster.fork();
+    startedAt.set(worker.id, Date.now());
+  };
+  cluster.on('listening', (worker) => {
+    listening.add(worker.id);
+    everServed = true;
   });
+  cluster.on('exit', (worker, code, signal) => {
+    const served = listening.delete(worker.id);
+    const lived = Date.now() - (startedAt.get(worker.id) ?? Date.now());
+    startedAt.delete(worker.id);
+    if (stopping) return;
+    if (!served && !everServed && listening.size === 0) {
+      log.error({ worker: worker.id, code, signal }, 'a worker could not start (its error is above): stopping the others and exiting');
+      giveUp(1);
+      return;
+    }
+    failures = served && lived >= HEALTHY_MS ? 1 : failures + 1;
+    const delay = Math.min(REFORK_DELAY_MAX_MS, REFORK_DELAY_MS * 2 ** (failures - 1));
+    log.error({ worker: worker.id, code, signal, restartInMs: delay }, served ? 'a worker died; starting another' : 'a worker could not start; trying again');
+    setTimeout(() => {
+      if (!stopping) fork();
+    }, delay);
+  });
+  for (let i = 0; i < config.workers; i++) fork();
   return new Promise((resolve) => {
-    const stop = () => {
+    const stop = (code: number) => {
       if (stopping) process.exit(1);
       stopping = true;
       for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGTERM');
       const wait = setInterval(() => {
         if (Object.keys(cluster.workers ?? {}).length === 0) {
           clearInterval(wait);
-          resolve(0);
+          log.flush();
+          resolve(code);
         }
       }, 50);
     };
-    process.once('SIGTERM', stop);
-    process.once('SIGINT', stop);
+    giveUp = stop;
+    process.once('SIGTERM', () => stop(0));
+    process.once('SIGINT', () => stop(0));
   });
 }
 

@@ -61,6 +61,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'stream.idleTimeout', flag: 'stream-idle-timeout', schema: seconds(1), default: 30, description: 'Seconds a client may leave a stream\'s data unread before the server cuts the connection' },
   { key: 'docs', flag: 'docs', schema: { type: 'boolean' }, default: true, description: 'Serve the API console at GET /docs (--no-docs turns it off)' },
   { key: 'logLevel', flag: 'log-level', schema: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] }, default: 'info', description: 'Least severe log level written' },
+  { key: 'logFormat', flag: 'log-format', schema: { enum: ['auto', 'pretty', 'json'] }, default: 'auto', description: 'Log lines as JSON for machines or pretty text for people (pino-pretty); auto: pretty when standard output is a terminal, JSON otherwise' },
 ];
 
 /** The resolved configuration the server runs with. */
@@ -89,6 +90,7 @@ export interface Config {
   batchConcurrency: number;
   workers: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  logFormat: 'auto' | 'pretty' | 'json';
 }
 
 /** A bad config value, unknown flag or unreadable file: the CLI prints it and exits with status 2. */

@@ -15,7 +15,7 @@ import type { MethodTable } from './core/registry.ts';
 import { createConsole } from './docs.ts';
 import { koaMiddleware } from './http/koa.ts';
 import { createNodeListener } from './http/node.ts';
-import { closeServer, createNodeServer, listen, removeStaleSocket } from './http/node-server.ts';
+import { closeServer, createNodeServer, listenSocket, listenTcp } from './http/listen.ts';
 import type { JobRunner } from './jobs/types.ts';
 import { createRequestLine } from './log.ts';
 import type { Store } from './store/types.ts';
@@ -106,6 +106,7 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
   const servers: Server[] = [];
   let address: AddressInfo | null = null;
   let socketPath: string | null = null;
+  let releaseSocket = () => {};
   // Nonces live as long as the signing window: sweeping at least that often keeps the embedded
   // store's memory level under steady signed traffic.
   const sweepEvery = Math.min(60, config.hmac.window) * 1000;
@@ -114,20 +115,21 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
   try {
     if (config.port >= 0) {
       const tcp = createNodeServer(config, listener);
-      await listen(tcp, { port: config.port, host: config.host });
+      await listenTcp(tcp, config.port, config.host);
       servers.push(tcp);
       address = tcp.address() as AddressInfo;
     }
     if (config.socket !== '') {
-      removeStaleSocket(config.socket);
       const unix = createNodeServer({ ...config, tls: { cert: '', key: '' } }, listener);
-      await listen(unix, { path: config.socket });
+      releaseSocket = await listenSocket(unix, config.socket);
       servers.push(unix);
       socketPath = config.socket;
     }
   } catch (err) {
     clearInterval(sweeper);
+    // The job runner too: Agenda's poll timer would keep a process that failed to listen alive.
     await Promise.all([...servers.map((s) => closeServer(s, 0)), core.jobs.close(0)]);
+    releaseSocket();
     throw err;
   }
   if (servers.length === 0) throw new ConfigError('nothing to listen on: --port=-1 needs --socket');
@@ -147,6 +149,7 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
       clearInterval(sweeper);
       core.drain();
       await Promise.all([...servers.map((s) => closeServer(s, graceSeconds)), core.jobs.close(graceSeconds)]);
+      releaseSocket();
     },
   };
 }

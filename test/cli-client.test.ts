@@ -1,7 +1,11 @@
 /** `simpleapi call` and `simpleapi createuser`, run as commands against real servers. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hasMongo, MONGODB_URL, uniqueDbName } from './helpers/mongo.ts';
-import { runCli, spawnServer, type Spawned } from './helpers/server.ts';
+import { spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { freePort, ROOT, runCli, spawnServer, type Spawned } from './helpers/server.ts';
 
 describe('simpleapi call', () => {
   let server: Spawned;
@@ -24,10 +28,71 @@ describe('simpleapi call', () => {
     expect(JSON.parse(a.stdout)).toMatchObject({ user_id: 'cli-user' });
     const b = await runCli(['call', 'account.session', `--url=${server.url}`]);
     expect(b.code).toBe(1);
-    expect(JSON.parse(b.stderr)).toEqual({ error: { code: 'Unauthenticated', message: 'account.session needs a signed-in session', type: 'auth' } });
+    const [errorPart, hint] = b.stderr.split('\nsimpleapi: ');
+    expect(JSON.parse(errorPart!)).toEqual({ error: { code: 'Unauthenticated', message: 'account.session needs a signed-in session', type: 'auth' } });
+    // A session method called without a user: say how to give one.
+    expect(hint).toContain('account.session needs a session: pass --user=<user_id> --password=<password>');
     const c = await runCli(['call', 'account.session', `--url=${server.url}`, '--user=cli-user', '--password=wrong-password']);
     expect(c.code).toBe(1);
     expect(JSON.parse(c.stderr)).toMatchObject({ error: { code: 'Unauthenticated', message: 'Wrong user_id or password' } });
+    // A public method's own Unauthenticated (a wrong password) gets no --user hint.
+    const d = await runCli(['call', 'account.login', '{"user_id":"cli-user","password":"wrong-password"}', `--url=${server.url}`]);
+    expect(d.code).toBe(1);
+    expect(JSON.parse(d.stderr)).toMatchObject({ error: { code: 'Unauthenticated' } });
+  });
+
+  it("prints a raw method's event stream as it arrives, and a finite one to its end", async () => {
+    const finite = await runCli(['call', 'clock.ticks', '{"count":3,"intervalMs":50}', `--url=${server.url}`]);
+    expect(finite.code).toBe(0);
+    expect(finite.stderr).toBe('');
+    expect(finite.stdout.match(/^event: tick$/gm)).toHaveLength(3);
+    expect(finite.stdout).toContain('data: {"now":');
+    // An endless stream: its first events are printed while it still runs.
+    const seen = await new Promise<string>((done) => {
+      const proc = spawn(process.execPath, [resolve(ROOT, 'bin/simpleapi.js'), 'call', 'clock.ticks', '{"intervalMs":50}', `--url=${server.url}`], { cwd: ROOT });
+      let out = '';
+      proc.stdout.on('data', (c: Buffer) => {
+        out += c.toString('utf8');
+        if (out.includes('"n":2}')) proc.kill('SIGTERM');
+      });
+      proc.on('close', () => done(out));
+    });
+    expect(seen).toMatch(/id: 0\nevent: tick\ndata: \{"now":"[^"]+","n":0\}/);
+  });
+
+  it('over a socket with --unix, and a stream through it too', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'simpleapi-call-'));
+    const viaSocket = await spawnServer(['--port=-1', `--socket=${join(dir, 'api.sock')}`]);
+    try {
+      const sum = await runCli(['call', 'math.sum', '[2, 2]', `--unix=${join(dir, 'api.sock')}`]);
+      expect(JSON.parse(sum.stdout)).toBe(4);
+      const stream = await runCli(['call', 'clock.ticks', '{"count":2,"intervalMs":20}', `--unix=${join(dir, 'api.sock')}`]);
+      expect(stream.stdout.match(/^event: tick$/gm)).toHaveLength(2);
+    } finally {
+      await viaSocket.stop();
+    }
+  });
+
+  it('a server it cannot reach: names the URL, the cause and the flags that point call elsewhere', async () => {
+    const port = await freePort();
+    const down = await runCli(['call', 'math.sum', '[1]', `--port=${port}`]);
+    expect(down.code).toBe(1);
+    expect(down.stderr).toContain(`cannot reach the server at http://127.0.0.1:${port}/: nothing listens there (connection refused) (ECONNREFUSED)`);
+    expect(down.stderr).toContain('--url=http://host:port/, --port=<n> or --unix=<socket path>');
+    expect(down.stderr).not.toContain('fetch failed');
+
+    const noScheme = await runCli(['call', 'math.sum', '[1]', `--url=127.0.0.1:${port}`]);
+    expect(noScheme.code).toBe(2);
+    expect(noScheme.stderr).toContain(`--url=127.0.0.1:${port} is not an http(s) URL: write it with its scheme, e.g. --url=http://127.0.0.1:${port}`);
+
+    // --socket is the server's option; call goes through a socket with --unix.
+    const wrongFlag = await runCli(['call', 'math.sum', '[1]', `--port=${port}`, '--socket=/tmp/simpleapi-none.sock']);
+    expect(wrongFlag.code).toBe(1);
+    expect(wrongFlag.stderr).toContain('to call through a socket, use --unix=/tmp/simpleapi-none.sock');
+
+    const noSocket = await runCli(['call', 'math.sum', '[1]', '--unix=/tmp/simpleapi-none.sock']);
+    expect(noSocket.code).toBe(1);
+    expect(noSocket.stderr).toContain('cannot reach the server at unix:/tmp/simpleapi-none.sock: no socket at that path (ENOENT)');
   });
 
   it('refuses params that are not JSON, with status 2', async () => {

@@ -1,6 +1,6 @@
 /** For developers: watch mode over a real server, scaffolding, and typed clients through a real compiler. */
 import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -32,6 +32,7 @@ describe('simpleapi serve --watch', () => {
     server = await spawnServer(['--port=0', '--watch', `--methods-dir=${dir}`]);
     const answer = async (method: string) => (await post(server!.url!, call(method))).json;
     expect(await answer('hello')).toBe('v1');
+    await expect.poll(() => server!.stdout.join('\n'), { timeout: 10_000 }).toContain('watching the methods folder for changes');
 
     write('hello.ts', `export const invoke = () => 'v2';`);
     await expect.poll(() => answer('hello'), { timeout: 10_000 }).toBe('v2');
@@ -55,6 +56,50 @@ describe('simpleapi serve --watch', () => {
 
     unlinkSync(join(dir, 'added.ts'));
     await expect.poll(async () => ((await post(server!.url!, call('added'))).json as { error?: { code: string } }).error?.code, { timeout: 10_000 }).toBe('MethodNotFound');
+  }, 60_000);
+
+  it('keeps following a file saved by rename-over (safe write, sed -i), and reloads a method when its _helper changes', async () => {
+    const dir = scratchDir('watch-rename');
+    mkdirSync(join(dir, 'greet'));
+    writeFileSync(join(dir, 'greet/_words.ts'), `export const word = 'hello';\n`);
+    writeFileSync(join(dir, 'greet/hi.ts'), `import { word } from './_words.ts';\nexport const auth = 'public';\nexport const invoke = () => word;\n`);
+    writeFileSync(join(dir, 'plain.ts'), `export const auth = 'public';\nexport const invoke = () => 'v1';\n`);
+    const watched = await spawnServer(['--port=0', '--watch', `--methods-dir=${dir}`]);
+    try {
+      const answer = async (method: string) => (await post(watched.url!, call(method))).json;
+      expect(await answer('plain')).toBe('v1');
+      await expect.poll(() => watched.stdout.join('\n'), { timeout: 10_000 }).toContain('watching the methods folder for changes');
+      // An editor's safe write: a new file, renamed over the old one (a new inode).
+      const renameOver = (name: string, body: string) => {
+        writeFileSync(join(dir, `${name}.swp`), body);
+        renameSync(join(dir, `${name}.swp`), join(dir, name));
+      };
+      renameOver('plain.ts', `export const auth = 'public';\nexport const invoke = () => 'v2 renamed over';\n`);
+      await expect.poll(() => answer('plain'), { timeout: 10_000 }).toBe('v2 renamed over');
+      // The in-place edit after it is seen too (Node's recursive fs.watch lost the file here).
+      writeFileSync(join(dir, 'plain.ts'), `export const auth = 'public';\nexport const invoke = () => 'v3 in place';\n`);
+      await expect.poll(() => answer('plain'), { timeout: 10_000 }).toBe('v3 in place');
+      writeFileSync(join(dir, 'plain.ts'), `export const auth = 'public';\nexport const invoke = () => 'v4 in place again';\n`);
+      await expect.poll(() => answer('plain'), { timeout: 10_000 }).toBe('v4 in place again');
+
+      // Only the helper changes: the method importing it answers with the new helper.
+      expect(await answer('greet.hi')).toBe('hello');
+      writeFileSync(join(dir, 'greet/_words.ts'), `export const word = 'bonjour';\n`);
+      await expect.poll(() => answer('greet.hi'), { timeout: 10_000 }).toBe('bonjour');
+      renameOver('greet/_words.ts', `export const word = 'hallo';\n`);
+      await expect.poll(() => answer('greet.hi'), { timeout: 10_000 }).toBe('hallo');
+
+      // One count rule at start-up and on reload: every method served, built-ins included.
+      const lines = watched.stdout.map((l) => JSON.parse(l) as { msg: string; methods?: number });
+      const startup = lines.find((l) => l.msg.startsWith('listening'))!;
+      const reloads = lines.filter((l) => l.msg.startsWith('methods reloaded'));
+      expect(startup.methods).toBe(3);
+      expect(startup.msg).toContain('3 methods (2 from files + rpc.discover)');
+      expect(reloads.length).toBeGreaterThan(0);
+      for (const r of reloads) expect(r).toMatchObject({ methods: 3, msg: 'methods reloaded: 3 methods (2 from files + rpc.discover)' });
+    } finally {
+      await watched.stop();
+    }
   }, 60_000);
 
   it('refuses --watch with several workers', async () => {
@@ -84,8 +129,22 @@ describe('simpleapi new', () => {
     expect(again.code).toBe(1);
     expect(again.stderr).toContain('already exists; nothing was written');
     expect(readFileSync(join(methodsDir, 'greet/hello.ts'), 'utf8')).toBe('// mine');
-    const bad = await runCli(['new', 'rpc.mine', `--methods-dir=${methodsDir}`], {}, dir);
-    expect(bad.code).toBe(2);
+    // Names discovery would not serve are refused before anything is written.
+    const refusals: [string, string][] = [
+      ['rpc.mine', "'rpc.mine' is reserved: names under 'rpc.' are the built-in methods"],
+      ['_priv.x', "'_priv.x' would never be served: discovery skips files and folders starting with '_'"],
+      ['greet._secret', "'greet._secret' would never be served"],
+      ['greet.hello-world', "'greet.hello-world' is not a method name"],
+      ['node_modules.x', 'discovery skips node_modules folders'],
+    ];
+    for (const [name, message] of refusals) {
+      const bad = await runCli(['new', name, `--methods-dir=${methodsDir}`], {}, dir);
+      expect(bad.code, name).toBe(2);
+      expect(bad.stderr, name).toContain(message);
+      expect(bad.stdout, name).toBe('');
+    }
+    expect(existsSync(join(methodsDir, '_priv'))).toBe(false);
+    expect(existsSync(join(methodsDir, 'greet/_secret.ts'))).toBe(false);
   }, 60_000);
 });
 

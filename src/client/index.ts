@@ -59,7 +59,12 @@ export interface RawResponse {
   status: number;
   headers: { get(name: string): string | null };
   body: Uint8Array;
+  /** The body went to CallOptions.onStream as it arrived; `body` is empty. */
+  streamed?: boolean;
 }
+
+/** Receives a response that is not JSON (a raw method's event stream) chunk by chunk. */
+export type StreamHandler = (chunks: AsyncIterable<Uint8Array>, response: { status: number; headers: { get(name: string): string | null } }) => Promise<void>;
 
 export interface BatchEntry {
   method: string;
@@ -87,6 +92,12 @@ export interface CallOptions {
   onProgress?: (status: JobStatus) => void;
   /** Longest wait in milliseconds; 10 minutes by default. */
   timeoutMs?: number;
+  /**
+   * A response that is not JSON (a raw method's `text/event-stream`) is handed here as it
+   * arrives, and call resolves undefined. Raw methods answer unsigned: it is not verified.
+   * Without it, such a response is an InvalidResponse error.
+   */
+  onStream?: StreamHandler;
 }
 
 /** What a background method answers when not waited for. */
@@ -160,7 +171,8 @@ export class SimpleApiClient<M extends MethodMap = AnyMethods> {
    */
   async call<K extends keyof M & string>(method: K, params?: M[K]['params'], options: CallOptions = {}): Promise<M[K]['result']> {
     const body = JSON.stringify({ method, parameters: params === undefined ? {} : params });
-    const { response, value } = await this.#send(body);
+    const { response, value } = await this.#send(body, false, undefined, options.onStream);
+    if (response.streamed === true) return undefined as M[K]['result'];
     if (response.status === 202) {
       const handle: JobHandle = { job_id: (value as { job_id: string }).job_id, location: response.headers.get('location') ?? `/jobs/${(value as { job_id: string }).job_id}` };
       return (options.wait ? await this.waitForJob(handle, options) : handle) as M[K]['result'];
@@ -224,12 +236,12 @@ export class SimpleApiClient<M extends MethodMap = AnyMethods> {
     return grant;
   }
 
-  async #send(body: string, retried = false, target?: { method: 'GET'; path: string }): Promise<{ response: RawResponse; value: unknown }> {
+  async #send(body: string, retried = false, target?: { method: 'GET'; path: string }, onStream?: StreamHandler): Promise<{ response: RawResponse; value: unknown }> {
     const bytes = encoder.encode(body);
     const session = this.#session;
     if (session === null) {
-      const response = await this.#transport(bytes, {}, target);
-      return { response, value: response.status === 204 ? undefined : parseJson(response.body) };
+      const response = await this.#transport(bytes, {}, target, onStream);
+      return { response, value: response.status === 204 || response.streamed === true ? undefined : parseJson(response.body) };
     }
     const headers: Record<string, string> = { 'x-session-id': session.sessionId };
     // §6: a POST signs its body; any other request signs its target, exactly as sent.
@@ -245,7 +257,8 @@ export class SimpleApiClient<M extends MethodMap = AnyMethods> {
     } else {
       headers['x-hmac'] = await session.key.hex(signed);
     }
-    const response = await this.#transport(bytes, headers, target);
+    const response = await this.#transport(bytes, headers, target, onStream);
+    if (response.streamed === true) return { response, value: undefined };
     const value = response.status === 204 ? undefined : parseJson(response.body);
     // §6: the server signs every answer once the request's MAC verified, and none before. An
     // unsigned 401 is the server refusing the session or the MAC, or someone on the path: either
@@ -257,20 +270,43 @@ export class SimpleApiClient<M extends MethodMap = AnyMethods> {
       // A wrong clock is corrected once from the signed hint, then the call is sent again.
       this.#clockCorrected = true;
       this.#clockOffset = serverTime - Math.floor(this.#now() / 1000);
-      return this.#send(body, true, target);
+      return this.#send(body, true, target, onStream);
     }
     return { response, value };
   }
 
-  async #transport(body: Uint8Array, headers: Record<string, string>, target?: { method: 'GET'; path: string }): Promise<RawResponse> {
+  async #transport(body: Uint8Array, headers: Record<string, string>, target?: { method: 'GET'; path: string }, onStream?: StreamHandler): Promise<RawResponse> {
     const allHeaders: Record<string, string> = target === undefined ? { 'content-type': 'application/json', ...headers } : headers;
     if (this.#options.socketPath !== undefined) {
-      return unixRequest(this.#options.socketPath, target?.path ?? this.#options.path ?? '/', target === undefined ? body : undefined, allHeaders, target?.method ?? 'POST');
+      return unixRequest(this.#options.socketPath, target?.path ?? this.#options.path ?? '/', target === undefined ? body : undefined, allHeaders, target?.method ?? 'POST', onStream);
     }
     const doFetch = this.#options.fetch ?? globalThis.fetch;
     const url = target === undefined ? this.#options.url! : new URL(target.path, this.#options.url).href;
     const res = await doFetch(url, target === undefined ? { method: 'POST', headers: allHeaders, body: body as BodyInit } : { method: 'GET', headers: allHeaders });
+    if (onStream !== undefined && res.body !== null && !isJson(res.headers.get('content-type'))) {
+      await onStream(chunksOf(res.body), res);
+      return { status: res.status, headers: res.headers, body: new Uint8Array(0), streamed: true };
+    }
     return { status: res.status, headers: res.headers, body: new Uint8Array(await res.arrayBuffer()) };
+  }
+}
+
+/** JSON, or no content type at all (read whole and parsed as before). */
+function isJson(contentType: string | null): boolean {
+  return contentType === null || /[/+]json\b/i.test(contentType);
+}
+
+/** A fetch body's chunks; a reader loop, since not every browser can iterate a ReadableStream. */
+async function* chunksOf(stream: ReadableStream<Uint8Array>): AsyncIterable<Uint8Array> {
+  const reader = stream.getReader();
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return;
+      yield value;
+    }
+  } finally {
+    reader.releaseLock();
   }
 }
 
@@ -316,10 +352,18 @@ function errorFromRpc(value: unknown, response: RawResponse): SimpleApiError {
   return new SimpleApiError(String(data.code ?? e.code), e.message, String(data.type ?? 'server'), data.details as unknown[] | undefined, response.status, e.code, retryAfterOf(response));
 }
 
-async function unixRequest(socketPath: string, path: string, body: Uint8Array | undefined, headers: Record<string, string>, method: string): Promise<RawResponse> {
+async function unixRequest(socketPath: string, path: string, body: Uint8Array | undefined, headers: Record<string, string>, method: string, onStream?: StreamHandler): Promise<RawResponse> {
   const http = await import('node:http');
   return new Promise((resolve, reject) => {
     const req = http.request({ socketPath, path, method, headers: { ...headers, 'content-length': String(body?.length ?? 0) } }, (res) => {
+      const responseHeaders = { get: (name: string) => (res.headers[name.toLowerCase()] as string | undefined) ?? null };
+      if (onStream !== undefined && !isJson(res.headers['content-type'] ?? null)) {
+        onStream(res, { status: res.statusCode ?? 0, headers: responseHeaders }).then(
+          () => resolve({ status: res.statusCode ?? 0, headers: responseHeaders, body: new Uint8Array(0), streamed: true }),
+          reject,
+        );
+        return;
+      }
       const chunks: Uint8Array[] = [];
       res.on('data', (c: Uint8Array) => chunks.push(c));
       res.on('error', reject);
@@ -330,11 +374,7 @@ async function unixRequest(socketPath: string, path: string, body: Uint8Array | 
           total.set(c, offset);
           offset += c.length;
         }
-        resolve({
-          status: res.statusCode ?? 0,
-          headers: { get: (name) => (res.headers[name.toLowerCase()] as string | undefined) ?? null },
-          body: total,
-        });
+        resolve({ status: res.statusCode ?? 0, headers: responseHeaders, body: total });
       });
     });
     req.on('error', reject);
