@@ -186,15 +186,34 @@ export function storeContract(name: string, open: () => Promise<Store>, close: (
       });
     });
 
-    describe('sweep', () => {
-      it('removes expired sessions and keeps live ones', async () => {
+    describe('expiry, as callers see it (swept or not)', () => {
+      // What a store does with expired records (a TTL monitor that runs once a minute, a sweep,
+      // nothing yet) is its own business: callers must never get them back.
+      it('an expired session is never returned, before or after a sweep; a live one always is', async () => {
         const dead = session(unique('sweep'), now - 1);
         const live = session(unique('sweep'), now + 1000);
         await store.createSession(dead);
         await store.createSession(live);
+        expect(await store.getSession(dead.sessionId, now)).toBeNull();
         await store.sweep(now);
-        expect(await store.getSession(dead.sessionId, now - 10)).toBeNull();
+        expect(await store.getSession(dead.sessionId, now)).toBeNull();
         expect(await store.getSession(live.sessionId, now)).not.toBeNull();
+      });
+
+      it('an expired nonce can be used again, before or after a sweep', async () => {
+        const s = unique('nonce-sweep');
+        expect(await store.rememberNonce(s, 'nonce-expiry-check', now - 5, now - 700)).toBe(true);
+        expect(await store.rememberNonce(s, 'nonce-expiry-check', now + 600, now)).toBe(true);
+        await store.sweep(now + 601);
+        expect(await store.rememberNonce(s, 'nonce-expiry-check', now + 1300, now + 700)).toBe(true);
+      });
+
+      it('failures that left the window are not counted, before or after a sweep', async () => {
+        const key = `user:${unique('window')}`;
+        await store.addFailure(key, now - 100, 10);
+        expect((await store.getFailures(key, now, 10)).count).toBe(0);
+        await store.sweep(now);
+        expect((await store.getFailures(key, now, 10)).count).toBe(0);
       });
     });
   });

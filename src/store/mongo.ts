@@ -52,6 +52,12 @@ export interface MongoStoreOptions {
   /** Seconds a nonce document must at least live. */
   nonceTtl: number;
   log: Logger;
+  /**
+   * 'ask' (the default) creates TTL indexes and falls back to sweeping where the server refuses
+   * them (FerretDB 1.x). 'assume' skips asking and takes the TTL path, as on a real MongoDB whose
+   * TTL monitor has not run yet: the tests use it to cover that path on a server that refuses them.
+   */
+  ttlIndexes?: 'ask' | 'assume';
 }
 
 /** Collection names, prefixed so they do not clash with methods' own collections in `ctx.db`. */
@@ -154,6 +160,7 @@ export class MongoStore implements Store {
     await this.#guard(async () => {
       await this.#sessions.createIndex({ userKey: 1 });
       await this.#throttle.createIndex({ key: 1, at: 1 });
+      if (this.#options.ttlIndexes === 'assume') return;
       for (const collection of [this.#sessions, this.#nonces, this.#throttle, this.#claims] as Collection<any>[]) {
         try {
           await collection.createIndex({ expiresAt: 1 }, { expireAfterSeconds: 0, name: 'expiresAt_ttl' });
