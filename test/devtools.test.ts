@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, u
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
-import { post, ROOT, runCli, spawnServer, type Spawned } from './helpers/server.ts';
+import { call, post, ROOT, runCli, spawnServer, type Spawned } from './helpers/server.ts';
 
 const run = promisify(execFile);
 /** Scratch folders inside the repository, so `simpleapi` (the package's own name) resolves from them. */
@@ -18,7 +18,6 @@ afterAll(() => {
   for (const dir of scratch) rmSync(dir, { recursive: true, force: true });
 });
 
-const call = (method: string, parameters: unknown = {}) => JSON.stringify({ method, parameters });
 
 describe('simpleapi serve --watch', () => {
   let server: Spawned | undefined;

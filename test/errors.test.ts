@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ERRORS, type ErrorCode } from '../src/core/errors.ts';
-import { post, startTestServer, type TestServer } from './helpers/server.ts';
+import { rpc, call, post, startTestServer, type TestServer } from './helpers/server.ts';
 
 let server: TestServer;
 beforeAll(async () => {
@@ -13,8 +13,7 @@ beforeAll(async () => {
 });
 afterAll(() => server.close());
 
-const simple = (method: string, parameters: unknown) => JSON.stringify({ method, parameters });
-const rpc = (method: string, params: unknown, id: unknown = 1) => JSON.stringify({ jsonrpc: '2.0', method, params, id });
+const simple = call;
 
 describe('§4 rows thrown by a method (ApiError)', () => {
   const thrown: ErrorCode[] = ['Forbidden', 'NotFound', 'Conflict', 'TooManyRequests', 'Unavailable', 'Unauthenticated', 'BadSignature', 'InvalidParams'];

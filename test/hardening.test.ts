@@ -6,9 +6,8 @@ import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { post, spawnServer, startTestServer, type TestServer } from './helpers/server.ts';
+import { call, post, spawnServer, startTestServer, type TestServer } from './helpers/server.ts';
 
-const call = (method: string, parameters: unknown = {}) => JSON.stringify({ method, parameters });
 
 /** A raw TCP client: what it writes goes out as is; resolves with all it read once the server closes. */
 function rawSocket(url: string): { socket: Socket; closed: Promise<string> } {

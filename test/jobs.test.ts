@@ -1,10 +1,10 @@
 /** Background jobs (202 and /jobs/<id>) and raw methods (server-sent events), over real HTTP. */
 import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { post, startTestServer, type TestServer } from './helpers/server.ts';
+import { testClock } from '../src/core/clock.ts';
+import { call, post, startTestServer, type TestServer } from './helpers/server.ts';
 import { createAccount, getV2, type Grant } from './helpers/signed.ts';
 
-const call = (method: string, parameters: unknown = {}) => JSON.stringify({ method, parameters });
 
 const poll = (server: TestServer, location: string, grant?: Grant) => getV2(server.url, location, grant);
 
@@ -104,9 +104,14 @@ describe('background methods', () => {
     const start = await post(server.url, call('jobs.wait', { ms: 0 }));
     const location = start.headers.get('location')!;
     await waitDone(server, location);
-    await new Promise((r) => setTimeout(r, 3100));
-    const gone = await poll(server, location);
-    expect(gone.status).toBe(404);
+    expect((await poll(server, location)).status).toBe(200);
+    testClock.advance(3);
+    try {
+      const gone = await poll(server, location);
+      expect(gone.status).toBe(404);
+    } finally {
+      testClock.reset();
+    }
   });
 });
 

@@ -6,10 +6,9 @@ import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SimpleApiClient } from '../src/client/index.ts';
 import { hasMongo, MONGODB_URL, uniqueDbName } from './helpers/mongo.ts';
-import { post, spawnServer, startTestServer, type Spawned } from './helpers/server.ts';
+import { call, post, spawnServer, startTestServer, type Spawned } from './helpers/server.ts';
 import { createAccount, freshNonce, postV2, type Grant } from './helpers/signed.ts';
 
-const call = (method: string, parameters: unknown = {}) => JSON.stringify({ method, parameters });
 const whoami = call('account.session');
 
 describe.skipIf(!hasMongo)('two server processes on two ports, one database', () => {

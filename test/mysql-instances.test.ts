@@ -6,10 +6,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SimpleApiClient } from '../src/client/index.ts';
 import { createMySqlDb, dropMySqlDb, hasMySql, mysqlUrlFor, uniqueMySqlDb } from './helpers/mysql.ts';
-import { post, spawnServer, type Spawned } from './helpers/server.ts';
+import { call, post, spawnServer, type Spawned } from './helpers/server.ts';
 import { createAccount, freshNonce, postV2, type Grant } from './helpers/signed.ts';
 
-const call = (method: string, parameters: unknown = {}) => JSON.stringify({ method, parameters });
 const whoami = call('account.session');
 const logLines = (s: Spawned) => s.stdout.map((l) => JSON.parse(l) as { msg: string; store?: string });
 

@@ -5,14 +5,14 @@
  */
 import { createHmac } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { post, startTestServer, type TestServer } from './helpers/server.ts';
+import { testClock } from '../src/core/clock.ts';
+import { call, post, startTestServer, type TestServer } from './helpers/server.ts';
 import { createAccount, freshNonce, nowSeconds, postV2, v2Headers, type Grant } from './helpers/signed.ts';
 
 let server: TestServer;
 let alice: Grant;
 let bob: Grant;
 const whoami = JSON.stringify({ method: 'whoami', parameters: {} });
-const call = (method: string, parameters: unknown = {}) => JSON.stringify({ method, parameters });
 const errorCode = (json: unknown) => (json as { error: { code: string } }).error.code;
 
 beforeAll(async () => {
@@ -81,11 +81,12 @@ describe('4. expired and deleted sessions', () => {
     const short = await startTestServer({ 'session.ttl': 1 });
     try {
       const grant = await createAccount(short.url, 'short-lived@example.com');
-      await new Promise((r) => setTimeout(r, 2100));
+      testClock.advance(2);
       const a = await postV2(short.url, grant, whoami);
       expect(a.status).toBe(401);
       expect(errorCode(a.json)).toBe('Unauthenticated');
     } finally {
+      testClock.reset();
       await short.close();
     }
   });

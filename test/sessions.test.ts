@@ -3,8 +3,9 @@
  * by hand from the protocol text (helpers/signed.ts) and with the project's client.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { nowSeconds as serverNow, testClock } from '../src/core/clock.ts';
 import { SignatureError, SimpleApiClient } from '../src/client/index.ts';
-import { post, startTestServer, type TestServer } from './helpers/server.ts';
+import { call, post, startTestServer, type TestServer } from './helpers/server.ts';
 import { createAccount, freshNonce, nowSeconds, postV2, v2Headers, type Grant } from './helpers/signed.ts';
 
 let server: TestServer;
@@ -13,7 +14,6 @@ beforeAll(async () => {
 });
 afterAll(() => server.close());
 
-const call = (method: string, parameters: unknown = {}) => JSON.stringify({ method, parameters });
 const whoami = call('whoami');
 let counter = 0;
 const uniqueUser = (prefix: string) => `${prefix}-${process.pid}-${++counter}@example.com`;
@@ -199,16 +199,18 @@ describe('logout, expiry and sliding renewal', () => {
     try {
       const idle = await createAccount(short.url, uniqueUser('idle'));
       const busy = await createAccount(short.url, uniqueUser('busy'));
+      // The server's clock moves 1 s at a time (a controllable clock, not sleeps).
       for (let i = 0; i < 4; i++) {
-        await new Promise((r) => setTimeout(r, 1000));
+        testClock.advance(1);
         const a = await postV2(short.url, busy, whoami);
         expect(a.status).toBe(200);
-        expect((a.json as { expires: number }).expires).toBeGreaterThanOrEqual(nowSeconds() + 1);
+        expect((a.json as { expires: number }).expires).toBeGreaterThanOrEqual(serverNow() + 2);
       }
-      // Over 4 s after creation: the idle session is gone, the busy one lives on.
+      // 4 s after creation: the idle session is gone, the busy one lives on.
       expect((await postV2(short.url, idle, whoami)).status).toBe(401);
       expect((await postV2(short.url, busy, whoami)).status).toBe(200);
     } finally {
+      testClock.reset();
       await short.close();
     }
   });

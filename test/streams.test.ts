@@ -6,11 +6,10 @@
 import { createHmac } from 'node:crypto';
 import { request } from 'node:http';
 import { connect } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { post, startTestServer, type TestServer } from './helpers/server.ts';
+import { describe, expect, it } from 'vitest';
+import { call, post, useTestServer } from './helpers/server.ts';
 import { createAccount, v2Headers } from './helpers/signed.ts';
 
-const call = (method: string, parameters: unknown = {}) => JSON.stringify({ method, parameters });
 
 /** POSTs and reads the whole streamed answer, trailers included. */
 function fetchStream(url: string, body: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: Record<string, unknown>; text: string; trailers: Record<string, string> }> {
@@ -29,11 +28,7 @@ function fetchStream(url: string, body: string, headers: Record<string, string> 
 }
 
 describe('streaming methods', () => {
-  let server: TestServer;
-  beforeAll(async () => {
-    server = await startTestServer({ 'stream.maxDuration': 2, 'stream.idleTimeout': 2 });
-  });
-  afterAll(() => server.close(0));
+  const server = useTestServer({ 'stream.maxDuration': 2, 'stream.idleTimeout': 2 });
 
   it('frames events as server-sent events by default and as NDJSON when asked', async () => {
     const sse = await fetchStream(server.url, call('clock.ticks', { intervalMs: 10, count: 2 }));
@@ -114,11 +109,7 @@ describe('streaming methods', () => {
 });
 
 describe('raw methods (ctx.http)', () => {
-  let server: TestServer;
-  beforeAll(async () => {
-    server = await startTestServer();
-  });
-  afterAll(() => server.close(0));
+  const server = useTestServer();
 
   it('write their own answer, and a throw before writing still gets the §4 body', async () => {
     const a = await post(server.url, call('raw.hello'));

@@ -3,6 +3,7 @@
  * processes started as users start them (`node bin/simpleapi.js serve`).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { afterAll, beforeAll } from 'vitest';
 import { createServer as createNetServer } from 'node:net';
 import { Writable } from 'node:stream';
 import { resolve } from 'node:path';
@@ -51,6 +52,26 @@ export async function startTestServer(options: Record<string, unknown> = {}, sto
   const log = createLogger({ level: config.logLevel, destination: logs });
   const server = await startServer({ config, store, log });
   return Object.assign(server, { url: `${server.url!}${config.path}`, logs, config }) as TestServer;
+}
+
+/**
+ * One in-process server for a describe block: started before its tests, closed after them.
+ *
+ * @example const server = useTestServer({ 'jobs.keep': 2 }); it('...', () => post(server.url, ...))
+ */
+export function useTestServer(options: Record<string, unknown> = {}, store?: () => Store): TestServer {
+  let running: TestServer | undefined;
+  beforeAll(async () => {
+    running = await startTestServer(options, store?.());
+  });
+  afterAll(() => running?.close(0));
+  return new Proxy({} as TestServer, {
+    get(_target, key) {
+      if (running === undefined) throw new Error('useTestServer: the server is started in beforeAll; use it inside a test');
+      const value = Reflect.get(running, key) as unknown;
+      return typeof value === 'function' ? value.bind(running) : value;
+    },
+  });
 }
 
 export interface Spawned {
@@ -134,6 +155,12 @@ export interface HttpAnswer {
   text: string;
   json: unknown;
 }
+
+/** A simple-envelope body (§2a): `call('math.sum', [1, 2])`. */
+export const call = (method: string, parameters: unknown = {}): string => JSON.stringify({ method, parameters });
+
+/** A JSON-RPC request body (§2b): `rpc('math.sum', [1, 2], 7)`. */
+export const rpc = (method: string, params: unknown, id: unknown = 1): string => JSON.stringify({ jsonrpc: '2.0', method, params, id });
 
 /** POSTs a body as given (no envelope added) and reads the whole answer. */
 export async function post(url: string, body: string | Uint8Array, headers: Record<string, string> = {}): Promise<HttpAnswer> {
