@@ -30,7 +30,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'db.url', flag: 'db-url', schema: { type: 'string' }, default: '', description: 'MongoDB connection string; empty serves on the in-process store' },
   { key: 'db.name', flag: 'db-name', schema: { type: 'string', pattern: '^[^/\\\\. "$]{1,63}$' }, default: 'simpleapi', description: 'MongoDB database name' },
   { key: 'db.connectTimeout', flag: 'db-connect-timeout', schema: seconds(0), default: 10, description: 'Seconds to wait for the database at start-up (0: wait forever)' },
-  { key: 'hmac.scheme', flag: 'hmac-scheme', schema: { enum: ['v1', 'v2'] }, default: 'v2', description: 'Request signing scheme (PROTOCOL.md §6); v1 only for old clients' },
+  { key: 'hmac.scheme', flag: 'hmac-scheme', schema: { enum: ['v1', 'v2'] }, default: 'v2', description: 'Request signing scheme (docs/protocol.md §6); v1 only for old clients' },
   { key: 'hmac.window', flag: 'hmac-window', schema: seconds(1), default: 300, description: 'v2: seconds a timestamp may differ from the server clock' },
   { key: 'session.ttl', flag: 'session-ttl', schema: seconds(1), default: 86400, description: 'Seconds a session lives after its last signed use' },
   { key: 'session.touchFraction', flag: 'session-touch-fraction', schema: { type: 'number', minimum: 0, maximum: 1 }, default: 0.01, description: 'Skip a session write when it would move expiry by less than this fraction of the TTL' },

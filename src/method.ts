@@ -9,7 +9,7 @@ import type { Accounts } from './accounts.ts';
 
 export type Auth = 'public' | 'session';
 
-/** The signed-in session a request carries (PROTOCOL.md §5). */
+/** The signed-in session a request carries (docs/protocol.md §5). */
 export interface Session {
   readonly userId: string;
   readonly sessionId: string;
