@@ -329,6 +329,25 @@ export function optionsHelp(): string {
   return ['  --config=<file>\n      Config file (default ./server.conf.json; env SIMPLEAPI_CONFIG)', ...rows].join('\n');
 }
 
+/**
+ * README's configuration table, generated from OPTIONS like `--help`, so the two cannot disagree.
+ * `npm run readme:options` writes it into README.md; test/readme.test.ts fails when they differ.
+ */
+export function optionsMarkdown(): string {
+  const cell = (text: string) => text.replaceAll('|', '\\|');
+  const rows = OPTIONS.map((o) => {
+    const def = o.default === '' ? '(none)' : String(o.default);
+    const allowed = Array.isArray(o.schema.enum) ? ` (one of ${o.schema.enum.map((v) => `\`${String(v)}\``).join(', ')})` : '';
+    const flag = o.schema.type === 'boolean' ? `\`--${o.flag}\`, \`--no-${o.flag}\`` : `\`--${o.flag}\``;
+    return `| ${flag} | \`${o.key}\` | \`SIMPLEAPI_${envName(o)}\` | ${cell(def)} | ${cell(o.description)}${cell(allowed)} |`;
+  });
+  return ['| flag | config key | environment | default | meaning |', '|---|---|---|---|---|', ...rows].join('\n');
+}
+
+function envName(option: OptionSpec): string {
+  return option.flag.toUpperCase().replaceAll('-', '_');
+}
+
 function valueHint(schema: JsonSchema): string {
   if (Array.isArray(schema.enum)) return schema.enum.join('|');
   if (schema.type === 'boolean') return 'true|false';
