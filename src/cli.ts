@@ -1,10 +1,11 @@
 /**
- * The `simpleapi` command: serve, methods, call, createuser. Exit status 2 for a usage or config
- * mistake, 1 for anything else that failed.
+ * The `simpleapi` command: serve, new, types, methods, call, createuser, help. Exit status 2 for a
+ * usage or config mistake, 1 for anything else that failed.
  */
 import cluster from 'node:cluster';
 import { randomBytes } from 'node:crypto';
-import { ConfigError, loadConfig, optionsHelp, parseArgs, type Config } from './config.ts';
+import { ConfigError, loadConfig, parseArgs, suggest, type Config } from './config.ts';
+import { commandUsage, usage as fullUsage, version, type CommandSpec } from './cli-help.ts';
 import { createLogger, resolveLogFormat } from './log.ts';
 import { discoverMethods, RegistryError } from './core/registry.ts';
 import { startServer } from './server.ts';
@@ -12,7 +13,7 @@ import { openStore } from './store/index.ts';
 import { nowSeconds } from './core/clock.ts';
 import { builtinNames, startupSummary } from './startup.ts';
 
-const COMMANDS: Record<string, { summary: string; flags: readonly string[] }> = {
+const COMMANDS: Record<string, CommandSpec> = {
   serve: { summary: 'serve the API (what `npm start` runs); --watch reloads method files as they change', flags: ['watch?'] },
   new: { summary: 'write methods/a/b/c.ts and its test from a template: simpleapi new a.b.c [--public]', flags: ['public?'] },
   types: { summary: 'write the TypeScript map of every method for the client: simpleapi types --out=client-types.ts', flags: ['out'] },
@@ -22,18 +23,25 @@ const COMMANDS: Record<string, { summary: string; flags: readonly string[] }> = 
 };
 
 function usage(): string {
-  const commands = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(11)} ${c.summary}`);
-  return [
-    'Usage: simpleapi <command> [options]',
-    '',
-    'Commands:',
-    ...commands,
-    '',
-    'Options (defaults < server.conf.json < SIMPLEAPI_* environment < flags; --name=value or --name value):',
-    optionsHelp(),
-    '',
-    'call takes also: --url=<http://host:port/> or --unix=<socket path>, --user=<user_id>, --password=<password>',
-  ].join('\n');
+  return fullUsage(COMMANDS);
+}
+
+function unknownCommand(command: string): number {
+  const hint = suggest(command, [...Object.keys(COMMANDS), 'help', 'version']);
+  process.stderr.write(`simpleapi: unknown command '${command}'${hint === undefined ? '' : ` (did you mean '${hint}'?)`}\nRun 'simpleapi help' for the commands.\n`);
+  return 2;
+}
+
+/** `simpleapi help [command]`. */
+function help(topic: readonly string[]): number {
+  if (topic.length === 0 || topic[0] === 'help') {
+    process.stdout.write(`${usage()}\n`);
+    return 0;
+  }
+  const spec = COMMANDS[topic[0]!];
+  if (spec === undefined || topic.length > 1) return unknownCommand(topic.join(' '));
+  process.stdout.write(`${commandUsage(topic[0]!, spec)}\n`);
+  return 0;
 }
 
 /** Runs the CLI; resolves to the process exit status. */
@@ -41,23 +49,30 @@ export async function main(argv: readonly string[]): Promise<number> {
   const [first, ...rest] = argv;
   const command = first === undefined || first.startsWith('-') ? 'serve' : first;
   const args = first === undefined || first.startsWith('-') ? argv : rest;
-  const spec = COMMANDS[command];
-  if (spec === undefined) {
-    process.stderr.write(`simpleapi: unknown command '${command}'\n\n${usage()}\n`);
-    return 2;
+  if (command === 'help') return help(args);
+  if (command === 'version') {
+    process.stdout.write(`simpleapi ${version()} (Node ${process.version})\n`);
+    return 0;
   }
+  const spec = COMMANDS[command];
+  if (spec === undefined) return unknownCommand(command);
   let config: ReturnType<typeof loadConfig>;
   let parsed;
   try {
     parsed = parseArgs(args, spec.flags);
+    if (parsed.version) {
+      process.stdout.write(`simpleapi ${version()} (Node ${process.version})\n`);
+      return 0;
+    }
     if (parsed.help) {
-      process.stdout.write(`${usage()}\n`);
+      // `simpleapi --help` is the whole text; `simpleapi <command> --help` that command's.
+      process.stdout.write(`${command === first ? commandUsage(command, spec) : usage()}\n`);
       return 0;
     }
     config = loadConfig({ argvOptions: parsed.options, configPath: parsed.configPath });
   } catch (err) {
     if (err instanceof ConfigError) {
-      process.stderr.write(`simpleapi: ${err.message}\nRun 'simpleapi --help' for the options.\n`);
+      process.stderr.write(`simpleapi: ${err.message}\nRun 'simpleapi help ${command}' for its options.\n`);
       return 2;
     }
     throw err;

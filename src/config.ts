@@ -30,7 +30,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'db.url', flag: 'db-url', schema: { type: 'string' }, default: '', description: 'Database URL: mongodb://… for MongoDB, mysql://user:pass@host:3306/db for MySQL or MariaDB; empty serves on the in-process store' },
   { key: 'db.name', flag: 'db-name', schema: { type: 'string', pattern: '^[^/\\\\. "$]{1,63}$' }, default: 'simpleapi', description: 'Database name (MongoDB; MySQL when the URL names none)' },
   { key: 'db.connectTimeout', flag: 'db-connect-timeout', schema: seconds(0), default: 10, description: 'Seconds to wait for the database at start-up (0: wait forever)' },
-  { key: 'hmac.scheme', flag: 'hmac-scheme', schema: { enum: ['v1', 'v2'] }, default: 'v2', description: 'Request signing scheme (PROTOCOL.md §6); v1 only for old clients' },
+  { key: 'hmac.scheme', flag: 'hmac-scheme', schema: { enum: ['v1', 'v2'] }, default: 'v2', description: 'Request signing scheme (docs/protocol.md §6); v1 only for old clients' },
   { key: 'hmac.window', flag: 'hmac-window', schema: seconds(1), default: 300, description: 'v2: seconds a timestamp may differ from the server clock' },
   { key: 'session.ttl', flag: 'session-ttl', schema: seconds(1), default: 86400, description: 'Seconds a session lives after its last signed use' },
   { key: 'session.touchFraction', flag: 'session-touch-fraction', schema: { type: 'number', minimum: 0, maximum: 1 }, default: 0.01, description: 'Skip a session write when it would move expiry by less than this fraction of the TTL' },
@@ -165,14 +165,23 @@ function distance(a: string, b: string): number {
   return row[b.length]!;
 }
 
-export function suggestFlag(name: string, extra: readonly string[] = []): string | undefined {
+/**
+ * The candidate closest to a mistyped `name`, when it is close enough to be what was meant.
+ *
+ * @example suggest('server', ['serve', 'new']) // 'serve'
+ */
+export function suggest(name: string, candidates: Iterable<string>): string | undefined {
   let best: string | undefined;
   let bestScore = Infinity;
-  for (const candidate of [...BY_FLAG.keys(), ...extra]) {
-    const score = distance(name, candidate);
+  for (const candidate of candidates) {
+    const score = distance(name.toLowerCase(), candidate.toLowerCase());
     if (score < bestScore) [best, bestScore] = [candidate, score];
   }
   return bestScore <= Math.max(2, Math.floor(name.length / 3)) ? best : undefined;
+}
+
+export function suggestFlag(name: string, extra: readonly string[] = []): string | undefined {
+  return suggest(name, [...BY_FLAG.keys(), ...extra]);
 }
 
 export interface ParsedArgs {
@@ -183,6 +192,8 @@ export interface ParsedArgs {
   extra: Record<string, string>;
   configPath: string | undefined;
   help: boolean;
+  /** `--version` was given. */
+  version: boolean;
 }
 
 /**
@@ -192,7 +203,7 @@ export interface ParsedArgs {
  * @example parseArgs(['serve', '--port=8889']).options // { port: 8889 }
  */
 export function parseArgs(argv: readonly string[], commandFlags: readonly string[] = []): ParsedArgs {
-  const parsed: ParsedArgs = { positional: [], options: {}, extra: {}, configPath: undefined, help: false };
+  const parsed: ParsedArgs = { positional: [], options: {}, extra: {}, configPath: undefined, help: false, version: false };
   const booleanFlags = new Set(commandFlags.filter((f) => f.endsWith('?')).map((f) => f.slice(0, -1)));
   const valueFlags = new Set(commandFlags.filter((f) => !f.endsWith('?')));
   for (let i = 0; i < argv.length; i++) {
@@ -211,6 +222,10 @@ export function parseArgs(argv: readonly string[], commandFlags: readonly string
     const name = arg.slice(2, eq === -1 ? undefined : eq);
     if (name === 'help') {
       parsed.help = true;
+      continue;
+    }
+    if (name === 'version') {
+      parsed.version = true;
       continue;
     }
     if (booleanFlags.has(name)) {
@@ -235,7 +250,7 @@ export function parseArgs(argv: readonly string[], commandFlags: readonly string
     } else {
       const option = BY_FLAG.get(name);
       if (option === undefined) {
-        const hint = suggestFlag(name, [...valueFlags, ...booleanFlags, 'config', 'help']);
+        const hint = suggestFlag(name, [...valueFlags, ...booleanFlags, 'config', 'help', 'version']);
         throw new ConfigError(`unknown option '--${name}'${hint === undefined ? '' : ` (did you mean '--${hint}'?)`}`);
       }
       parsed.options[option.key] = coerce(option, takeValue());
@@ -253,11 +268,14 @@ function defaults(): Record<string, unknown> {
 function fromEnv(env: NodeJS.ProcessEnv): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const option of OPTIONS) {
-    const raw = env[`SIMPLEAPI_${option.flag.toUpperCase().replaceAll('-', '_')}`];
+    const raw = env[envVar(option)];
     if (raw !== undefined) setPath(out, option.key, coerce(option, raw));
   }
   return out;
 }
+
+/** Every setting's dotted key, and the objects that hold them, for "did you mean" on a config file. */
+const SETTING_KEYS = [...new Set(OPTIONS.flatMap((o) => o.key.split('.').map((_, i, parts) => parts.slice(0, i + 1).join('.'))))];
 
 function describeErrors(errors: NonNullable<typeof validateConfig.errors>, source: (path: string) => string): string {
   return errors
@@ -266,7 +284,12 @@ function describeErrors(errors: NonNullable<typeof validateConfig.errors>, sourc
       if (e.keyword === 'additionalProperties') {
         const extra = String((e.params as { additionalProperty: string }).additionalProperty);
         const full = key === '' ? extra : `${key}.${extra}`;
-        return `unknown setting '${full}'`;
+        const hint = suggest(full, SETTING_KEYS);
+        return `unknown setting '${full}'${hint === undefined ? '' : ` (did you mean '${hint}'?)`}`;
+      }
+      if (e.keyword === 'enum') {
+        const allowed = (e.params as { allowedValues: unknown[] }).allowedValues.map((v) => String(v)).join(', ');
+        return `${source(key)}: must be one of ${allowed}`;
       }
       return `${source(key)}: ${e.message ?? 'invalid'}`;
     })
@@ -313,11 +336,15 @@ export function loadConfig(input: LoadConfigInput = {}): Config & { configFile: 
   for (const [key, value] of Object.entries(input.argvOptions ?? {})) setPath(flags, key, value);
   const merged = deepMerge(deepMerge(deepMerge(defaults(), fromFile), fromEnv(env)), flags);
   if (!validateConfig(merged)) {
-    const flagOf = (key: string) => {
+    // Name the layer the bad value came from: the flag, or the environment variable.
+    const sourceOf = (key: string) => {
       const option = OPTIONS.find((o) => o.key === key);
-      return option === undefined ? `'${key}'` : `--${option.flag} (SIMPLEAPI_${option.flag.toUpperCase().replaceAll('-', '_')})`;
+      if (option === undefined) return `'${key}'`;
+      if (input.argvOptions !== undefined && key in input.argvOptions) return `--${option.flag}`;
+      if (env[envVar(option)] !== undefined) return `environment variable ${envVar(option)}`;
+      return `'${key}'${configFile === undefined ? '' : ` in ${configFile}`}`;
     };
-    throw new ConfigError(describeErrors(validateConfig.errors ?? [], flagOf));
+    throw new ConfigError(describeErrors(validateConfig.errors ?? [], sourceOf));
   }
   const config = merged as unknown as Config;
   config.methodsDir = resolve(configFile === undefined ? cwd : dirname(configFile), config.methodsDir);
@@ -327,11 +354,31 @@ export function loadConfig(input: LoadConfigInput = {}): Config & { configFile: 
 /** `--help` text for the config options, generated from the same table. */
 export function optionsHelp(): string {
   const rows = OPTIONS.map((o) => {
-    const env = `SIMPLEAPI_${o.flag.toUpperCase().replaceAll('-', '_')}`;
+    const env = envVar(o);
     const def = o.default === '' ? '(none)' : JSON.stringify(o.default);
     return `  --${o.flag}=<${valueHint(o.schema)}>\n      ${o.description}\n      default ${def}; env ${env}; config "${o.key}"`;
   });
   return ['  --config=<file>\n      Config file (default ./server.conf.json; env SIMPLEAPI_CONFIG)', ...rows].join('\n');
+}
+
+/**
+ * README's configuration table, generated from OPTIONS like `--help`, so the two cannot disagree.
+ * `npm run readme:options` writes it into README.md; test/readme.test.ts fails when they differ.
+ */
+export function optionsMarkdown(): string {
+  const cell = (text: string) => text.replaceAll('|', '\\|');
+  const rows = OPTIONS.map((o) => {
+    const def = o.default === '' ? '(none)' : String(o.default);
+    const allowed = Array.isArray(o.schema.enum) ? ` (one of ${o.schema.enum.map((v) => `\`${String(v)}\``).join(', ')})` : '';
+    const flag = o.schema.type === 'boolean' ? `\`--${o.flag}\`, \`--no-${o.flag}\`` : `\`--${o.flag}\``;
+    return `| ${flag} | \`${o.key}\` | \`${envVar(o)}\` | ${cell(def)} | ${cell(o.description)}${cell(allowed)} |`;
+  });
+  return ['| flag | config key | environment | default | meaning |', '|---|---|---|---|---|', ...rows].join('\n');
+}
+
+/** The environment variable of an option: `db-url` is SIMPLEAPI_DB_URL. */
+export function envVar(option: OptionSpec): string {
+  return `SIMPLEAPI_${option.flag.toUpperCase().replaceAll('-', '_')}`;
 }
 
 function valueHint(schema: JsonSchema): string {

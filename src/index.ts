@@ -7,4 +7,4 @@ export { MemoryStore } from './store/memory.ts';
 export { openStore } from './store/index.ts';
 export type { Store } from './store/types.ts';
 export { createLogger } from './log.ts';
-export { signV1, signV2Request, signV2Response } from './core/signing.ts';
+export { signV1, signV2Request, signV2Response, signV2Retry } from './core/signing.ts';

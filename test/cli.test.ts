@@ -1,13 +1,13 @@
 /**
  * The `simpleapi` command as users run it: child processes, real ports and sockets, real files.
  */
-import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SimpleApiClient } from '../src/client/index.ts';
 import { OPTIONS } from '../src/config.ts';
-import { freePort, post, runCli, spawnServer, SHIPPED_METHODS, type Spawned } from './helpers/server.ts';
+import { freePort, post, ROOT, runCli, spawnServer, SHIPPED_METHODS, type Spawned } from './helpers/server.ts';
 
 const running: Spawned[] = [];
 afterAll(async () => {
@@ -47,26 +47,84 @@ describe('bad flags and values exit 2 naming them', () => {
     expect(code).toBe(2);
     expect(stderr).toContain("unknown option '--prot' (did you mean '--port'?)");
   });
-  it('a value the schema refuses', async () => {
+  it('a value the schema refuses, naming the flag and not the environment variable', async () => {
     const a = await runCli(['serve', '--port=abc']);
     expect(a.code).toBe(2);
-    expect(a.stderr).toContain('--port (SIMPLEAPI_PORT): must be integer');
+    expect(a.stderr).toContain('--port: must be integer');
+    expect(a.stderr).not.toContain('SIMPLEAPI_PORT');
     const b = await runCli(['serve', '--hmac-scheme', 'v3']);
     expect(b.code).toBe(2);
-    expect(b.stderr).toContain('--hmac-scheme (SIMPLEAPI_HMAC_SCHEME): must be equal to one of the allowed values');
+    expect(b.stderr).toContain('--hmac-scheme: must be one of v1, v2');
+    expect(b.stderr).not.toContain('SIMPLEAPI_HMAC_SCHEME');
   });
-  it('a bad value in the environment and in the config file', async () => {
+  it('a bad value in the environment names the variable; a flag given beside it wins', async () => {
     const a = await runCli(['serve'], { SIMPLEAPI_BATCH_LIMIT: '0' });
     expect(a.code).toBe(2);
-    expect(a.stderr).toContain('--batch-limit (SIMPLEAPI_BATCH_LIMIT): must be >= 1');
+    expect(a.stderr).toContain('environment variable SIMPLEAPI_BATCH_LIMIT: must be >= 1');
+    const b = await runCli(['serve', '--port=abc'], { SIMPLEAPI_LOG_LEVEL: 'loud' });
+    expect(b.code).toBe(2);
+    expect(b.stderr).toContain('--port: must be integer');
+    expect(b.stderr).toContain('environment variable SIMPLEAPI_LOG_LEVEL: must be one of fatal, error, warn, info, debug, trace, silent');
+    // An enum option's allowed values come from its schema, whatever the option.
+    for (const option of OPTIONS.filter((o) => Array.isArray(o.schema.enum))) {
+      const c = await runCli(['serve', `--${option.flag}=nonsense`]);
+      expect(c.code).toBe(2);
+      expect(c.stderr).toContain(`--${option.flag}: must be one of ${(option.schema.enum as unknown[]).join(', ')}`);
+    }
+  });
+  it('a bad value or a near-miss key in the config file', async () => {
     const dir = tmp();
-    writeFileSync(join(dir, 'server.conf.json'), JSON.stringify({ prot: 1, hmac: { scheme: 'v9' } }));
+    writeFileSync(join(dir, 'server.conf.json'), JSON.stringify({ prot: 1, db: { ulr: 'x' }, zzzzzz: 1 }));
+    const a = await runCli(['serve'], {}, dir);
+    expect(a.code).toBe(2);
+    expect(a.stderr).toContain("unknown setting 'prot' (did you mean 'port'?)");
+    expect(a.stderr).toContain("unknown setting 'db.ulr' (did you mean 'db.url'?)");
+    expect(a.stderr).toMatch(/unknown setting 'zzzzzz'(;|\n)/);
+    writeFileSync(join(dir, 'server.conf.json'), JSON.stringify({ hmac: { scheme: 'v9' } }));
     const b = await runCli(['serve'], {}, dir);
     expect(b.code).toBe(2);
-    expect(b.stderr).toContain("unknown setting 'prot'");
+    expect(b.stderr).toContain(`${join(dir, 'server.conf.json')}: 'hmac.scheme': must be one of v1, v2`);
     const c = await runCli(['serve', '--config', join(dir, 'missing.json')]);
     expect(c.code).toBe(2);
     expect(c.stderr).toContain('cannot read config');
+  });
+});
+
+describe('commands: help, --version, near misses', () => {
+  it('--version and version print the version of package.json', async () => {
+    const { version } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+    for (const args of [['--version'], ['version'], ['serve', '--version']]) {
+      const { code, stdout } = await runCli(args);
+      expect(code).toBe(0);
+      expect(stdout).toBe(`simpleapi ${version} (Node ${process.version})\n`);
+    }
+  });
+  it('help lists every command; help <command> and <command> --help show that command', async () => {
+    const all = await runCli(['help']);
+    expect(all.code).toBe(0);
+    for (const command of ['serve', 'new', 'types', 'methods', 'call', 'createuser', 'help', 'version']) expect(all.stdout).toMatch(new RegExp(`^  ${command} `, 'm'));
+    expect(all.stdout).toContain('--port=<n>');
+    const call = await runCli(['help', 'call']);
+    expect(call.code).toBe(0);
+    expect(call.stdout).toMatch(/^Usage: simpleapi call <method>/);
+    for (const flag of ['--url=', '--unix=', '--user=', '--password=']) expect(call.stdout).toContain(flag);
+    expect(call.stdout).toContain('Each call logs in afresh');
+    expect((await runCli(['call', '--help'])).stdout).toBe(call.stdout);
+    const serve = await runCli(['help', 'serve']);
+    expect(serve.stdout).toContain('npm start -- --port=8889');
+    expect(serve.stdout).toContain('--watch');
+    expect(serve.stdout).toContain('--db-url=<text>');
+  });
+  it("a near-miss command says which was meant and exits 2; a far one does not guess", async () => {
+    const a = await runCli(['server']);
+    expect(a.code).toBe(2);
+    expect(a.stderr).toContain("unknown command 'server' (did you mean 'serve'?)");
+    const b = await runCli(['help', 'cal']);
+    expect(b.code).toBe(2);
+    expect(b.stderr).toContain("unknown command 'cal' (did you mean 'call'?)");
+    const c = await runCli(['frobnicate']);
+    expect(c.code).toBe(2);
+    expect(c.stderr).toContain("unknown command 'frobnicate'\n");
   });
 });
 

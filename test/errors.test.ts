@@ -1,5 +1,5 @@
 /**
- * Every row of PROTOCOL.md §4 over real HTTP, in both envelopes, asserting whole bodies. Rows that
+ * Every row of docs/protocol.md §4 over real HTTP, in both envelopes, asserting whole bodies. Rows that
  * need a real cause (a wrong password, a taken user_id, a large body) are caused for real; the
  * rest are thrown by a fixture method through ApiError, which is how methods raise them.
  */

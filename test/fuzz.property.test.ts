@@ -55,7 +55,7 @@ function formOf(raw: Buffer): 'simple' | 'rpc' {
   }
 }
 
-/** The documented shapes (PROTOCOL.md §2): a simple success is any JSON; errors and JSON-RPC have theirs. */
+/** The documented shapes (docs/protocol.md §2): a simple success is any JSON; errors and JSON-RPC have theirs. */
 function checkShape(form: 'simple' | 'rpc', status: number, body: unknown): void {
   if (status === 204) {
     expect(form).toBe('rpc');

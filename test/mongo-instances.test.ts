@@ -1,5 +1,5 @@
 /**
- * Many instances on one MongoDB (PROTOCOL.md §5: "every instance that shares the database honours
+ * Many instances on one MongoDB (docs/protocol.md §5: "every instance that shares the database honours
  * every session"): separate server processes, as users run them.
  */
 import { request } from 'node:http';

@@ -1,4 +1,4 @@
-/** PROTOCOL.md §3: names are looked up, never turned into paths; each of these is Method Not Found. */
+/** docs/protocol.md §3: names are looked up, never turned into paths; each of these is Method Not Found. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isValidMethodName } from '../src/core/registry.ts';
 import { post, startTestServer, type TestServer } from './helpers/server.ts';

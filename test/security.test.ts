@@ -1,7 +1,7 @@
 /**
  * The security regression suite, in one place, to be read top to bottom. Each block is an attack
  * and what the server must do about it, over a real listening server, with requests built by hand
- * from PROTOCOL.md §6.
+ * from docs/protocol.md §6.
  */
 import { createHmac } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

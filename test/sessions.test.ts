@@ -1,5 +1,5 @@
 /**
- * Accounts, sessions and v2 signing (PROTOCOL.md §5-§6) over a real server, with requests signed
+ * Accounts, sessions and v2 signing (docs/protocol.md §5-§6) over a real server, with requests signed
  * by hand from the protocol text (helpers/signed.ts) and with the project's client.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

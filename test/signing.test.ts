@@ -1,24 +1,31 @@
 /**
- * Every vector of ../shared/protocol/vectors.json against the server's signer and verifier
- * (node:crypto) and the client's (WebCrypto).
+ * Every vector of test/fixtures/vectors.json (the project's own copy of the protocol's test
+ * vectors, docs/protocol.md §8) against the server's signer and verifier (node:crypto) and the
+ * client's (WebCrypto).
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { macMatches, signV1, signV2Request, signV2Response, decodeSessionKey } from '../src/core/signing.ts';
-import { v1Key, v2Key, v2RequestBytes, v2ResponseBytes } from '../src/client/signing.ts';
+import { macMatches, signV1, signV2Request, signV2Response, signV2Retry, decodeSessionKey } from '../src/core/signing.ts';
+import { v1Key, v2Key, v2RequestBytes, v2ResponseBytes, v2RetryBytes } from '../src/client/signing.ts';
 import { ROOT } from './helpers/server.ts';
 
 interface V1Vector { name: string; user_id: string; body: string; hmac: string }
 interface V2Vector { name: string; session_key: string; timestamp?: string; nonce?: string; request_nonce?: string; body: string; string_to_sign: string; hmac: string }
+interface V2RetryVector { name: string; session_key: string; timestamp: string; nonce: string; retry_timestamp: string; retry_of: string; body: string; string_to_sign: string; hmac: string }
+interface Vectors { v1: V1Vector[]; v2: V2Vector[]; v2_retry: V2RetryVector[] }
 
-const vectors = JSON.parse(readFileSync(resolve(ROOT, '../shared/protocol/vectors.json'), 'utf8')) as { v1: V1Vector[]; v2: V2Vector[] };
+const FIXTURE = resolve(ROOT, 'test/fixtures/vectors.json');
+const vectors = JSON.parse(readFileSync(FIXTURE, 'utf8')) as Vectors;
 const enc = new TextEncoder();
+const utf8 = (bytes: Uint8Array) => Buffer.from(bytes).toString('utf8');
 
 describe('vectors.json', () => {
-  it('holds vectors of both schemes', () => {
+  it('holds vectors of both schemes, a GET target and a retry', () => {
     expect(vectors.v1.length).toBeGreaterThanOrEqual(3);
-    expect(vectors.v2.length).toBeGreaterThanOrEqual(4);
+    expect(vectors.v2.length).toBeGreaterThanOrEqual(5);
+    expect(vectors.v2.some((v) => v.body.startsWith('/jobs/'))).toBe(true);
+    expect(vectors.v2_retry.length).toBeGreaterThanOrEqual(1);
   });
 
   for (const v of vectors.v1) {
@@ -30,19 +37,20 @@ describe('vectors.json', () => {
     });
   }
 
+  // A GET vector carries the request target as its body and goes through the same request signer.
   for (const v of vectors.v2) {
     it(`v2: ${v.name}`, async () => {
       const key = decodeSessionKey(v.session_key)!;
       expect(key).toHaveLength(32);
       const body = Buffer.from(v.body, 'utf8');
       if (v.timestamp !== undefined) {
-        expect(Buffer.from(v2RequestBytes(v.timestamp, v.nonce!, body)).toString('utf8')).toBe(v.string_to_sign);
+        expect(utf8(v2RequestBytes(v.timestamp, v.nonce!, body))).toBe(v.string_to_sign);
         expect(signV2Request(key, v.timestamp, v.nonce!, body)).toBe(v.hmac);
         expect(await v2Key(v.session_key).hex(v2RequestBytes(v.timestamp, v.nonce!, body))).toBe(v.hmac);
         // The verifier refuses the same MAC over any other timestamp.
         expect(macMatches(signV2Request(key, String(Number(v.timestamp) + 1), v.nonce!, body), v.hmac)).toBe(false);
       } else {
-        expect(Buffer.from(v2ResponseBytes(v.request_nonce!, body)).toString('utf8')).toBe(v.string_to_sign);
+        expect(utf8(v2ResponseBytes(v.request_nonce!, body))).toBe(v.string_to_sign);
         expect(signV2Response(key, v.request_nonce!, body)).toBe(v.hmac);
         expect(await v2Key(v.session_key).hex(v2ResponseBytes(v.request_nonce!, body))).toBe(v.hmac);
       }
@@ -52,4 +60,38 @@ describe('vectors.json', () => {
       expect(macMatches(v.hmac, undefined)).toBe(false);
     });
   }
+
+  it('a GET signature for one job does not sign another', () => {
+    const v = vectors.v2.find((x) => x.body.startsWith('/jobs/'))!;
+    const key = decodeSessionKey(v.session_key)!;
+    const other = `${v.body.slice(0, -1)}${v.body.endsWith('0') ? '1' : '0'}`;
+    expect(macMatches(signV2Request(key, v.timestamp!, v.nonce!, Buffer.from(other)), v.hmac)).toBe(false);
+  });
+
+  for (const v of vectors.v2_retry) {
+    it(`v2 retry: ${v.name}`, async () => {
+      const key = decodeSessionKey(v.session_key)!;
+      const body = Buffer.from(v.body, 'utf8');
+      const bytes = v2RetryBytes(v.timestamp, v.nonce, v.retry_timestamp, v.retry_of, body);
+      expect(utf8(bytes)).toBe(v.string_to_sign);
+      expect(signV2Retry(key, v.timestamp, v.nonce, v.retry_timestamp, v.retry_of, body)).toBe(v.hmac);
+      expect(await v2Key(v.session_key).hex(bytes)).toBe(v.hmac);
+      // Naming another first attempt, or signing it as a plain request, gives another MAC.
+      expect(signV2Retry(key, v.timestamp, v.nonce, String(Number(v.retry_timestamp) + 1), v.retry_of, body)).not.toBe(v.hmac);
+      expect(signV2Retry(key, v.timestamp, v.nonce, v.retry_timestamp, `${v.retry_of}x`, body)).not.toBe(v.hmac);
+      expect(signV2Request(key, v.timestamp, v.nonce, body)).not.toBe(v.hmac);
+    });
+  }
+});
+
+// The protocol's own copy lives beside the repository only in the project's workspace, never in a
+// user's clone: compare with it when it is there, so the fixture cannot drift from the protocol.
+const SHARED = resolve(ROOT, '../shared/protocol/vectors.json');
+const sharedExists = existsSync(SHARED);
+if (!sharedExists) console.log(`signing.test.ts: skipping the comparison with ${SHARED}: that file is not beside this clone (the fixture is the project's own copy)`);
+
+describe('the fixture and the protocol', () => {
+  it.skipIf(!sharedExists)('test/fixtures/vectors.json equals ../shared/protocol/vectors.json', () => {
+    expect(vectors).toEqual(JSON.parse(readFileSync(SHARED, 'utf8')));
+  });
 });

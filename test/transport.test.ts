@@ -1,4 +1,4 @@
-/** PROTOCOL.md §1 and the HTTP surface around the endpoint, over real HTTP. */
+/** docs/protocol.md §1 and the HTTP surface around the endpoint, over real HTTP. */
 import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { post, startTestServer, type TestServer } from './helpers/server.ts';

@@ -1,4 +1,4 @@
-/** hmac.scheme v1: SimpleAPIServer clients keep working, end to end (PROTOCOL.md §6 v1). */
+/** hmac.scheme v1: SimpleAPIServer clients keep working, end to end (docs/protocol.md §6 v1). */
 import { createHmac } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SimpleApiClient } from '../src/client/index.ts';

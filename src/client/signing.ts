@@ -1,5 +1,5 @@
 /**
- * PROTOCOL.md §6 on WebCrypto, for the client: the same strings to sign as `src/signing.ts`, with
+ * docs/protocol.md §6 on WebCrypto, for the client: the same strings to sign as `src/signing.ts`, with
  * no Node-only import, so it runs in browsers as it does in Node 20.
  */
 
@@ -62,6 +62,14 @@ export class HmacKey {
 /** v2 request: "simpleapi-v2\n" + timestamp + "\n" + nonce + "\n" + body. */
 export function v2RequestBytes(timestamp: string, nonce: string, body: Uint8Array): Uint8Array {
   return concatBytes(`simpleapi-v2\n${timestamp}\n${nonce}\n`, body);
+}
+
+/**
+ * v2 retry: "simpleapi-v2-retry\n" + timestamp + "\n" + nonce + "\n" + retry timestamp + "\n" +
+ * retry-of nonce + "\n" + body, the string a retry of an unanswered request signs.
+ */
+export function v2RetryBytes(timestamp: string, nonce: string, retryTimestamp: string, retryOf: string, body: Uint8Array): Uint8Array {
+  return concatBytes(`simpleapi-v2-retry\n${timestamp}\n${nonce}\n${retryTimestamp}\n${retryOf}\n`, body);
 }
 
 /** v2 response: "simpleapi-v2-response\n" + request nonce + "\n" + body. */

@@ -1,5 +1,5 @@
 /**
- * `rpc.discover`: an OpenRPC 1.x document of every method (PROTOCOL.md §3), built once at start-up.
+ * `rpc.discover`: an OpenRPC 1.x document of every method (docs/protocol.md §3), built once at start-up.
  * OpenRPC describes params as a list of named values; a schema that is not an object of
  * properties or a tuple is given as one descriptor named `params`, and the whole schema is kept
  * in `x-params-schema` for clients that want it as written.

@@ -1,5 +1,5 @@
 /**
- * The two request envelopes of PROTOCOL.md §2, turned into calls, and the responses built back.
+ * The two request envelopes of docs/protocol.md §2, turned into calls, and the responses built back.
  * Pure functions over parsed JSON: no I/O, so the property tests can drive them directly.
  */
 import { decodeUtf8 } from './body.ts';

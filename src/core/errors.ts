@@ -1,5 +1,5 @@
 /**
- * The error table of PROTOCOL.md §4, kept as data so that the simple envelope's HTTP status and the
+ * The error table of docs/protocol.md §4, kept as data so that the simple envelope's HTTP status and the
  * JSON-RPC error code are both derived from one row.
  */
 

@@ -16,7 +16,7 @@ export interface NativeHttp {
   readonly res: ServerResponse;
 }
 
-/** The signed-in session a request carries (PROTOCOL.md §5). */
+/** The signed-in session a request carries (docs/protocol.md §5). */
 export interface Session {
   readonly userId: string;
   readonly sessionId: string;

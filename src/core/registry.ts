@@ -12,7 +12,7 @@ import type { ValidateFunction, ErrorObject } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import type { Auth, MethodContext } from './method.ts';
 
-/** One segment of a method name (PROTOCOL.md §3). */
+/** One segment of a method name (docs/protocol.md §3). */
 const SEGMENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
 export const MAX_NAME_LENGTH = 256;
 

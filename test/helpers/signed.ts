@@ -1,4 +1,4 @@
-/** Requests signed by hand from PROTOCOL.md §6, independent of the project's client. */
+/** Requests signed by hand from docs/protocol.md §6, independent of the project's client. */
 import { createHmac, randomBytes } from 'node:crypto';
 import { post, type HttpAnswer } from './server.ts';
 
