@@ -3,6 +3,7 @@
  * usage or config mistake, 1 for anything else that failed.
  */
 import cluster from 'node:cluster';
+import closeWithGrace from 'close-with-grace';
 import { randomBytes } from 'node:crypto';
 import { ConfigError, loadConfig, parseArgs, suggest, type Config } from './config.ts';
 import { commandUsage, usage as fullUsage, version, type CommandSpec } from './cli-help.ts';
@@ -146,26 +147,30 @@ async function serveOne(config: ReturnType<typeof loadConfig>, watchFiles: boole
   const builtins = builtinNames(server.methods);
   const stopWatching = watchFiles ? (await import('./watch.ts')).watchMethods(config.methodsDir, server.methods, log, (table) => server.setMethods(table), builtins) : () => {};
   // Handlers first: the "listening" line below may reach a supervisor before this function
-  // returns (pino writes from the thread pool), and it may signal at once.
+  // returns (pino writes from the thread pool), and it may signal at once. close-with-grace takes
+  // the signals and, as important, an uncaught exception or unhandled rejection: either is logged
+  // in full and the server still drains before it exits 1. A second signal exits at once.
   const stopped = new Promise<number>((resolve) => {
-    let stopping = false;
-    const stop = (signal: string) => {
-      if (stopping) process.exit(1);
-      stopping = true;
-      log.info({ signal }, 'shutting down');
-      stopWatching();
-      void server
-        .close()
-        .then(() => store.close())
-        .then(() => {
-          log.flush();
-          // A worker's IPC channel to the primary would keep it alive.
-          if (cluster.isWorker) cluster.worker!.disconnect();
-          resolve(0);
-        });
-    };
-    process.on('SIGTERM', () => stop('SIGTERM'));
-    process.on('SIGINT', () => stop('SIGINT'));
+    closeWithGrace(
+      {
+        delay: (config.shutdownGrace + 5) * 1000,
+        logger: { error: (message: string) => log.error(message) },
+        onSecondSignal: (signal: string) => log.warn({ signal }, 'a second signal: exiting at once'),
+        onSecondError: (err: unknown) => log.fatal({ err }, 'another uncaught error while shutting down'),
+        onTimeout: () => log.error('shutting down took too long: exiting'),
+      },
+      async ({ signal, err }) => {
+        if (err !== undefined) log.fatal({ err }, 'an uncaught error: shutting down (a method left a promise unhandled or threw outside a call)');
+        else log.info({ signal }, 'shutting down');
+        stopWatching();
+        await server.close();
+        await store.close();
+        log.flush();
+        // A worker's IPC channel to the primary would keep it alive.
+        if (cluster.isWorker) cluster.worker!.disconnect();
+        resolve(err === undefined ? 0 : 1);
+      },
+    );
   });
   const summary = startupSummary({
     url: server.url,

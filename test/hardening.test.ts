@@ -239,6 +239,19 @@ describe('graceful shutdown', () => {
     await expect(post(s.url!, call('echo', 1))).rejects.toThrow();
   });
 
+  it('an unhandled rejection is logged in full, in-flight calls finish, and the process exits 1', async () => {
+    const s = await spawnServer(['--port=0', '--methods-dir=test/fixtures/methods', '--shutdown-grace=10', '--log-format=json']);
+    const slow = post(s.url!, call('slow', { ms: 800 }));
+    await new Promise((r) => setTimeout(r, 100));
+    expect((await post(s.url!, call('crash.unhandled', { really: true }))).json).toBe('answered before the crash');
+    expect((await slow).status).toBe(200);
+    expect(await s.exited).toBe(1);
+    const fatal = s.stdout.map((l) => JSON.parse(l) as { level: number; msg: string; err?: { message: string; stack: string } }).find((l) => l.level === 60);
+    expect(fatal?.msg).toContain('an uncaught error: shutting down');
+    expect(fatal?.err?.message).toBe('nobody awaited this: the crash test');
+    expect(fatal?.err?.stack).toContain('crash/unhandled.ts');
+  });
+
   it('a second signal exits at once', async () => {
     const s = await spawnServer(['--port=0', '--methods-dir=test/fixtures/methods', '--shutdown-grace=60']);
     void post(s.url!, call('slow', { ms: 30_000 })).catch(() => {});
