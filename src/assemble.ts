@@ -12,7 +12,7 @@ import { MethodHolder } from './core/methods.ts';
 import { createAjv, discoverMethods, type MethodTable } from './core/registry.ts';
 import { createJobExecutor } from './jobs/execute.ts';
 import { MemoryJobRunner } from './jobs/memory.ts';
-import type { JobRunner } from './jobs/types.ts';
+import type { JobRunner } from './core/jobs.ts';
 import type { Store } from './store/types.ts';
 
 export const VERSION = '0.1.0';

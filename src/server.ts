@@ -16,7 +16,7 @@ import { createConsole } from './docs.ts';
 import { koaMiddleware } from './http/koa.ts';
 import { createNodeListener } from './http/node.ts';
 import { closeServer, createNodeServer, listenSocket, listenTcp } from './http/listen.ts';
-import type { JobRunner } from './jobs/types.ts';
+import type { JobRunner } from './core/jobs.ts';
 import { createRequestLine } from './log.ts';
 import type { Store } from './store/types.ts';
 

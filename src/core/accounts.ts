@@ -7,11 +7,16 @@ import { v4 as uuidv4 } from 'uuid';
 import { ApiError } from './errors.ts';
 import { dummyHash, hashPassword, verifyPassword } from './passwords.ts';
 import type { IssuedSession } from './auth.ts';
-import type { CallScope } from './context.ts';
 import type { SessionRecord, Store } from '../store/types.ts';
 import { nowSeconds } from './clock.ts';
 
 /** What create and login answer (§5). */
+/** Who calls an account operation: the client address and the verified session, if any. */
+export interface AccountCaller {
+  readonly ip: string;
+  readonly session: SessionRecord | null;
+}
+
 export interface SessionGrant {
   user_id: string;
   session_id: string;
@@ -66,7 +71,7 @@ export class AccountService {
   }
 
   /** The `ctx.accounts` a method sees, bound to its request. */
-  bind(scope: CallScope): Accounts {
+  bind(scope: AccountCaller): Accounts {
     return {
       create: (userId, password) => this.create(scope, userId, password),
       login: (userId, password) => this.login(scope, userId, password),
@@ -75,7 +80,7 @@ export class AccountService {
     };
   }
 
-  async create(scope: CallScope, userId: string, password: string): Promise<SessionGrant> {
+  async create(scope: AccountCaller, userId: string, password: string): Promise<SessionGrant> {
     const now = nowSeconds();
     await this.#store.createAccount({
       userKey: userKeyOf(userId),
@@ -91,7 +96,7 @@ export class AccountService {
    * (a burst of requests, or a batch) all see each other, so no more than the limit get through
    * to the password check. A right password takes its own record back; a blocked attempt counts.
    */
-  async login(scope: CallScope, userId: string, password: string): Promise<SessionGrant> {
+  async login(scope: AccountCaller, userId: string, password: string): Promise<SessionGrant> {
     const now = nowSeconds();
     const userKey = userKeyOf(userId);
     const window = this.#settings.window;
@@ -111,12 +116,12 @@ export class AccountService {
     return this.#startSession(userKey, account.userId, now);
   }
 
-  async logout(scope: CallScope): Promise<void> {
+  async logout(scope: AccountCaller): Promise<void> {
     const session = requireSession(scope);
     await this.#store.deleteSession(session.sessionId);
   }
 
-  async changePassword(scope: CallScope, oldPassword: string, newPassword: string): Promise<void> {
+  async changePassword(scope: AccountCaller, oldPassword: string, newPassword: string): Promise<void> {
     const session = requireSession(scope);
     const account = await this.#store.findAccount(session.userKey);
     if (account === null) throw new ApiError('Unauthenticated', 'The account no longer exists');
@@ -147,7 +152,7 @@ export class AccountService {
   }
 }
 
-function requireSession(scope: CallScope): SessionRecord {
+function requireSession(scope: AccountCaller): SessionRecord {
   if (scope.session === null) throw new ApiError('Unauthenticated');
   return scope.session;
 }

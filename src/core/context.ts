@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import type { AccountService, Accounts } from './accounts.ts';
 import { ApiError } from './errors.ts';
 import type { MethodContext, NativeHttp, Session } from './method.ts';
-import type { JobRunner } from '../jobs/types.ts';
+import type { JobRunner } from './jobs.ts';
 import type { SessionRecord, Store } from '../store/types.ts';
 import { nowSeconds } from './clock.ts';
 

@@ -11,7 +11,7 @@ import { createEndpoint, type EndpointSettings } from './endpoint.ts';
 import { createJobStatus } from './job-status.ts';
 import type { Dispatcher } from './dispatch.ts';
 import type { CoreRequest, CoreResponse } from './request.ts';
-import type { JobRunner } from '../jobs/types.ts';
+import type { JobRunner } from './jobs.ts';
 import type { Store } from '../store/types.ts';
 
 export interface HandlerDeps {

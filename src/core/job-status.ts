@@ -6,7 +6,7 @@
 import { authenticate, responseSigner, type AuthResult, type AuthSettings } from './auth.ts';
 import { ApiError, simpleErrorBody, toApiError } from './errors.ts';
 import type { CoreRequest, CoreResponse } from './request.ts';
-import type { JobRunner } from '../jobs/types.ts';
+import type { JobRunner } from './jobs.ts';
 import type { Store } from '../store/types.ts';
 
 const JOB_ID = /^[A-Za-z0-9-]{1,64}$/;

@@ -12,10 +12,9 @@ import { MongoBackend } from '@agendajs/mongo-backend';
 import type { Collection } from 'mongodb';
 import type { Logger } from 'pino';
 import { ApiError } from '../core/errors.ts';
-import type { MongoStore } from '../store/mongo.ts';
-import { mapDriverError } from '../store/mongo.ts';
+import type { Db } from 'mongodb';
 import { jobErrorOf, type JobExecutor } from './execute.ts';
-import type { JobError, JobRunner, JobSettings, JobStart, JobView } from './types.ts';
+import type { JobError, JobRunner, JobSettings, JobStart, JobView } from '../core/jobs.ts';
 import { nowSeconds as now } from '../core/clock.ts';
 
 const JOB_NAME = 'simpleapi.method';
@@ -44,18 +43,21 @@ export class AgendaJobRunner implements JobRunner {
   readonly kind = 'agenda' as const;
   readonly #agenda: Agenda;
   readonly #status: Collection<StatusDoc>;
+  /** The store's own rule: a database that does not answer is Unavailable (503). */
+  readonly #mapError: (err: unknown) => unknown;
   readonly #settings: AgendaSettings;
   readonly #execute: JobExecutor;
   readonly #log: Logger;
   #sweeper: NodeJS.Timeout | undefined;
 
-  private constructor(store: MongoStore, settings: AgendaSettings, execute: JobExecutor, log: Logger) {
+  private constructor(db: Db, settings: AgendaSettings, execute: JobExecutor, log: Logger, mapError: (err: unknown) => unknown) {
+    this.#mapError = mapError;
     this.#settings = settings;
     this.#execute = execute;
     this.#log = log;
-    this.#status = store.db.collection<StatusDoc>(JOB_COLLECTIONS.status);
+    this.#status = db.collection<StatusDoc>(JOB_COLLECTIONS.status);
     this.#agenda = new Agenda({
-      backend: new MongoBackend({ mongo: store.db, collection: JOB_COLLECTIONS.agenda }),
+      backend: new MongoBackend({ mongo: db, collection: JOB_COLLECTIONS.agenda }),
       name: `simpleapi-${process.pid}`,
       processEvery: '1 second',
       maxConcurrency: settings.concurrency,
@@ -68,8 +70,8 @@ export class AgendaJobRunner implements JobRunner {
   }
 
   /** Starts Agenda on the store's database; jobs begin to run here. */
-  static async start(store: MongoStore, settings: AgendaSettings, execute: JobExecutor, log: Logger): Promise<AgendaJobRunner> {
-    const runner = new AgendaJobRunner(store, settings, execute, log);
+  static async start(db: Db, settings: AgendaSettings, execute: JobExecutor, log: Logger, mapError: (err: unknown) => unknown): Promise<AgendaJobRunner> {
+    const runner = new AgendaJobRunner(db, settings, execute, log, mapError);
     await runner.#agenda.start();
     runner.#sweeper = setInterval(() => void runner.#sweep().catch(() => {}), 30_000);
     runner.#sweeper.unref();
@@ -82,7 +84,7 @@ export class AgendaJobRunner implements JobRunner {
       await this.#status.insertOne({ _id: id, method: start.method, owner: start.owner, state: 'queued', progress: null, created: now(), attempts: 0 });
       await this.#agenda.now<JobData>(JOB_NAME, { ...start, id });
     } catch (err) {
-      throw mapDriverError(err);
+      throw this.#mapError(err);
     }
     return id;
   }
@@ -92,7 +94,7 @@ export class AgendaJobRunner implements JobRunner {
     try {
       doc = await this.#status.findOne({ _id: id });
     } catch (err) {
-      throw mapDriverError(err);
+      throw this.#mapError(err);
     }
     if (doc === null || (doc.expiresAt !== undefined && doc.expiresAt.getTime() <= Date.now())) return null;
     const view: JobView & { owner: string | null } = { job_id: doc._id, method: doc.method, state: doc.state, progress: doc.progress, created: doc.created, owner: doc.owner };

@@ -5,9 +5,10 @@
 import { CallContext, type CallScope, type Services } from '../core/context.ts';
 import { toApiError } from '../core/errors.ts';
 import type { MethodTable } from '../core/registry.ts';
-import type { JobError, JobStart } from './types.ts';
+import type { JobError, JobExecutor } from '../core/jobs.ts';
 
-export type JobExecutor = (job: JobStart & { id: string }, progress: (fraction: number, note: string) => void, signal: AbortSignal) => Promise<unknown>;
+export type { JobExecutor } from '../core/jobs.ts';
+
 
 /** What a failed job reports: its §4 code, and no internal message for an unexpected throw. */
 export function jobErrorOf(err: unknown): JobError {

@@ -4,7 +4,7 @@
  */
 import { v4 as uuidv4 } from 'uuid';
 import { ApiError } from '../core/errors.ts';
-import type { JobRunner, JobSettings, JobStart, JobView } from './types.ts';
+import type { JobRunner, JobSettings, JobStart, JobView } from '../core/jobs.ts';
 import { jobErrorOf, type JobExecutor } from './execute.ts';
 import { nowSeconds as now } from '../core/clock.ts';
 

@@ -6,9 +6,11 @@
 import { Binary, MongoClient, MongoServerError, ObjectId, type Collection, type Db } from 'mongodb';
 import type { Logger } from 'pino';
 import { ApiError } from '../core/errors.ts';
+import { mapDriverError } from './mongo-errors.ts';
+
+export { mapDriverError };
 import type { AccountRecord, MethodResources, PasswordHash, SessionRecord, Store, ThrottleState } from './types.ts';
-import type { JobExecutor } from '../jobs/execute.ts';
-import type { JobRunner, JobSettings } from '../jobs/types.ts';
+import type { JobExecutor, JobRunner, JobSettings } from '../core/jobs.ts';
 import { nowSeconds } from '../core/clock.ts';
 
 interface AccountDoc {
@@ -72,25 +74,6 @@ export const COLLECTIONS = {
 /** Seconds after which an unfinished state-save claim (its process died mid-save) is abandoned. */
 const STALE_CLAIM = 30;
 
-/** Seconds a client is told to wait when the database does not answer. */
-const RETRY_AFTER = 5;
-const UNAVAILABLE_ERRORS = new Set([
-  'MongoNetworkError',
-  'MongoNetworkTimeoutError',
-  'MongoServerSelectionError',
-  'MongoNotConnectedError',
-  'MongoPoolClearedError',
-  'MongoTopologyClosedError',
-  'MongoServerClosedError',
-]);
-
-/** A database that does not answer becomes Unavailable (503, Retry-After); other errors pass. */
-export function mapDriverError(err: unknown): unknown {
-  if (err instanceof Error && UNAVAILABLE_ERRORS.has(err.name)) {
-    return new ApiError('Unavailable', 'The database does not answer; try again shortly', { retryAfter: RETRY_AFTER, cause: err });
-  }
-  return err;
-}
 
 const isDuplicateKey = (err: unknown) => err instanceof MongoServerError && err.code === 11000;
 const toDate = (seconds: number) => new Date(seconds * 1000);
@@ -153,7 +136,7 @@ export class MongoStore implements Store {
   /** Agenda over this database: any instance runs or reports any job. */
   async startJobRunner(settings: JobSettings & { lock: number }, execute: JobExecutor, log: Logger): Promise<JobRunner> {
     const { AgendaJobRunner } = await import('../jobs/agenda.ts');
-    return AgendaJobRunner.start(this, settings, execute, log);
+    return AgendaJobRunner.start(this.db, settings, execute, log, mapDriverError);
   }
 
   async init(): Promise<void> {

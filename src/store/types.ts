@@ -8,8 +8,7 @@
 import type { Db } from 'mongodb';
 import type { Pool } from 'mysql2/promise';
 import type { Logger } from 'pino';
-import type { JobExecutor } from '../jobs/execute.ts';
-import type { JobRunner, JobSettings } from '../jobs/types.ts';
+import type { JobExecutor, JobRunner, JobSettings } from '../core/jobs.ts';
 
 export interface PasswordHash {
   algo: 'scrypt';

@@ -1,5 +1,5 @@
 /**
- * Background jobs: a method exporting `background = true` is answered with 202 and a job id, and
+ * Background jobs, as the core sees them: a method exporting `background = true` is answered with 202 and a job id, and
  * runs on a job runner. The embedded store's runner lives in this process (`memory.ts`); on
  * MongoDB jobs run on Agenda (`agenda.ts`), so any instance may run or report any job.
  */
@@ -34,6 +34,9 @@ export interface JobStart {
   ownerUserId: string | null;
   requestId: string;
 }
+
+/** Runs one job's method to its result; a throw is the job's failure. Shared by every runner. */
+export type JobExecutor = (job: JobStart & { id: string }, progress: (fraction: number, note: string) => void, signal: AbortSignal) => Promise<unknown>;
 
 export interface JobRunner {
   readonly kind: 'memory' | 'agenda';
