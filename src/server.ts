@@ -12,7 +12,7 @@ import { ConfigError, type Config } from './config.ts';
 import { nowSeconds } from './core/clock.ts';
 import { requestIdOf } from './core/handler.ts';
 import type { MethodTable } from './core/registry.ts';
-import { createConsole } from './docs.ts';
+import { createConsole } from './http/console.ts';
 import { koaMiddleware } from './http/koa.ts';
 import { createNodeListener } from './http/node.ts';
 import { closeServer, createNodeServer, listenSocket, listenTcp } from './http/listen.ts';

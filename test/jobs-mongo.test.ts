@@ -58,10 +58,11 @@ describe.skipIf(!hasMongo)('jobs on MongoDB', () => {
   }, 90_000);
 
   it('with no retries left, the job of a killed process is failed, not left running', async () => {
+    // Long enough (20 s) that it cannot finish while the second instance starts on a loaded machine.
     const db = uniqueDbName('jobs_noretry');
     const a = await serve(db, ['--jobs-retries=0']);
     const grant = await createAccount(a.url!, 'no-retry@example.com');
-    const location = (await postV2(a.url!, grant, slow(10, 300))).headers.get('location')!;
+    const location = (await postV2(a.url!, grant, slow(40, 500))).headers.get('location')!;
     await until(a.url!, location, grant, (j) => j.state === 'running' && j.progress !== null);
     const b = await serve(db, ['--jobs-retries=0']);
     await a.stop('SIGKILL');

@@ -5,8 +5,8 @@
  */
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
-import type { Config } from './config.ts';
-import { discoverMethods, isValidMethodName } from './core/registry.ts';
+import type { Config } from '../config.ts';
+import { discoverMethods, isValidMethodName } from '../core/registry.ts';
 
 function methodTemplate(name: string, isPublic: boolean): string {
   return `import type { MethodContext } from 'simpleapi';

@@ -12,7 +12,7 @@ import { register } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import chokidar from 'chokidar';
 import type { Logger } from 'pino';
-import { createAjv, discoverMethods, type MethodTable } from './core/registry.ts';
+import { createAjv, discoverMethods, type MethodTable } from '../core/registry.ts';
 import { methodCount } from './startup.ts';
 
 /** Wait this long after the last change before reloading: editors write a file in several steps. */

@@ -5,13 +5,13 @@
 import cluster from 'node:cluster';
 import closeWithGrace from 'close-with-grace';
 import { randomBytes } from 'node:crypto';
-import { ConfigError, loadConfig, parseArgs, suggest, type Config } from './config.ts';
-import { commandUsage, usage as fullUsage, version, type CommandSpec } from './cli-help.ts';
-import { createLogger, resolveLogFormat } from './log.ts';
-import { discoverMethods, RegistryError } from './core/registry.ts';
-import { startServer } from './server.ts';
-import { openStore } from './store/index.ts';
-import { nowSeconds } from './core/clock.ts';
+import { ConfigError, loadConfig, parseArgs, suggest, type Config } from '../config.ts';
+import { commandUsage, usage as fullUsage, version, type CommandSpec } from './help.ts';
+import { createLogger, resolveLogFormat } from '../log.ts';
+import { discoverMethods, RegistryError } from '../core/registry.ts';
+import { startServer } from '../server.ts';
+import { openStore } from '../store/index.ts';
+import { nowSeconds } from '../core/clock.ts';
 import { builtinNames, startupSummary } from './startup.ts';
 
 const COMMANDS: Record<string, CommandSpec> = {
@@ -83,17 +83,17 @@ export async function main(argv: readonly string[]): Promise<number> {
       case 'serve':
         return await serve(config, parsed.extra.watch === 'true');
       case 'new': {
-        const { newMethod } = await import('./cli-scaffold.ts');
+        const { newMethod } = await import('./scaffold.ts');
         return newMethod(config, parsed.positional, parsed.extra);
       }
       case 'types': {
-        const { writeTypes } = await import('./cli-scaffold.ts');
+        const { writeTypes } = await import('./scaffold.ts');
         return await writeTypes(config, parsed.extra);
       }
       case 'methods':
         return await listMethods(config);
       case 'call': {
-        const { callCommand } = await import('./cli-call.ts');
+        const { callCommand } = await import('./call.ts');
         return await callCommand(parsed.positional, parsed.extra, config);
       }
       case 'createuser':
@@ -210,7 +210,7 @@ const HEALTHY_MS = 60_000;
 async function runPrimary(config: Config): Promise<number> {
   const log = createLogger({ level: config.logLevel, format: resolveLogFormat(config.logFormat) });
   if (config.socket !== '') {
-    const { checkSocketPath } = await import('./http/listen.ts');
+    const { checkSocketPath } = await import('../http/listen.ts');
     // The workers share one socket the primary holds: check the path once, here.
     if (await checkSocketPath(config.socket)) (await import('node:fs')).unlinkSync(config.socket);
   }
@@ -298,8 +298,8 @@ async function createUser(config: Config, positional: string[]): Promise<number>
   const log = createLogger({ level: 'warn', destination: process.stderr });
   const store = await openStore(config, log);
   try {
-    const { hashPassword } = await import('./core/passwords.ts');
-    const { userKeyOf } = await import('./core/accounts.ts');
+    const { hashPassword } = await import('../core/passwords.ts');
+    const { userKeyOf } = await import('../core/accounts.ts');
     const password = randomBytes(18).toString('base64url');
     await store.createAccount({ userKey: userKeyOf(userId), userId, password: await hashPassword(password), created: nowSeconds() });
     process.stdout.write(`created ${userId}\npassword: ${password}\n(shown once; it is stored only as a hash)\n`);

@@ -1,6 +1,6 @@
 /** `simpleapi call <method> [json-params]`: one call from the command line, signed when a user is given. */
-import { SimpleApiClient, SimpleApiError } from './client/index.ts';
-import type { Config } from './config.ts';
+import { SimpleApiClient, SimpleApiError } from '../client/index.ts';
+import type { Config } from '../config.ts';
 
 const REACH_FLAGS = '--url=http://host:port/, --port=<n> or --unix=<socket path>';
 

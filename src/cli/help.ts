@@ -3,7 +3,7 @@
  * list comes from OPTIONS (src/config.ts), the table README's configuration section is made from.
  */
 import { readFileSync } from 'node:fs';
-import { optionsHelp } from './config.ts';
+import { optionsHelp } from '../config.ts';
 
 export interface CommandSpec {
   summary: string;
@@ -90,6 +90,6 @@ export function commandUsage(name: string, spec: CommandSpec): string {
 
 /** The version in package.json. */
 export function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
   return pkg.version;
 }

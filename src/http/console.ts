@@ -8,11 +8,11 @@ import { readFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Context } from 'koa';
-import type { Scheme } from './core/signing.ts';
+import type { Scheme } from '../core/signing.ts';
 
-const here = (file: string) => fileURLToPath(new URL(`./docs/${file}`, import.meta.url));
+const here = (file: string) => fileURLToPath(new URL(`./console/${file}`, import.meta.url));
 /** docs/protocol.md of the project; read on each request, so an edit shows without a restart. */
-const PROTOCOL_FILE = fileURLToPath(new URL('../docs/protocol.md', import.meta.url));
+const PROTOCOL_FILE = fileURLToPath(new URL('../../docs/protocol.md', import.meta.url));
 const CSP = "default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 /** What the landing page says about this server. */
@@ -37,7 +37,7 @@ export interface ConsoleOptions {
 async function bundleClient(): Promise<string> {
   const { build } = await import('esbuild');
   const out = await build({
-    entryPoints: [fileURLToPath(new URL('./client/index.ts', import.meta.url))],
+    entryPoints: [fileURLToPath(new URL('../client/index.ts', import.meta.url))],
     bundle: true,
     format: 'esm',
     platform: 'browser',

@@ -2,7 +2,7 @@
  * What `simpleapi serve` says when it starts and when watch mode reloads: one rule for counting
  * methods everywhere, and the start-up summary a newcomer reads first.
  */
-import type { MethodTable } from './core/registry.ts';
+import type { MethodTable } from '../core/registry.ts';
 
 /** Built-in methods are the reserved `rpc.*` names; discovery refuses them in files. */
 const isBuiltin = (name: string) => name.startsWith('rpc.');
