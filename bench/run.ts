@@ -8,17 +8,22 @@
  * against table size, and the embedded store's memory per session.
  *
  * BENCH_ROUNDS (default 5), BENCH_SECONDS (default 4), MONGODB_URL (adds the MongoDB row), MYSQL_URL
- * (adds the MariaDB row and its database round trips per call).
+ * (adds the MariaDB row and its database round trips per call), BENCH_BASELINE (another checkout's
+ * simpleapi beside this one: rows for its echo and signed calls, to show a change costs nothing).
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
+/** BENCH_BASELINE: another simpleapi checkout to measure beside this one (e.g. the last release). */
+const BASELINE = process.env.BENCH_BASELINE ?? '';
+/** BENCH_ONLY: a regular expression; only the rows whose name matches are measured. */
+const ONLY = process.env.BENCH_ONLY === undefined ? undefined : new RegExp(process.env.BENCH_ONLY);
 const CONNECTIONS = 10;
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim());
 const MONGODB_URL = process.env.MONGODB_URL ?? '';
@@ -155,14 +160,20 @@ async function throughput(): Promise<{ rows: Row[]; results: Map<string, Measure
     jayson: { args: [join(ROOT, 'bench/servers/jayson.mjs')], core: '0' },
     jsonrpc2: { args: [join(ROOT, 'bench/servers/json-rpc-2.0.mjs')], core: '0' },
     simpleapi: { args: simpleapi([]), core: '0' },
-    workers: { args: simpleapi(['--workers=2']), core: '' },
   };
+  if (BASELINE !== '') {
+    // Another checkout of simpleapi (an older commit) beside this one, for "no regression" in one run.
+    servers.baseline = { args: [join(BASELINE, 'bin/simpleapi.js'), 'serve', '--port=0', `--methods-dir=${join(BASELINE, 'bench/methods')}`, '--log-level=info'], core: '0' };
+  }
   if (MYSQL_URL !== '') {
     const url = new URL(MYSQL_URL);
     url.pathname = `/${MYSQL_BENCH_DB}`;
     servers.mysql = { args: simpleapi([`--db-url=${url}`]), core: '0' };
   }
   if (MONGODB_URL !== '') servers.mongo = { args: simpleapi([`--db-url=${MONGODB_URL}`, `--db-name=simpleapi_bench_${process.pid}`]), core: '0' };
+  // --workers needs a shared database (sessions would differ per worker otherwise).
+  const workersDb = servers.mongo ?? servers.mysql;
+  if (workersDb !== undefined) servers.workers = { args: [...workersDb.args, '--workers=2'], core: '' };
 
   const rows: Row[] = [
     { name: 'node:http (raw), JSON-RPC echo', server: 'raw', body: RPC_BODY },
@@ -175,12 +186,25 @@ async function throughput(): Promise<{ rows: Row[]; results: Map<string, Measure
     { name: 'simpleapi echo, JSON-RPC batch of 10 (per entry)', server: 'simpleapi', body: BATCH_BODY, entries: 10 },
     { name: 'simpleapi v2-signed session call, embedded store', server: 'simpleapi', body: SIGNED_BODY, signed: true },
   ];
+  if (BASELINE !== '') {
+    rows.push(
+      { name: `baseline (${basename(BASELINE)}) echo, simple envelope`, server: 'baseline', body: SIMPLE_BODY },
+      { name: `baseline (${basename(BASELINE)}) echo, JSON-RPC`, server: 'baseline', body: RPC_BODY },
+      { name: `baseline (${basename(BASELINE)}) v2-signed session call, embedded store`, server: 'baseline', body: SIGNED_BODY, signed: true },
+    );
+  }
   if (MONGODB_URL !== '') rows.push({ name: 'simpleapi v2-signed session call, MongoDB (FerretDB)', server: 'mongo', body: SIGNED_BODY, signed: true });
   else notes.push('MongoDB row left out: MONGODB_URL is not set.');
   if (MYSQL_URL !== '') rows.push({ name: 'simpleapi v2-signed session call, MariaDB', server: 'mysql', body: SIGNED_BODY, signed: true });
   else notes.push('MariaDB row left out: MYSQL_URL is not set.');
-  rows.push({ name: 'simpleapi --workers=2, JSON-RPC echo (both cores, load generator shares them)', server: 'workers', body: RPC_BODY });
+  if (servers.workers !== undefined) rows.push({ name: 'simpleapi --workers=2, JSON-RPC echo (both cores, load generator shares them; on the database)', server: 'workers', body: RPC_BODY });
+  else notes.push('--workers=2 row left out: it needs MONGODB_URL or MYSQL_URL (workers share sessions through a database).');
 
+  if (ONLY !== undefined) {
+    // BENCH_ONLY: measure just the rows whose name matches (and start just their servers).
+    rows.splice(0, rows.length, ...rows.filter((r) => ONLY.test(r.name)));
+    for (const key of Object.keys(servers)) if (!rows.some((r) => r.server === key)) delete servers[key];
+  }
   const running = new Map<string, Server>();
   for (const [key, s] of Object.entries(servers)) running.set(key, await startServer(s.args, s.core));
   const sessions = new Map<string, { session_id: string; session_key: string }>();

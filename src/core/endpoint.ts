@@ -126,7 +126,10 @@ export function createEndpoint(deps: { store: Store; log: Logger; dispatcher: Di
       requestId,
       ip: request.ip,
       session: auth.kind === 'verified' ? auth.session : null,
-      signal: request.signal,
+      // Read only if a method asks for ctx.signal: making it costs an AbortController per request.
+      get signal() {
+        return request.signal;
+      },
       http: request.http ?? null,
     };
     let reply = await dispatcher.reply(envelope, scope);
