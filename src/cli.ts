@@ -211,7 +211,8 @@ async function createUser(config: Config, positional: string[]): Promise<number>
   const store = await openStore(config, log);
   try {
     const { hashPassword } = await import('./core/passwords.ts');
-    const { userKeyOf } = await import('./core/accounts.ts');
+    const { checkNewUserId, userKeyOf } = await import('./core/user-id.ts');
+    checkNewUserId(userId);
     const password = randomBytes(18).toString('base64url');
     await store.createAccount({ userKey: userKeyOf(userId), userId, password: await hashPassword(password), created: nowSeconds() });
     process.stdout.write(`created ${userId}\npassword: ${password}\n(shown once; it is stored only as a hash)\n`);

@@ -6,6 +6,7 @@
 import type { IncomingMessage, Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Koa from 'koa';
+import proxyaddr from 'proxy-addr';
 import type { Logger } from 'pino';
 import { assembleCore, VERSION, type Core, type CoreDeps } from './assemble.ts';
 import { ConfigError, type Config } from './config.ts';
@@ -41,15 +42,18 @@ export interface RunningServer {
 
 const streamLimits = (config: Config) => ({ maxDuration: config.stream.maxDuration, idleTimeout: config.stream.idleTimeout });
 
-/** The client address: the socket's, or with --trust-proxy the first of X-Forwarded-For. */
-export function clientIpOf(config: Config): (req: IncomingMessage) => string {
+/**
+ * The client address: the socket's, or with --trust-proxy the right-most address of
+ * X-Forwarded-For that is not a trusted proxy (proxy-addr). Entries left of it were written by
+ * whoever sent the request and prove nothing. `true` trusts one hop: the socket's peer only.
+ */
+export function clientIpOf(config: Pick<Config, 'trustProxy'>): (req: IncomingMessage) => string {
   const socketIp = (req: IncomingMessage) => req.socket.remoteAddress ?? '';
-  if (!config.trustProxy) return socketIp;
-  return (req) => {
-    const header = req.headers['x-forwarded-for'];
-    const first = (Array.isArray(header) ? header[0] : header)?.split(',')[0]?.trim();
-    return first !== undefined && first !== '' ? first : socketIp(req);
-  };
+  const { trustProxy } = config;
+  if (trustProxy === false || trustProxy === 0) return socketIp;
+  const hops = trustProxy === true ? 1 : trustProxy;
+  const trust = typeof hops === 'number' ? (_addr: string, i: number) => i < hops : proxyaddr.compile(hops.split(','));
+  return (req) => proxyaddr(req, trust);
 }
 
 /** What the core does not answer: the console, then a §4-shaped 404; one request line each. */

@@ -38,7 +38,7 @@ describe.skipIf(!hasMongo)('MongoDB store', () => {
       try {
         const now = Math.floor(Date.now() / 1000);
         await store.rememberNonce('s', 'nonce-to-be-swept', now - 10, now - 700);
-        await store.addFailure('user:swept', now - 100, 10);
+        await store.recordFailure('user:swept', now - 100, 10);
         await store.sweep(now);
         // When TTL indexes did the work, sweep is a no-op and the documents may remain until the monitor runs.
         if (!store.usesTtlIndexes) {
