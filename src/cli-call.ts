@@ -1,11 +1,12 @@
 /** `simpleapi call <method> [json-params]`: one call from the command line, signed when a user is given. */
 import { SimpleApiClient, SimpleApiError } from './client/index.ts';
 import type { Config } from './config.ts';
+import { readPassword } from './cli-password.ts';
 
 export async function callCommand(positional: string[], flags: Record<string, string>, config: Config): Promise<number> {
   const [method, rawParams, ...extra] = positional;
   if (method === undefined || extra.length > 0) {
-    process.stderr.write('usage: simpleapi call <method> [json-params] [--url=URL | --unix=PATH] [--user=ID --password=PW]\n');
+    process.stderr.write('usage: simpleapi call <method> [json-params] [--url=URL | --unix=PATH] [--user=ID [--password-stdin]]\n');
     return 2;
   }
   let params: unknown = {};
@@ -17,14 +18,15 @@ export async function callCommand(positional: string[], flags: Record<string, st
       return 2;
     }
   }
-  if ((flags.user === undefined) !== (flags.password === undefined)) {
-    process.stderr.write('simpleapi: --user and --password go together\n');
+  const password = flags.user === undefined ? null : await readPassword({ flag: flags.password, stdin: flags['password-stdin'] === 'true', env: process.env });
+  if (flags.user === undefined ? flags.password !== undefined || flags['password-stdin'] !== undefined : password === null) {
+    process.stderr.write('simpleapi: --user needs a password: --password-stdin, SIMPLEAPI_PASSWORD, or the prompt on a terminal\n');
     return 2;
   }
   const url = flags.url ?? (flags.unix === undefined ? `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${config.port}${config.path}` : undefined);
   const client = new SimpleApiClient({ url, socketPath: flags.unix, path: config.path, scheme: config.hmac.scheme });
   try {
-    if (flags.user !== undefined) await client.login(flags.user, flags.password!);
+    if (flags.user !== undefined) await client.login(flags.user, password!);
     // A background method is waited for, with its progress on stderr (stdout keeps only the result).
     const result = await client.call(method, params, {
       wait: true,

@@ -16,7 +16,7 @@ const COMMANDS: Record<string, { summary: string; flags: readonly string[] }> = 
   new: { summary: 'write methods/a/b/c.ts and its test from a template: simpleapi new a.b.c [--public]', flags: ['public?'] },
   types: { summary: 'write the TypeScript map of every method for the client: simpleapi types --out=client-types.ts', flags: ['out'] },
   methods: { summary: 'list the methods found in the methods folder', flags: [] },
-  call: { summary: 'call a method: simpleapi call <method> [json-params] --url=... [--user=... --password=...]', flags: ['url', 'user', 'password', 'unix'] },
+  call: { summary: 'call a method: simpleapi call <method> [json-params] --url=... [--user=... [--password-stdin]]', flags: ['url', 'user', 'password', 'password-stdin?', 'unix'] },
   createuser: { summary: 'create an account in the configured database and print its generated password', flags: [] },
 };
 
@@ -31,7 +31,7 @@ function usage(): string {
     'Options (defaults < server.conf.json < SIMPLEAPI_* environment < flags; --name=value or --name value):',
     optionsHelp(),
     '',
-    'call takes also: --url=<http://host:port/> or --unix=<socket path>, --user=<user_id>, --password=<password>',
+    'call takes also: --url=<http://host:port/> or --unix=<socket path>, --user=<user_id> with the password from --password-stdin, SIMPLEAPI_PASSWORD or a prompt (--password=<password> works but shows in ps)',
   ].join('\n');
 }
 

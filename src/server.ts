@@ -19,6 +19,8 @@ import { createNodeListener } from './http/node.ts';
 import { closeServer, createNodeServer, listen, removeStaleSocket } from './http/node-server.ts';
 import type { JobRunner } from './jobs/types.ts';
 import { createRequestLine } from './log.ts';
+import { hostCheck, misdirectedBody, type HostCheck } from './host-check.ts';
+import type { Handler } from './core/handler.ts';
 import type { Store } from './store/types.ts';
 
 export { VERSION };
@@ -56,8 +58,17 @@ export function clientIpOf(config: Pick<Config, 'trustProxy'>): (req: IncomingMe
   return (req) => proxyaddr(req, trust);
 }
 
+/** The core behind the Host check: a refused Host gets 421 before anything else runs. */
+function guardHosts(handler: Handler, check: HostCheck | null): Handler {
+  if (check === null) return handler;
+  return (request) => {
+    if (check.allows(request.headers.host)) return handler(request);
+    return Promise.resolve({ status: 421, headers: { 'content-type': 'application/json; charset=utf-8' }, body: misdirectedBody(request.headers.host, check), close: true, label: 'misdirected' });
+  };
+}
+
 /** What the core does not answer: the console, then a §4-shaped 404; one request line each. */
-function fallbackApp(config: Config, store: Store, log: Logger): Koa {
+function fallbackApp(config: Config, store: Store, log: Logger, hosts: HostCheck | null): Koa {
   const app = new Koa();
   app.silent = true;
   app.on('error', (err: Error) => log.error({ err }, 'unhandled error in the HTTP layer'));
@@ -79,6 +90,12 @@ function fallbackApp(config: Config, store: Store, log: Logger): Koa {
     const requestId = requestIdOf(ctx.req.headers);
     ctx.set('x-request-id', requestId);
     try {
+      if (hosts !== null && !hosts.allows(ctx.req.headers.host)) {
+        ctx.status = 421;
+        ctx.type = 'json';
+        ctx.body = misdirectedBody(ctx.req.headers.host, hosts);
+        return;
+      }
       if (docs !== undefined && (await docs(ctx))) return;
       ctx.status = 404;
       ctx.type = 'json';
@@ -98,12 +115,14 @@ function fallbackApp(config: Config, store: Store, log: Logger): Koa {
 export async function startServer(deps: ServerDeps): Promise<RunningServer> {
   const { config, store, log } = deps;
   const core = await assembleCore(deps);
+  // Only the standalone server knows where it is bound; a Koa app checks its own Host.
+  const hosts = hostCheck(config.host, config.allowedHosts);
   const listener = createNodeListener({
-    handler: core.handler,
+    handler: guardHosts(core.handler, hosts),
     claims: core.claims,
     bodyLimit: config.bodyLimit,
     clientIp: clientIpOf(config),
-    fallback: fallbackApp(config, store, log).callback(),
+    fallback: fallbackApp(config, store, log, hosts).callback(),
     log,
     stream: streamLimits(config),
   });
@@ -158,7 +177,9 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
 /**
  * The core as middleware for an existing Koa app: the endpoint, `/jobs/<id>` and `/health`;
  * anything else goes on to the app's own middleware. Works behind koa-bodyparser (see
- * src/http/koa.ts for what that changes). Client addresses follow the app's `proxy` setting.
+ * src/http/koa.ts for what that changes). Client addresses are Koa's `ctx.ip`: they follow the
+ * app's `proxy` and `maxIpsCount` (behind one proxy: `app.proxy = true; app.maxIpsCount = 1`),
+ * not --trust-proxy; the Host check is the app's own business too.
  *
  * @example
  * const api = await createKoaMiddleware({ config: loadConfig(), store: new MemoryStore(), log });

@@ -92,7 +92,7 @@ describe('slow and greedy clients', () => {
 
   it('a body that never finishes is cut off after the request timeout with 408', async () => {
     const { socket, closed } = rawSocket(server.url);
-    socket.write('POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"method":');
+    socket.write('POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"method":');
     const started = Date.now();
     const received = await closed;
     expect(received).toMatch(/^HTTP\/1\.1 408/);
@@ -102,7 +102,7 @@ describe('slow and greedy clients', () => {
 
   it('headers that never finish are cut off after the headers timeout', async () => {
     const { socket, closed } = rawSocket(server.url);
-    socket.write('POST / HTTP/1.1\r\nHost: x\r\nX-Slow: ');
+    socket.write('POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ');
     const started = Date.now();
     await closed;
     expect(Date.now() - started).toBeLessThan(5000);
@@ -111,7 +111,7 @@ describe('slow and greedy clients', () => {
   it('an idle keep-alive connection is closed after the keep-alive timeout', async () => {
     const { socket, closed } = rawSocket(server.url);
     const body = call('echo', 1);
-    socket.write(`POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+    socket.write(`POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
     const started = Date.now();
     const received = await closed;
     expect(received).toMatch(/^HTTP\/1\.1 200/);
@@ -120,7 +120,7 @@ describe('slow and greedy clients', () => {
 
   it('a truncated body followed by a disconnect costs nothing', async () => {
     const { socket, closed } = rawSocket(server.url);
-    socket.write('POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 50\r\n\r\n{"meth');
+    socket.write('POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 50\r\n\r\n{"meth');
     await new Promise((r) => setTimeout(r, 100));
     socket.destroy();
     await closed;
@@ -132,7 +132,7 @@ describe('slow and greedy clients', () => {
     await new Promise((r) => setTimeout(r, 300));
     const extra = rawSocket(server.url);
     const body = call('echo', 3);
-    extra.socket.write(`POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+    extra.socket.write(`POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
     expect(await extra.closed).toBe('');
     for (const h of held) h.socket.destroy();
     await Promise.all(held.map((h) => h.closed));
