@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve, dirname } from 'node:path';
 import { Ajv } from 'ajv';
+import proxyaddr from 'proxy-addr';
 
 type JsonSchema = Record<string, unknown>;
 
@@ -340,6 +341,13 @@ export function loadConfig(input: LoadConfigInput = {}): Config & { configFile: 
     throw new ConfigError(describeErrors(validateConfig.errors ?? [], flagOf));
   }
   const config = merged as unknown as Config;
+  if (typeof config.trustProxy === 'string') {
+    try {
+      proxyaddr.compile(config.trustProxy.split(','));
+    } catch (err) {
+      throw new ConfigError(`--trust-proxy (SIMPLEAPI_TRUST_PROXY): ${(err as Error).message} (give a hop count, or addresses, CIDRs, loopback, linklocal, uniquelocal)`);
+    }
+  }
   config.methodsDir = resolve(configFile === undefined ? cwd : dirname(configFile), config.methodsDir);
   return { ...config, configFile };
 }

@@ -111,6 +111,19 @@ describe('2. --trust-proxy takes the right-most untrusted address', () => {
     }
   });
 
+  it('--trust-proxy reads as a flag, a hop count or a list, from flags and the environment', async () => {
+    const { loadConfig, parseArgs } = await import('../src/config.ts');
+    const flag = (argv: string[]) => loadConfig({ argvOptions: parseArgs(argv).options, env: {}, cwd: ROOT }).trustProxy;
+    expect(flag([])).toBe(false);
+    expect(flag(['--trust-proxy'])).toBe(true);
+    expect(flag(['--no-trust-proxy'])).toBe(false);
+    expect(flag(['--trust-proxy=2'])).toBe(2);
+    expect(flag(['--trust-proxy=loopback,10.0.0.0/8'])).toBe('loopback,10.0.0.0/8');
+    expect(loadConfig({ env: { SIMPLEAPI_TRUST_PROXY: '3' }, cwd: ROOT }).trustProxy).toBe(3);
+    expect(() => flag(['--trust-proxy=a, b'])).toThrow(/--trust-proxy/);
+    expect(() => flag(['--trust-proxy=10.0.0.0/8,proxy.example'])).toThrow(/--trust-proxy \(SIMPLEAPI_TRUST_PROXY\): invalid IP address: proxy.example/);
+  });
+
   it('as a hop count or a list of proxy addresses and CIDRs', async () => {
     const hops = await startTestServer({ trustProxy: 2 });
     const list = await startTestServer({ trustProxy: '127.0.0.1,10.0.0.0/8' });
