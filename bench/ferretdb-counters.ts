@@ -2,7 +2,7 @@
  * Does a counter hold on this MongoDB-compatible server under concurrency? Runs rounds of 20
  * concurrent increments of one key through rate-limiter-flexible's RateLimiterMongo and through a
  * plain `$inc` upsert, and prints how many were counted. On FerretDB 1.24 (PostgreSQL backend)
- * both lose most of them (a round counted 2-9 of 20), which is why the MongoDB store counts login
+ * both lose most of them (rounds counted 1-10 of 20), which is why the MongoDB store counts login
  * failures by unique inserts instead (src/store/mongo.ts).
  *
  *   MONGODB_URL=mongodb://127.0.0.1:27017/ node bin/run-ts.js bench/ferretdb-counters.ts
