@@ -45,6 +45,7 @@ export async function assembleCore(deps: CoreDeps): Promise<Core> {
     sessionTtl: config.session.ttl,
     maxFailures: config.login.maxFailures,
     maxFailuresPerIp: config.login.maxFailuresPerIp,
+    maxFailuresPerUser: config.login.maxFailuresPerUser,
     window: config.login.window,
   });
   const services = { store, accounts, log };

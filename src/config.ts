@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve, dirname } from 'node:path';
 import { Ajv } from 'ajv';
+import proxyaddr from 'proxy-addr';
 
 type JsonSchema = Record<string, unknown>;
 
@@ -34,9 +35,10 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'hmac.window', flag: 'hmac-window', schema: seconds(1), default: 300, description: 'v2: seconds a timestamp may differ from the server clock' },
   { key: 'session.ttl', flag: 'session-ttl', schema: seconds(1), default: 86400, description: 'Seconds a session lives after its last signed use' },
   { key: 'session.touchFraction', flag: 'session-touch-fraction', schema: { type: 'number', minimum: 0, maximum: 1 }, default: 0.01, description: 'Skip a session write when it would move expiry by less than this fraction of the TTL' },
-  { key: 'login.maxFailures', flag: 'login-max-failures', schema: { type: 'integer', minimum: 1 }, default: 5, description: 'Failed logins per user_id within the window before TooManyRequests' },
-  { key: 'login.maxFailuresPerIp', flag: 'login-max-failures-per-ip', schema: { type: 'integer', minimum: 1 }, default: 50, description: 'Failed logins per client address within the window before TooManyRequests' },
-  { key: 'login.window', flag: 'login-window', schema: seconds(1), default: 900, description: 'Seconds over which failed logins are counted' },
+  { key: 'login.maxFailures', flag: 'login-max-failures', schema: { type: 'integer', minimum: 1 }, default: 5, description: 'Consecutive failed password checks of one user_id from one client address before TooManyRequests (until a right password or the window ends)' },
+  { key: 'login.maxFailuresPerIp', flag: 'login-max-failures-per-ip', schema: { type: 'integer', minimum: 1 }, default: 50, description: 'Failed password checks from one client address, across user_ids, within the window before TooManyRequests' },
+  { key: 'login.maxFailuresPerUser', flag: 'login-max-failures-per-user', schema: { type: 'integer', minimum: 1 }, default: 100, description: 'Failed password checks of one user_id, across addresses, within the window before TooManyRequests (a ceiling against distributed guessing)' },
+  { key: 'login.window', flag: 'login-window', schema: seconds(1), default: 900, description: 'Seconds of the fixed windows failed password checks are counted in' },
   { key: 'bodyLimit', flag: 'body-limit', schema: { type: 'integer', minimum: 64, maximum: 1073741824 }, default: 1048576, description: 'Largest request body in bytes (413 above)' },
   { key: 'batchLimit', flag: 'batch-limit', schema: { type: 'integer', minimum: 1, maximum: 100000 }, default: 100, description: 'Most entries in one JSON-RPC batch' },
   { key: 'batchConcurrency', flag: 'batch-concurrency', schema: { type: 'integer', minimum: 1, maximum: 10000 }, default: 8, description: 'Batch entries run at once' },
@@ -50,7 +52,20 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'shutdownGrace', flag: 'shutdown-grace', schema: seconds(0), default: 10, description: 'Seconds in-flight requests get to finish after SIGTERM or SIGINT' },
   { key: 'tls.cert', flag: 'tls-cert', schema: { type: 'string' }, default: '', description: 'PEM certificate file: serve HTTPS (with --tls-key)' },
   { key: 'tls.key', flag: 'tls-key', schema: { type: 'string' }, default: '', description: 'PEM private key file for --tls-cert' },
-  { key: 'trustProxy', flag: 'trust-proxy', schema: { type: 'boolean' }, default: false, description: 'Take client addresses from X-Forwarded-For (only behind a proxy that sets it)' },
+  {
+    key: 'trustProxy',
+    flag: 'trust-proxy',
+    schema: { anyOf: [{ type: 'boolean' }, { type: 'integer', minimum: 0, maximum: 100 }, { type: 'string', pattern: '^[^,\\s]+(,[^,\\s]+)*$' }] },
+    default: false,
+    description: 'Proxies in front whose X-Forwarded-For is believed: a hop count (true is 1), or comma-separated proxy addresses/CIDRs (loopback, uniquelocal, 10.0.0.0/8); the client address is the right-most untrusted one',
+  },
+  {
+    key: 'allowedHosts',
+    flag: 'allowed-hosts',
+    schema: { type: 'string', pattern: '^$|^[^,\\s]+(,[^,\\s]+)*$' },
+    default: '',
+    description: 'Comma-separated Host names (host or host:port) answered besides localhost, 127.0.0.1 and [::1] when bound to loopback (against DNS rebinding); * answers any',
+  },
   { key: 'cors.origins', flag: 'cors-origins', schema: { type: 'string', pattern: '^$|^https?://[^,\\s]+(,https?://[^,\\s]+)*$' }, default: '', description: 'Comma-separated origins allowed to call from browsers; CORS is off when empty' },
   { key: 'jobs.concurrency', flag: 'jobs-concurrency', schema: { type: 'integer', minimum: 1, maximum: 10000 }, default: 4, description: 'Background jobs run at once per process; more wait in the queue' },
   { key: 'jobs.keep', flag: 'jobs-keep', schema: seconds(1), default: 3600, description: 'Seconds a finished job stays readable at /jobs/<id>' },
@@ -74,7 +89,7 @@ export interface Config {
   db: { url: string; name: string; connectTimeout: number };
   hmac: { scheme: 'v1' | 'v2'; window: number };
   session: { ttl: number; touchFraction: number };
-  login: { maxFailures: number; maxFailuresPerIp: number; window: number };
+  login: { maxFailures: number; maxFailuresPerIp: number; maxFailuresPerUser: number; window: number };
   bodyLimit: number;
   batchLimit: number;
   methodTimeout: number;
@@ -82,7 +97,9 @@ export interface Config {
   http: { headersTimeout: number; requestTimeout: number; keepAliveTimeout: number; maxConnections: number };
   shutdownGrace: number;
   tls: { cert: string; key: string };
-  trustProxy: boolean;
+  /** false, a hop count (true: 1), or trusted proxy addresses/CIDRs, comma-separated. */
+  trustProxy: boolean | number | string;
+  allowedHosts: string;
   cors: { origins: string };
   jobs: { concurrency: number; keep: number; timeout: number; retries: number; lock: number };
   stream: { maxDuration: number; idleTimeout: number };
@@ -141,6 +158,12 @@ function deepMerge(base: Record<string, unknown>, over: Record<string, unknown>)
 
 /** Turns a flag or environment string into the option's type; the schema check then judges it. */
 function coerce(option: OptionSpec, raw: string): unknown {
+  if (option.schema.anyOf !== undefined) {
+    // A hop count, a boolean or a list: whichever the text reads as.
+    if (raw === 'true' || raw === '') return true;
+    if (raw === 'false') return false;
+    return /^[0-9]+$/.test(raw) ? Number(raw) : raw;
+  }
   const type = option.schema.type;
   if (type === 'integer' || type === 'number') {
     const n = Number(raw);
@@ -243,9 +266,9 @@ export function parseArgs(argv: readonly string[], commandFlags: readonly string
       parsed.configPath = takeValue();
     } else if (valueFlags.has(name)) {
       parsed.extra[name] = takeValue();
-    } else if (name.startsWith('no-') && BY_FLAG.get(name.slice(3))?.schema.type === 'boolean' && eq === -1) {
+    } else if (name.startsWith('no-') && (BY_FLAG.get(name.slice(3))?.schema.type === 'boolean' || name === 'no-trust-proxy') && eq === -1) {
       parsed.options[BY_FLAG.get(name.slice(3))!.key] = false;
-    } else if (BY_FLAG.get(name)?.schema.type === 'boolean' && eq === -1) {
+    } else if ((BY_FLAG.get(name)?.schema.type === 'boolean' || name === 'trust-proxy') && eq === -1) {
       parsed.options[BY_FLAG.get(name)!.key] = true;
     } else {
       const option = BY_FLAG.get(name);
@@ -347,6 +370,13 @@ export function loadConfig(input: LoadConfigInput = {}): Config & { configFile: 
     throw new ConfigError(describeErrors(validateConfig.errors ?? [], sourceOf));
   }
   const config = merged as unknown as Config;
+  if (typeof config.trustProxy === 'string') {
+    try {
+      proxyaddr.compile(config.trustProxy.split(','));
+    } catch (err) {
+      throw new ConfigError(`--trust-proxy (SIMPLEAPI_TRUST_PROXY): ${(err as Error).message} (give a hop count, or addresses, CIDRs, loopback, linklocal, uniquelocal)`);
+    }
+  }
   config.methodsDir = resolve(configFile === undefined ? cwd : dirname(configFile), config.methodsDir);
   return { ...config, configFile };
 }
@@ -384,5 +414,6 @@ export function envVar(option: OptionSpec): string {
 function valueHint(schema: JsonSchema): string {
   if (Array.isArray(schema.enum)) return schema.enum.join('|');
   if (schema.type === 'boolean') return 'true|false';
+  if (schema.anyOf !== undefined) return 'hops|addresses';
   return schema.type === 'integer' ? 'n' : schema.type === 'number' ? 'x' : 'text';
 }

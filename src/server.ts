@@ -6,6 +6,7 @@
 import type { IncomingMessage, Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Koa from 'koa';
+import proxyaddr from 'proxy-addr';
 import type { Logger } from 'pino';
 import { assembleCore, VERSION, type Core, type CoreDeps } from './assemble.ts';
 import { ConfigError, type Config } from './config.ts';
@@ -18,6 +19,8 @@ import { createNodeListener } from './http/node.ts';
 import { closeServer, createNodeServer, listenSocket, listenTcp } from './http/listen.ts';
 import type { JobRunner } from './core/jobs.ts';
 import { createRequestLine } from './log.ts';
+import { hostCheck, misdirectedBody, type HostCheck } from './http/host-check.ts';
+import type { Handler } from './core/handler.ts';
 import type { Store } from './store/types.ts';
 
 export { VERSION };
@@ -41,19 +44,31 @@ export interface RunningServer {
 
 const streamLimits = (config: Config) => ({ maxDuration: config.stream.maxDuration, idleTimeout: config.stream.idleTimeout });
 
-/** The client address: the socket's, or with --trust-proxy the first of X-Forwarded-For. */
-export function clientIpOf(config: Config): (req: IncomingMessage) => string {
+/**
+ * The client address: the socket's, or with --trust-proxy the right-most address of
+ * X-Forwarded-For that is not a trusted proxy (proxy-addr). Entries left of it were written by
+ * whoever sent the request and prove nothing. `true` trusts one hop: the socket's peer only.
+ */
+export function clientIpOf(config: Pick<Config, 'trustProxy'>): (req: IncomingMessage) => string {
   const socketIp = (req: IncomingMessage) => req.socket.remoteAddress ?? '';
-  if (!config.trustProxy) return socketIp;
-  return (req) => {
-    const header = req.headers['x-forwarded-for'];
-    const first = (Array.isArray(header) ? header[0] : header)?.split(',')[0]?.trim();
-    return first !== undefined && first !== '' ? first : socketIp(req);
+  const { trustProxy } = config;
+  if (trustProxy === false || trustProxy === 0) return socketIp;
+  const hops = trustProxy === true ? 1 : trustProxy;
+  const trust = typeof hops === 'number' ? (_addr: string, i: number) => i < hops : proxyaddr.compile(hops.split(','));
+  return (req) => proxyaddr(req, trust);
+}
+
+/** The core behind the Host check: a refused Host gets 421 before anything else runs. */
+function guardHosts(handler: Handler, check: HostCheck | null): Handler {
+  if (check === null) return handler;
+  return (request) => {
+    if (check.allows(request.headers.host)) return handler(request);
+    return Promise.resolve({ status: 421, headers: { 'content-type': 'application/json; charset=utf-8' }, body: misdirectedBody(request.headers.host, check), close: true, label: 'misdirected' });
   };
 }
 
 /** What the core does not answer: the console, then a §4-shaped 404; one request line each. */
-function fallbackApp(config: Config, store: Store, log: Logger): Koa {
+function fallbackApp(config: Config, store: Store, log: Logger, hosts: HostCheck | null): Koa {
   const app = new Koa();
   app.silent = true;
   app.on('error', (err: Error) => log.error({ err }, 'unhandled error in the HTTP layer'));
@@ -75,6 +90,12 @@ function fallbackApp(config: Config, store: Store, log: Logger): Koa {
     const requestId = requestIdOf(ctx.req.headers);
     ctx.set('x-request-id', requestId);
     try {
+      if (hosts !== null && !hosts.allows(ctx.req.headers.host)) {
+        ctx.status = 421;
+        ctx.type = 'json';
+        ctx.body = misdirectedBody(ctx.req.headers.host, hosts);
+        return;
+      }
       if (docs !== undefined && (await docs(ctx))) return;
       ctx.status = 404;
       ctx.type = 'json';
@@ -94,12 +115,14 @@ function fallbackApp(config: Config, store: Store, log: Logger): Koa {
 export async function startServer(deps: ServerDeps): Promise<RunningServer> {
   const { config, store, log } = deps;
   const core = await assembleCore(deps);
+  // Only the standalone server knows where it is bound; a Koa app checks its own Host.
+  const hosts = hostCheck(config.host, config.allowedHosts);
   const listener = createNodeListener({
-    handler: core.handler,
+    handler: guardHosts(core.handler, hosts),
     claims: core.claims,
     bodyLimit: config.bodyLimit,
     clientIp: clientIpOf(config),
-    fallback: fallbackApp(config, store, log).callback(),
+    fallback: fallbackApp(config, store, log, hosts).callback(),
     log,
     stream: streamLimits(config),
   });
@@ -157,7 +180,9 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
 /**
  * The core as middleware for an existing Koa app: the endpoint, `/jobs/<id>` and `/health`;
  * anything else goes on to the app's own middleware. Works behind koa-bodyparser (see
- * src/http/koa.ts for what that changes). Client addresses follow the app's `proxy` setting.
+ * src/http/koa.ts for what that changes). Client addresses are Koa's `ctx.ip`: they follow the
+ * app's `proxy` and `maxIpsCount` (behind one proxy: `app.proxy = true; app.maxIpsCount = 1`),
+ * not --trust-proxy; the Host check is the app's own business too.
  *
  * @example
  * const api = await createKoaMiddleware({ config: loadConfig(), store: new MemoryStore(), log });

@@ -23,7 +23,7 @@ describe('simpleapi call', () => {
   it('logs in, signs, and prints; exits non-zero with the error printed', async () => {
     const created = await runCli(['call', 'account.create', '{"user_id":"cli-user","password":"password-one"}', `--url=${server.url}`]);
     expect(created.code).toBe(0);
-    const a = await runCli(['call', 'account.session', `--url=${server.url}`, '--user=cli-user', '--password=password-one']);
+    const a = await runCli(['call', 'account.session', `--url=${server.url}`, '--user=cli-user'], { SIMPLEAPI_PASSWORD: 'password-one' });
     expect(a.code).toBe(0);
     expect(JSON.parse(a.stdout)).toMatchObject({ user_id: 'cli-user' });
     const b = await runCli(['call', 'account.session', `--url=${server.url}`]);
@@ -31,8 +31,8 @@ describe('simpleapi call', () => {
     const [errorPart, hint] = b.stderr.split('\nsimpleapi: ');
     expect(JSON.parse(errorPart!)).toEqual({ error: { code: 'Unauthenticated', message: 'account.session needs a signed-in session', type: 'auth' } });
     // A session method called without a user: say how to give one.
-    expect(hint).toContain('account.session needs a session: pass --user=<user_id> --password=<password>');
-    const c = await runCli(['call', 'account.session', `--url=${server.url}`, '--user=cli-user', '--password=wrong-password']);
+    expect(hint).toContain('account.session needs a session: pass --user=<user_id>');
+    const c = await runCli(['call', 'account.session', `--url=${server.url}`, '--user=cli-user'], { SIMPLEAPI_PASSWORD: 'wrong-password' });
     expect(c.code).toBe(1);
     expect(JSON.parse(c.stderr)).toMatchObject({ error: { code: 'Unauthenticated', message: 'Wrong user_id or password' } });
     // A public method's own Unauthenticated (a wrong password) gets no --user hint.
@@ -121,7 +121,7 @@ describe('simpleapi createuser', () => {
     expect(again.stderr).toContain('That user_id is already taken');
     const server = await spawnServer(['--port=0', ...db]);
     try {
-      const login = await runCli(['call', 'account.session', `--url=${server.url}`, '--user=made-by-cli', `--password=${password}`]);
+      const login = await runCli(['call', 'account.session', `--url=${server.url}`, '--user=made-by-cli'], { SIMPLEAPI_PASSWORD: password });
       expect(login.code).toBe(0);
       expect(JSON.parse(login.stdout)).toMatchObject({ user_id: 'Made-By-CLI' });
     } finally {

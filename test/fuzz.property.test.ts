@@ -127,7 +127,7 @@ describe('Dispatcher (property)', () => {
   beforeAll(async () => {
     methods = await discoverMethods(SHIPPED_METHODS, createAjv());
     const store = new MemoryStore();
-    dispatcher = new Dispatcher(new MethodHolder(methods, { title: 'prop', version: '0' }), { store, log: createLogger({ level: 'silent' }), accounts: new AccountService(store, { sessionTtl: 60, maxFailures: 5, maxFailuresPerIp: 50, window: 60, scrypt: { N: 1024, r: 8, p: 1 } }) }, { batchConcurrency: 4, methodTimeout: 5 });
+    dispatcher = new Dispatcher(new MethodHolder(methods, { title: 'prop', version: '0' }), { store, log: createLogger({ level: 'silent' }), accounts: new AccountService(store, { sessionTtl: 60, maxFailures: 5, maxFailuresPerIp: 50, maxFailuresPerUser: 100, window: 60, scrypt: { N: 1024, r: 8, p: 1 } }) }, { batchConcurrency: 4, methodTimeout: 5 });
   });
 
   it('answers every envelope with a documented shape and never a 5xx', async () => {

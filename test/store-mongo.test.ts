@@ -64,7 +64,7 @@ describe.skipIf(!hasMongo)('MongoDB store', () => {
       try {
         const now = Math.floor(Date.now() / 1000);
         await store.rememberNonce('s', 'nonce-to-be-swept', now - 10, now - 700);
-        await store.addFailure('user:swept', now - 100, 10);
+        await store.recordFailure('user:swept', now - 100, 10);
         await store.sweep(now);
         if (store.usesTtlIndexes) {
           // A server that took the TTL indexes (a real MongoDB) deletes on its own; this is FerretDB's path.

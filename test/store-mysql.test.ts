@@ -85,8 +85,8 @@ describe.skipIf(!hasMySql)('MySQL store', () => {
         const now = Math.floor(Date.now() / 1000);
         await store.rememberNonce('s', 'nonce-to-be-swept-1', now - 10, now - 700);
         await store.rememberNonce('s', 'nonce-still-live-01', now + 100, now);
-        await store.addFailure('user:swept', now - 100, 10);
-        await store.addFailure('user:kept', now, 60);
+        await store.recordFailure('user:swept', now - 100, 10);
+        await store.recordFailure('user:kept', now, 60);
         await store.sweep(now);
         const [nonces] = await store.sql.query<RowDataPacket[]>(`SELECT nonce FROM ${TABLES.nonces}`);
         expect(nonces.map((r) => r.nonce)).toEqual(['nonce-still-live-01']);

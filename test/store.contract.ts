@@ -26,7 +26,7 @@ const unique = (label: string) => `${label}-${randomBytes(4).toString('hex')}`;
 export function storeContract(name: string, open: () => Promise<Store>, close: (store: Store) => Promise<void> = (s) => s.close()): void {
   describe(`Store contract: ${name}`, () => {
     let store: Store;
-    const now = 1_800_000_000;
+    const now = 1_800_000_000; // a multiple of 60
     beforeAll(async () => {
       store = await open();
     });
@@ -160,29 +160,41 @@ export function storeContract(name: string, open: () => Promise<Store>, close: (
     });
 
     describe('login throttling', () => {
-      it('counts failures in a sliding window; resetAt is when the oldest leaves it', async () => {
-        const key = `user:${unique('t')}`;
-        expect(await store.getFailures(key, now, 60)).toEqual({ count: 0, resetAt: now });
-        await store.addFailure(key, now, 60);
-        expect(await store.getFailures(key, now, 60)).toEqual({ count: 1, resetAt: now + 60 });
-        await store.addFailure(key, now + 10, 60);
-        expect(await store.getFailures(key, now + 30, 60)).toEqual({ count: 2, resetAt: now + 60 });
-        expect(await store.getFailures(key, now + 60, 60)).toEqual({ count: 1, resetAt: now + 70 });
-        expect(await store.getFailures(key, now + 70, 60)).toEqual({ count: 0, resetAt: now + 70 });
-        const id = await store.addFailure(key, now + 71, 60);
-        await store.addFailure(key, now + 71, 60);
-        await store.removeFailure(key, id);
-        expect((await store.getFailures(key, now + 72, 60)).count).toBe(1);
-        await store.removeFailure(key, 'no-such-id');
-        await store.clearFailures(key);
-        expect((await store.getFailures(key, now + 72, 60)).count).toBe(0);
-        expect((await store.getFailures(`user:${unique('other')}`, now, 60)).count).toBe(0);
+      // `now` is a multiple of 60, so the window [now, now + 60) is the one these counts fall in.
+      it('counts failures per key in fixed windows; resetAt is when the window ends', async () => {
+        const key = `pair:${unique('t')}`;
+        expect(await store.countFailures(key, now, 60)).toEqual({ count: 0, resetAt: now + 60 });
+        expect(await store.recordFailure(key, now, 60)).toEqual({ count: 1, resetAt: now + 60 });
+        expect(await store.recordFailure(key, now + 10, 60)).toEqual({ count: 2, resetAt: now + 60 });
+        expect(await store.countFailures(key, now + 59, 60)).toEqual({ count: 2, resetAt: now + 60 });
+        // The next window starts from nothing.
+        expect(await store.countFailures(key, now + 60, 60)).toEqual({ count: 0, resetAt: now + 120 });
+        expect(await store.recordFailure(key, now + 61, 60)).toEqual({ count: 1, resetAt: now + 120 });
+        expect((await store.countFailures(`pair:${unique('other')}`, now, 60)).count).toBe(0);
       });
 
-      it('concurrent failures are all counted', async () => {
+      it('resetFailures forgets a key and only that key', async () => {
+        const [key, other] = [`pair:${unique('r')}`, `pair:${unique('r')}`];
+        for (let i = 0; i < 3; i++) await store.recordFailure(key, now, 60);
+        await store.recordFailure(other, now, 60);
+        await store.resetFailures(key);
+        expect((await store.countFailures(key, now, 60)).count).toBe(0);
+        expect((await store.countFailures(other, now, 60)).count).toBe(1);
+        expect((await store.recordFailure(key, now, 60)).count).toBe(1);
+        await store.resetFailures(`pair:${unique('never')}`);
+      });
+
+      it('concurrent failures are all counted, each answered with its own count', async () => {
         const key = `ip:${unique('t')}`;
-        await Promise.all(Array.from({ length: 8 }, () => store.addFailure(key, now, 60)));
-        expect((await store.getFailures(key, now, 60)).count).toBe(8);
+        const counts = await Promise.all(Array.from({ length: 12 }, () => store.recordFailure(key, now, 60)));
+        expect(counts.map((c) => c.count).sort((a, b) => a - b)).toEqual(Array.from({ length: 12 }, (_, i) => i + 1));
+        expect((await store.countFailures(key, now, 60)).count).toBe(12);
+      });
+
+      it('a key with many failures is counted exactly', async () => {
+        const key = `user:${unique('many')}`;
+        for (let i = 0; i < 200; i++) await store.recordFailure(key, now, 60);
+        expect(await store.countFailures(key, now, 60)).toEqual({ count: 200, resetAt: now + 60 });
       });
     });
 
@@ -210,10 +222,10 @@ export function storeContract(name: string, open: () => Promise<Store>, close: (
 
       it('failures that left the window are not counted, before or after a sweep', async () => {
         const key = `user:${unique('window')}`;
-        await store.addFailure(key, now - 100, 10);
-        expect((await store.getFailures(key, now, 10)).count).toBe(0);
+        await store.recordFailure(key, now - 100, 10);
+        expect((await store.countFailures(key, now, 10)).count).toBe(0);
         await store.sweep(now);
-        expect((await store.getFailures(key, now, 10)).count).toBe(0);
+        expect((await store.countFailures(key, now, 10)).count).toBe(0);
       });
     });
   });

@@ -1,6 +1,6 @@
 import type { MethodContext } from '../../src/index.ts';
 
-export const description = 'Sets one preference in the session state; concurrent changes are retried, never lost';
+export const description = 'Sets one preference in the session state (any key of [A-Za-z0-9_-], __proto__ included); concurrent changes are retried, never lost';
 export const params = {
   type: 'object',
   properties: { key: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' }, value: {} },
@@ -12,7 +12,8 @@ export async function invoke(ctx: MethodContext, p: { key: string; value: unknow
   const session = ctx.session!;
   // saveState throws Conflict when another request saved first, and refreshes state: re-apply.
   for (let attempt = 0; ; attempt++) {
-    session.state[p.key] = p.value;
+    // Defined, not assigned: `state.__proto__ = v` would set the prototype and store nothing.
+    Object.defineProperty(session.state, p.key, { value: p.value, enumerable: true, writable: true, configurable: true });
     try {
       await session.saveState();
       return session.state;

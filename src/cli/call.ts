@@ -1,6 +1,7 @@
 /** `simpleapi call <method> [json-params]`: one call from the command line, signed when a user is given. */
 import { SimpleApiClient, SimpleApiError } from '../client/index.ts';
 import type { Config } from '../config.ts';
+import { readPassword } from './password.ts';
 
 const REACH_FLAGS = '--url=http://host:port/, --port=<n> or --unix=<socket path>';
 
@@ -48,7 +49,7 @@ function connectionCause(err: unknown): { code: string; message: string } | unde
 export async function callCommand(positional: string[], flags: Record<string, string>, config: Config): Promise<number> {
   const [method, rawParams, ...extra] = positional;
   if (method === undefined || extra.length > 0) {
-    process.stderr.write('usage: simpleapi call <method> [json-params] [--url=URL | --port=N | --unix=PATH] [--user=ID --password=PW]\n');
+    process.stderr.write('usage: simpleapi call <method> [json-params] [--url=URL | --port=N | --unix=PATH] [--user=ID [--password-stdin]]\n');
     return 2;
   }
   let params: unknown = {};
@@ -60,8 +61,9 @@ export async function callCommand(positional: string[], flags: Record<string, st
       return 2;
     }
   }
-  if ((flags.user === undefined) !== (flags.password === undefined)) {
-    process.stderr.write('simpleapi: --user and --password go together\n');
+  const password = flags.user === undefined ? null : await readPassword({ flag: flags.password, stdin: flags['password-stdin'] === 'true', env: process.env });
+  if (flags.user === undefined ? flags.password !== undefined || flags['password-stdin'] !== undefined : password === null) {
+    process.stderr.write('simpleapi: --user needs a password: --password-stdin, SIMPLEAPI_PASSWORD, or the prompt on a terminal\n');
     return 2;
   }
   const target = targetOf(flags, config);
@@ -71,7 +73,7 @@ export async function callCommand(positional: string[], flags: Record<string, st
   }
   const client = new SimpleApiClient({ url: target.url, socketPath: target.socketPath, path: config.path, scheme: config.hmac.scheme });
   try {
-    if (flags.user !== undefined) await client.login(flags.user, flags.password!);
+    if (flags.user !== undefined) await client.login(flags.user, password!);
     let streamed = false;
     // A background method is waited for, with its progress on stderr (stdout keeps only the result).
     const result = await client.call(method, params, {
@@ -95,7 +97,7 @@ export async function callCommand(positional: string[], flags: Record<string, st
       const error = { code: err.code, message: err.message, type: err.type, ...(err.details === undefined ? {} : { details: err.details }) };
       process.stderr.write(`${JSON.stringify({ error }, null, 2)}\n`);
       if (err.code === 'Unauthenticated' && flags.user === undefined && (await needsSession(client, method))) {
-        process.stderr.write(`simpleapi: ${method} needs a session: pass --user=<user_id> --password=<password> (an account is made with: simpleapi call account.create '{"user_id":"...","password":"..."}')\n`);
+        process.stderr.write(`simpleapi: ${method} needs a session: pass --user=<user_id> (the password from --password-stdin, SIMPLEAPI_PASSWORD or the prompt; an account is made with: simpleapi call account.create '{"user_id":"...","password":"..."}')\n`);
       }
       return 1;
     }

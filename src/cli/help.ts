@@ -29,12 +29,13 @@ const DETAILS: Record<string, { usage: string; flags?: Record<string, string>; n
   },
   methods: { usage: 'simpleapi methods [--methods-dir=<dir>]' },
   call: {
-    usage: "simpleapi call <method> ['<json params>'] [--url=<url> | --unix=<socket> | --port=<n>] [--user=<id> --password=<pw>]",
+    usage: "simpleapi call <method> ['<json params>'] [--url=<url> | --unix=<socket> | --port=<n>] [--user=<id> [--password-stdin]]",
     flags: {
       url: 'the endpoint to call (default http://<host>:<port><path> of the configuration)',
       unix: 'call over this Unix domain socket instead of TCP',
       user: 'log in as this user_id first, then sign the call with the new session',
-      password: 'the password for --user',
+      'password-stdin': 'read the password for --user from standard input (or set SIMPLEAPI_PASSWORD, or answer the prompt on a terminal)',
+      password: 'the password for --user on the command line: it shows in ps, so a warning is printed',
     },
     notes: 'Each call logs in afresh: session state (prefs.*) lives in that one session, so a second call starts from {}.',
   },
@@ -69,7 +70,7 @@ export function usage(commands: Record<string, CommandSpec>): string {
     optionsHelp(),
     '  --version\n      Print the version and exit',
     '',
-    'call takes also: --url=<http://host:port/> or --unix=<socket path>, --user=<user_id>, --password=<password>',
+    'call takes also: --url=<http://host:port/> or --unix=<socket path>, --user=<user_id> with the password from --password-stdin, SIMPLEAPI_PASSWORD or a prompt (--password=<password> works but shows in ps)',
   ].join('\n');
 }
 

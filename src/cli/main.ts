@@ -19,7 +19,7 @@ const COMMANDS: Record<string, CommandSpec> = {
   new: { summary: 'write methods/a/b/c.ts and its test from a template: simpleapi new a.b.c [--public]', flags: ['public?'] },
   types: { summary: 'write the TypeScript map of every method for the client: simpleapi types --out=client-types.ts', flags: ['out'] },
   methods: { summary: 'list the methods found in the methods folder', flags: [] },
-  call: { summary: 'call a method: simpleapi call <method> [json-params] --url=... [--user=... --password=...]', flags: ['url', 'user', 'password', 'unix'] },
+  call: { summary: 'call a method: simpleapi call <method> [json-params] --url=... [--user=... [--password-stdin]]', flags: ['url', 'user', 'password', 'password-stdin?', 'unix'] },
   createuser: { summary: 'create an account in the configured database and print its generated password', flags: [] },
 };
 
@@ -299,7 +299,8 @@ async function createUser(config: Config, positional: string[]): Promise<number>
   const store = await openStore(config, log);
   try {
     const { hashPassword } = await import('../core/passwords.ts');
-    const { userKeyOf } = await import('../core/accounts.ts');
+    const { checkNewUserId, userKeyOf } = await import('../core/user-id.ts');
+    checkNewUserId(userId);
     const password = randomBytes(18).toString('base64url');
     await store.createAccount({ userKey: userKeyOf(userId), userId, password: await hashPassword(password), created: nowSeconds() });
     process.stdout.write(`created ${userId}\npassword: ${password}\n(shown once; it is stored only as a hash)\n`);

@@ -1,22 +1,26 @@
 /**
  * Accounts and sessions (PROTOCOL.md §5): what the `account.*` methods call through `ctx.accounts`.
- * Throttling of failed logins per user_id and per client address lives here too.
+ * Every password check goes through the credential throttle (throttle.ts).
  */
 import { randomBytes } from 'node:crypto';
 import { v4 as uuidv4 } from 'uuid';
 import { ApiError } from './errors.ts';
 import { dummyHash, hashPassword, verifyPassword } from './passwords.ts';
 import type { IssuedSession } from './auth.ts';
-import type { SessionRecord, Store } from '../store/types.ts';
+import type { AccountRecord, SessionRecord, Store } from '../store/types.ts';
 import { nowSeconds } from './clock.ts';
+import { CredentialThrottle } from './throttle.ts';
+import { checkNewUserId, legacyUserKeyOf, userKeyOf } from './user-id.ts';
 
-/** What create and login answer (§5). */
+export { userKeyOf } from './user-id.ts';
+
 /** Who calls an account operation: the client address and the verified session, if any. */
 export interface AccountCaller {
   readonly ip: string;
   readonly session: SessionRecord | null;
 }
 
+/** What create and login answer (§5). */
 export interface SessionGrant {
   user_id: string;
   session_id: string;
@@ -36,15 +40,14 @@ export interface Accounts {
 
 export interface AccountSettings {
   sessionTtl: number;
+  /** Consecutive failed checks of one user_id from one address. */
   maxFailures: number;
+  /** Failed checks from one address, across user_ids. */
   maxFailuresPerIp: number;
+  /** Failed checks of one user_id, across addresses (a much higher ceiling). */
+  maxFailuresPerUser: number;
   window: number;
   scrypt?: { N: number; r: number; p: number };
-}
-
-/** §5: user_ids are matched case-insensitively. */
-export function userKeyOf(userId: string): string {
-  return userId.normalize('NFC').toLowerCase();
 }
 
 const WRONG_CREDENTIALS = 'Wrong user_id or password';
@@ -64,10 +67,17 @@ export function issuedBy(result: unknown): IssuedSession | undefined {
 export class AccountService {
   readonly #store: Store;
   readonly #settings: AccountSettings;
+  readonly #throttle: CredentialThrottle;
 
   constructor(store: Store, settings: AccountSettings) {
     this.#store = store;
     this.#settings = settings;
+    this.#throttle = new CredentialThrottle(store, {
+      perPair: settings.maxFailures,
+      perAddress: settings.maxFailuresPerIp,
+      perUser: settings.maxFailuresPerUser,
+      window: settings.window,
+    });
   }
 
   /** The `ctx.accounts` a method sees, bound to its request. */
@@ -81,39 +91,45 @@ export class AccountService {
   }
 
   async create(scope: AccountCaller, userId: string, password: string): Promise<SessionGrant> {
+    checkNewUserId(userId);
     const now = nowSeconds();
-    await this.#store.createAccount({
-      userKey: userKeyOf(userId),
-      userId,
-      password: await hashPassword(password, this.#settings.scrypt),
-      created: now,
-    });
-    return this.#startSession(userKeyOf(userId), userId, now);
+    const userKey = userKeyOf(userId);
+    const hash = await hashPassword(password, this.#settings.scrypt);
+    await this.#store.createAccount({ userKey, userId, password: hash, created: now });
+    return this.#startSession({ userKey, userId }, now);
   }
 
   /**
-   * Each attempt is recorded before it is judged, then the counts are read: concurrent guesses
-   * (a burst of requests, or a batch) all see each other, so no more than the limit get through
-   * to the password check. A right password takes its own record back; a blocked attempt counts.
+   * The password check runs under the throttle. A session is handed out only if the password it
+   * was checked against is still the account's once the session exists: a password change that
+   * came in between either sees the session (and ends it) or is seen here (and the session ends).
    */
   async login(scope: AccountCaller, userId: string, password: string): Promise<SessionGrant> {
-    const now = nowSeconds();
     const userKey = userKeyOf(userId);
-    const window = this.#settings.window;
-    const throttleKeys = [`user:${userKey}`, `ip:${scope.ip}`] as const;
-    const limits = [this.#settings.maxFailures, this.#settings.maxFailuresPerIp];
-    const attempts = await Promise.all(throttleKeys.map((k) => this.#store.addFailure(k, now, window)));
-    const states = await Promise.all(throttleKeys.map((k) => this.#store.getFailures(k, now, window)));
-    states.forEach((state, i) => {
-      // This attempt is one of `count`: more than the limit means the limit was already used up.
-      if (state.count > limits[i]!) throw this.#tooMany(state.resetAt - now);
+    let account: AccountRecord | null = null;
+    const ok = await this.#throttle.check(userKey, scope.ip, async () => {
+      account = await this.#findAccount(userId, userKey);
+      // Hash against a dummy when the account does not exist: the same work, the same answer.
+      const right = await verifyPassword(password, account?.password ?? (await dummyHash()));
+      return account !== null && right;
     });
-    const account = await this.#store.findAccount(userKey);
-    // Hash against a dummy when the account does not exist: the same work, the same answer.
-    const ok = await verifyPassword(password, account?.password ?? (await dummyHash()));
-    if (account === null || !ok) throw new ApiError('Unauthenticated', WRONG_CREDENTIALS);
-    await Promise.all([this.#store.clearFailures(throttleKeys[0]), this.#store.removeFailure(throttleKeys[1], attempts[1]!)]);
-    return this.#startSession(userKey, account.userId, now);
+    if (!ok || account === null) throw new ApiError('Unauthenticated', WRONG_CREDENTIALS);
+    const checked: AccountRecord = account;
+    const grant = await this.#startSession(checked, nowSeconds());
+    const current = await this.#store.findAccount(checked.userKey);
+    if (current === null || current.password.hash !== checked.password.hash || current.password.salt !== checked.password.salt) {
+      await this.#store.deleteSession(grant.session_id);
+      throw new ApiError('Unauthenticated', WRONG_CREDENTIALS);
+    }
+    return grant;
+  }
+
+  /** The account of a user_id; an account made before width folding is found under its old key. */
+  async #findAccount(userId: string, userKey: string): Promise<AccountRecord | null> {
+    const found = await this.#store.findAccount(userKey);
+    if (found !== null) return found;
+    const legacy = legacyUserKeyOf(userId);
+    return legacy === userKey ? null : this.#store.findAccount(legacy);
   }
 
   async logout(scope: AccountCaller): Promise<void> {
@@ -121,21 +137,25 @@ export class AccountService {
     await this.#store.deleteSession(session.sessionId);
   }
 
+  /**
+   * Checks the old password under the throttle, as a login is, stores the new one and ends every
+   * other session of the user. Sessions from logins still in flight end too (see login).
+   */
   async changePassword(scope: AccountCaller, oldPassword: string, newPassword: string): Promise<void> {
     const session = requireSession(scope);
-    const account = await this.#store.findAccount(session.userKey);
+    let account: AccountRecord | null = null;
+    const ok = await this.#throttle.check(session.userKey, scope.ip, async () => {
+      account = await this.#store.findAccount(session.userKey);
+      return account !== null && (await verifyPassword(oldPassword, account.password));
+    });
     if (account === null) throw new ApiError('Unauthenticated', 'The account no longer exists');
-    if (!(await verifyPassword(oldPassword, account.password))) throw new ApiError('Forbidden', 'old_password is wrong');
+    if (!ok) throw new ApiError('Forbidden', 'old_password is wrong');
     await this.#store.setPassword(session.userKey, await hashPassword(newPassword, this.#settings.scrypt));
     await this.#store.deleteUserSessions(session.userKey, session.sessionId);
   }
 
-  #tooMany(retryAfter: number): ApiError {
-    const seconds = Math.max(1, retryAfter);
-    return new ApiError('TooManyRequests', `Too many failed logins; try again in ${seconds} s`, { retryAfter: seconds });
-  }
-
-  async #startSession(userKey: string, userId: string, now: number): Promise<SessionGrant> {
+  async #startSession(account: Pick<AccountRecord, 'userKey' | 'userId'>, now: number): Promise<SessionGrant> {
+    const { userKey, userId } = account;
     const record: SessionRecord = {
       sessionId: uuidv4(),
       userKey,

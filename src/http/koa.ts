@@ -42,7 +42,9 @@ export function koaMiddleware(core: Core, options: KoaAdapterOptions): Middlewar
       target: ctx.url,
       headers: ctx.req.headers,
       body: await bodyOf(ctx, options.bodyLimit),
-      // Koa's own rule: X-Forwarded-For only when the app sets `app.proxy`.
+      // Koa's own rule, not --trust-proxy: X-Forwarded-For only when the app sets `app.proxy`, and
+      // then the left-most of its last `app.maxIpsCount` entries; behind one proxy set
+      // `app.proxy = true; app.maxIpsCount = 1` so the client cannot choose its address.
       ip: ctx.ip,
       signal: abort.signal,
       http: { req: ctx.req, res: ctx.res },

@@ -3,7 +3,7 @@
  * no database is configured; sessions live as long as the process and are not shared.
  */
 import { ApiError } from '../core/errors.ts';
-import type { AccountRecord, PasswordHash, SessionRecord, Store, ThrottleState } from './types.ts';
+import { throttleWindow, type AccountRecord, type PasswordHash, type SessionRecord, type Store, type ThrottleState } from './types.ts';
 
 /** Stored copies, so a caller that mutates what it was given cannot change the store behind its back. */
 function copySession(s: SessionRecord): SessionRecord {
@@ -17,9 +17,8 @@ export class MemoryStore implements Store {
   #accounts = new Map<string, AccountRecord>();
   #sessions = new Map<string, SessionRecord>();
   #nonces = new Map<string, number>();
-  /** Failure times per throttle key, oldest first, each with the time it leaves the window. */
-  #failures = new Map<string, { id: string; at: number; until: number }[]>();
-  #failureIds = 0;
+  /** One counter per throttle key: its window's index, the count, and when the window ends. */
+  #failures = new Map<string, { index: number; count: number; until: number }>();
 
   async init(): Promise<void> {}
   async close(): Promise<void> {}
@@ -95,36 +94,27 @@ export class MemoryStore implements Store {
     return true;
   }
 
-  async getFailures(key: string, now: number, window: number): Promise<ThrottleState> {
-    const inWindow = (this.#failures.get(key) ?? []).filter((f) => f.at > now - window);
-    return inWindow.length === 0 ? { count: 0, resetAt: now } : { count: inWindow.length, resetAt: inWindow[0]!.at + window };
+  async countFailures(key: string, now: number, window: number): Promise<ThrottleState> {
+    const { index, resetAt } = throttleWindow(now, window);
+    const counter = this.#failures.get(key);
+    return { count: counter !== undefined && counter.index === index ? counter.count : 0, resetAt };
   }
 
-  async addFailure(key: string, now: number, window: number): Promise<string> {
-    const list = (this.#failures.get(key) ?? []).filter((f) => f.until > now);
-    const id = String(++this.#failureIds);
-    list.push({ id, at: now, until: now + window });
-    list.sort((a, b) => a.at - b.at);
-    this.#failures.set(key, list);
-    return id;
+  async recordFailure(key: string, now: number, window: number): Promise<ThrottleState> {
+    const { index, resetAt } = throttleWindow(now, window);
+    const counter = this.#failures.get(key);
+    if (counter !== undefined && counter.index === index) counter.count += 1;
+    else this.#failures.set(key, { index, count: 1, until: resetAt });
+    return { count: this.#failures.get(key)!.count, resetAt };
   }
 
-  async removeFailure(key: string, id: string): Promise<void> {
-    const list = this.#failures.get(key);
-    if (list !== undefined) this.#failures.set(key, list.filter((f) => f.id !== id));
-  }
-
-  async clearFailures(key: string): Promise<void> {
+  async resetFailures(key: string): Promise<void> {
     this.#failures.delete(key);
   }
 
   async sweep(now: number): Promise<void> {
     for (const [id, s] of this.#sessions) if (s.expires <= now) this.#sessions.delete(id);
     for (const [key, expires] of this.#nonces) if (expires <= now) this.#nonces.delete(key);
-    for (const [key, list] of this.#failures) {
-      const live = list.filter((f) => f.until > now);
-      if (live.length === 0) this.#failures.delete(key);
-      else this.#failures.set(key, live);
-    }
+    for (const [key, counter] of this.#failures) if (counter.until <= now) this.#failures.delete(key);
   }
 }

@@ -3,13 +3,13 @@
  * call costs two round trips on the hot path: the session read and the nonce insert; the
  * sliding-expiry write is skipped unless it would move expiry by `session.touchFraction`.
  */
-import { Binary, MongoClient, MongoServerError, ObjectId, type Collection, type Db } from 'mongodb';
+import { Binary, MongoClient, MongoServerError, type Collection, type Db } from 'mongodb';
 import type { Logger } from 'pino';
 import { ApiError } from '../core/errors.ts';
 import { mapDriverError } from './mongo-errors.ts';
 
 export { mapDriverError };
-import type { AccountRecord, MethodResources, PasswordHash, SessionRecord, Store, ThrottleState } from './types.ts';
+import { throttleWindow, type AccountRecord, type MethodResources, type PasswordHash, type SessionRecord, type Store, type ThrottleState } from './types.ts';
 import type { JobExecutor, JobRunner, JobSettings } from '../core/jobs.ts';
 import { nowSeconds } from '../core/clock.ts';
 
@@ -34,10 +34,15 @@ interface NonceDoc {
   expires: number;
   expiresAt: Date;
 }
+/**
+ * The n-th failure of a throttle key in window `w`: `_id` is `key \n w \n n`, unique, so of
+ * concurrent failures each takes its own n, and the count is the highest n (one index lookup).
+ */
 interface FailureDoc {
-  _id?: ObjectId;
+  _id: string;
   key: string;
-  at: number;
+  w: number;
+  n: number;
   expiresAt: Date;
 }
 /** A claim on the next version of a session's state: see saveSessionState. */
@@ -67,7 +72,8 @@ export const COLLECTIONS = {
   accounts: 'simpleapi_accounts',
   sessions: 'simpleapi_sessions',
   nonces: 'simpleapi_nonces',
-  throttle: 'simpleapi_login_failures',
+  /** Failure counters (the older `simpleapi_login_failures`, one document per failure, is no longer read). */
+  throttle: 'simpleapi_throttle',
   claims: 'simpleapi_state_claims',
 } as const;
 
@@ -142,7 +148,7 @@ export class MongoStore implements Store {
   async init(): Promise<void> {
     await this.#guard(async () => {
       await this.#sessions.createIndex({ userKey: 1 });
-      await this.#throttle.createIndex({ key: 1, at: 1 });
+      await this.#throttle.createIndex({ key: 1, w: 1, n: -1 });
       if (this.#options.ttlIndexes === 'assume') return;
       for (const collection of [this.#sessions, this.#nonces, this.#throttle, this.#claims] as Collection<any>[]) {
         try {
@@ -311,28 +317,40 @@ export class MongoStore implements Store {
     });
   }
 
-  getFailures(key: string, now: number, window: number): Promise<ThrottleState> {
+  countFailures(key: string, now: number, window: number): Promise<ThrottleState> {
+    const { index, resetAt } = throttleWindow(now, window);
+    return this.#guard(async () => ({ count: await this.#highestFailure(key, index), resetAt }));
+  }
+
+  async #highestFailure(key: string, w: number): Promise<number> {
+    const top = await this.#throttle.findOne({ key, w }, { sort: { n: -1 }, projection: { n: 1 } });
+    return top?.n ?? 0;
+  }
+
+  /**
+   * Takes the next free n by inserting it; a duplicate means a concurrent failure took that n, so
+   * try the next. Only as many tries as failures arrive together, never as many as are stored.
+   */
+  recordFailure(key: string, now: number, window: number): Promise<ThrottleState> {
+    const { index, resetAt } = throttleWindow(now, window);
     return this.#guard(async () => {
-      const docs = await this.#throttle.find({ key, at: { $gt: now - window } }, { projection: { at: 1 } }).sort({ at: 1 }).toArray();
-      return docs.length === 0 ? { count: 0, resetAt: now } : { count: docs.length, resetAt: docs[0]!.at + window };
+      let n = (await this.#highestFailure(key, index)) + 1;
+      for (let tries = 0; ; tries++) {
+        try {
+          await this.#throttle.insertOne({ _id: `${key}
+${index}
+${n}`, key, w: index, n, expiresAt: toDate(resetAt) });
+          return { count: n, resetAt };
+        } catch (err) {
+          if (!isDuplicateKey(err)) throw err;
+        }
+        // Far behind (many at once): look again rather than walk up one by one.
+        n = tries % 8 === 7 ? (await this.#highestFailure(key, index)) + 1 : n + 1;
+      }
     });
   }
 
-  addFailure(key: string, now: number, window: number): Promise<string> {
-    return this.#guard(async () => {
-      const { insertedId } = await this.#throttle.insertOne({ key, at: now, expiresAt: toDate(now + window) });
-      return insertedId.toHexString();
-    });
-  }
-
-  removeFailure(key: string, id: string): Promise<void> {
-    return this.#guard(async () => {
-      if (!ObjectId.isValid(id)) return;
-      await this.#throttle.deleteOne({ _id: new ObjectId(id), key });
-    });
-  }
-
-  clearFailures(key: string): Promise<void> {
+  resetFailures(key: string): Promise<void> {
     return this.#guard(async () => {
       await this.#throttle.deleteMany({ key });
     });

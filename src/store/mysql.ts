@@ -11,7 +11,7 @@
 import { createPool, type Pool, type PoolConnection, type ResultSetHeader, type RowDataPacket } from 'mysql2/promise';
 import type { Logger } from 'pino';
 import { ApiError } from '../core/errors.ts';
-import type { AccountRecord, MethodResources, PasswordHash, SessionRecord, Store, ThrottleState } from './types.ts';
+import { throttleWindow, type AccountRecord, type MethodResources, type PasswordHash, type SessionRecord, type Store, type ThrottleState } from './types.ts';
 
 export interface MySqlStoreOptions {
   /** The database used when the URL names none. */
@@ -29,7 +29,7 @@ export const TABLES = {
   accounts: 'simpleapi_accounts',
   sessions: 'simpleapi_sessions',
   nonces: 'simpleapi_nonces',
-  throttle: 'simpleapi_login_failures',
+  throttle: 'simpleapi_throttle',
 } as const;
 
 /**
@@ -63,7 +63,7 @@ const MIGRATIONS: readonly (readonly string[])[] = [
       PRIMARY KEY (session_id, nonce),
       INDEX nonces_expires (expires)
     ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
-    `CREATE TABLE IF NOT EXISTS ${TABLES.throttle} (
+    `CREATE TABLE IF NOT EXISTS simpleapi_login_failures (
       id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
       throttle_key VARCHAR(600) NOT NULL,
       at BIGINT NOT NULL,
@@ -71,6 +71,18 @@ const MIGRATIONS: readonly (readonly string[])[] = [
       INDEX failures_key_at (throttle_key, at),
       INDEX failures_expires (expires)
     ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
+  ],
+  // 2: one counter row per throttle key and fixed window instead of a row per failure.
+  [
+    `CREATE TABLE IF NOT EXISTS ${TABLES.throttle} (
+      throttle_key VARCHAR(600) NOT NULL,
+      win BIGINT NOT NULL,
+      failures INT UNSIGNED NOT NULL,
+      expires BIGINT NOT NULL,
+      PRIMARY KEY (throttle_key, win),
+      INDEX throttle_expires (expires)
+    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
+    'DROP TABLE IF EXISTS simpleapi_login_failures',
   ],
 ];
 
@@ -380,26 +392,30 @@ export class MySqlStore implements Store {
     });
   }
 
-  getFailures(key: string, now: number, window: number): Promise<ThrottleState> {
+  countFailures(key: string, now: number, window: number): Promise<ThrottleState> {
+    const { index, resetAt } = throttleWindow(now, window);
     return this.#guard(async () => {
-      const [row] = await this.#rows(`SELECT COUNT(*) AS n, MIN(at) AS oldest FROM ${TABLES.throttle} WHERE throttle_key = ? AND at > ?`, [key, now - window]);
-      const count = Number(row?.n ?? 0);
-      return count === 0 ? { count: 0, resetAt: now } : { count, resetAt: Number(row!.oldest) + window };
+      const [row] = await this.#rows(`SELECT failures FROM ${TABLES.throttle} WHERE throttle_key = ? AND win = ?`, [key, index]);
+      return { count: Number(row?.failures ?? 0), resetAt };
     });
   }
 
-  addFailure(key: string, now: number, window: number): Promise<string> {
-    return this.#guard(async () => String((await this.#write(`INSERT INTO ${TABLES.throttle} (throttle_key, at, expires) VALUES (?, ?, ?)`, [key, now, now + window])).insertId));
-  }
-
-  removeFailure(key: string, id: string): Promise<void> {
+  /**
+   * One statement, atomic on the row: the insert or the increment, with the new count handed back
+   * through LAST_INSERT_ID(expr) (an insert leaves it 0: the count is then 1).
+   */
+  recordFailure(key: string, now: number, window: number): Promise<ThrottleState> {
+    const { index, resetAt } = throttleWindow(now, window);
     return this.#guard(async () => {
-      if (!/^[0-9]{1,19}$/.test(id)) return;
-      await this.#write(`DELETE FROM ${TABLES.throttle} WHERE id = ? AND throttle_key = ?`, [id, key]);
+      const result = await this.#write(
+        `INSERT INTO ${TABLES.throttle} (throttle_key, win, failures, expires) VALUES (?, ?, 1, ?) ON DUPLICATE KEY UPDATE failures = LAST_INSERT_ID(failures + 1)`,
+        [key, index, resetAt],
+      );
+      return { count: result.affectedRows === 1 ? 1 : Number(result.insertId), resetAt };
     });
   }
 
-  clearFailures(key: string): Promise<void> {
+  resetFailures(key: string): Promise<void> {
     return this.#guard(async () => {
       await this.#write(`DELETE FROM ${TABLES.throttle} WHERE throttle_key = ?`, [key]);
     });

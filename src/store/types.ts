@@ -41,11 +41,20 @@ export interface SessionRecord {
   version: number;
 }
 
-/** Failed logins for one key within the last `window` seconds (a sliding window). */
+/**
+ * Failed credential checks counted for one throttle key in the current fixed window: windows are
+ * `window` seconds long and start at multiples of it, so a count is one number per key.
+ */
 export interface ThrottleState {
   count: number;
-  /** When the oldest of them leaves the window, so the count drops; `now` when there are none. */
+  /** When the current window ends and the count starts again from 0. */
   resetAt: number;
+}
+
+/** The fixed window holding `now`: its index and when it ends. */
+export function throttleWindow(now: number, window: number): { index: number; resetAt: number } {
+  const index = Math.floor(now / window);
+  return { index, resetAt: (index + 1) * window };
 }
 
 /** What a store gives methods for their own data (`ctx.db`); null where it has none. */
@@ -96,17 +105,16 @@ export interface Store {
   /** Records a nonce for a session; false when it was already seen and has not expired. */
   rememberNonce(sessionId: string, nonce: string, expires: number, now: number): Promise<boolean>;
 
-  /** Failures of a throttle key (`user:…`, `ip:…`) in the `window` seconds before `now`. */
-  getFailures(key: string, now: number, window: number): Promise<ThrottleState>;
+  /** The failures counted for a throttle key in the window holding `now`; O(1), whatever the count. */
+  countFailures(key: string, now: number, window: number): Promise<ThrottleState>;
   /**
-   * Records one attempt at `now`, kept for `window` seconds, and returns its id. Concurrent calls
-   * all count: each is an insert, since not every MongoDB-compatible server makes a conditional
-   * update atomic.
+   * Counts one failure for a key in the window holding `now` and returns the count with it.
+   * Concurrent calls all count, on every store (on MongoDB by unique inserts, since not every
+   * MongoDB-compatible server makes `$inc` atomic: see bench/ferretdb-counters.ts). O(1).
    */
-  addFailure(key: string, now: number, window: number): Promise<string>;
-  /** Takes back one recorded attempt (a login that turned out right). */
-  removeFailure(key: string, id: string): Promise<void>;
-  clearFailures(key: string): Promise<void>;
+  recordFailure(key: string, now: number, window: number): Promise<ThrottleState>;
+  /** Forgets a key's failures (a right password ends a run of consecutive failures). */
+  resetFailures(key: string): Promise<void>;
 
   /** Removes expired sessions, nonces and throttle windows; for stores without TTL indexes. */
   sweep(now: number): Promise<void>;
