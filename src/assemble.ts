@@ -10,6 +10,7 @@ import { Dispatcher } from './core/dispatch.ts';
 import { createHandler, pathOf, type Handler } from './core/handler.ts';
 import { MethodHolder } from './core/methods.ts';
 import { createAjv, discoverMethods, type MethodTable } from './core/registry.ts';
+import { RateLimits } from './core/rate-limit.ts';
 import { createJobExecutor } from './jobs/execute.ts';
 import { MemoryJobRunner } from './jobs/memory.ts';
 import type { JobRunner } from './jobs/types.ts';
@@ -49,7 +50,9 @@ export async function assembleCore(deps: CoreDeps): Promise<Core> {
   });
   const services = { store, accounts, log };
   const jobs = deps.jobs ?? (await startJobs(config, store, methods, services, log));
-  const dispatcher = new Dispatcher(methods, { ...services, jobs }, { batchConcurrency: config.batchConcurrency, methodTimeout: config.methodTimeout });
+  const limits = await RateLimits.create(store, config.rateLimit, log);
+  log.debug(`rate limits: counted in ${limits.where}`);
+  const dispatcher = new Dispatcher(methods, { ...services, jobs }, { batchConcurrency: config.batchConcurrency, methodTimeout: config.methodTimeout, limits });
   let draining = false;
   const handler = createHandler({
     store,

@@ -37,6 +37,9 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'login.maxFailures', flag: 'login-max-failures', schema: { type: 'integer', minimum: 1 }, default: 5, description: 'Failed logins per user_id within the window before TooManyRequests' },
   { key: 'login.maxFailuresPerIp', flag: 'login-max-failures-per-ip', schema: { type: 'integer', minimum: 1 }, default: 50, description: 'Failed logins per client address within the window before TooManyRequests' },
   { key: 'login.window', flag: 'login-window', schema: seconds(1), default: 900, description: 'Seconds over which failed logins are counted' },
+  { key: 'rateLimit.address', flag: 'rate-limit-address', schema: { type: 'integer', minimum: 0 }, default: 6000, description: 'Calls per --rate-limit-window per client address for anonymous calls, each batch entry counting (0: no limit); past it 429 with Retry-After' },
+  { key: 'rateLimit.user', flag: 'rate-limit-user', schema: { type: 'integer', minimum: 0 }, default: 6000, description: 'Calls per --rate-limit-window per user for signed calls, each batch entry counting (0: no limit)' },
+  { key: 'rateLimit.window', flag: 'rate-limit-window', schema: seconds(1), default: 60, description: 'Seconds over which --rate-limit-address and --rate-limit-user count calls' },
   { key: 'bodyLimit', flag: 'body-limit', schema: { type: 'integer', minimum: 64, maximum: 1073741824 }, default: 1048576, description: 'Largest request body in bytes (413 above)' },
   { key: 'batchLimit', flag: 'batch-limit', schema: { type: 'integer', minimum: 1, maximum: 100000 }, default: 100, description: 'Most entries in one JSON-RPC batch' },
   { key: 'batchConcurrency', flag: 'batch-concurrency', schema: { type: 'integer', minimum: 1, maximum: 10000 }, default: 8, description: 'Batch entries run at once' },
@@ -74,6 +77,7 @@ export interface Config {
   hmac: { scheme: 'v1' | 'v2'; window: number };
   session: { ttl: number; touchFraction: number };
   login: { maxFailures: number; maxFailuresPerIp: number; window: number };
+  rateLimit: { address: number; user: number; window: number };
   bodyLimit: number;
   batchLimit: number;
   methodTimeout: number;

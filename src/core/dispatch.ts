@@ -12,6 +12,7 @@ import type { IssuedSession } from './auth.ts';
 import { isValidMethodName, validationDetails, type MethodRecord } from './registry.ts';
 import type { MethodHolder } from './methods.ts';
 import { closest } from './nearest.ts';
+import type { RateLimits } from './rate-limit.ts';
 
 /** A streaming method's events, and how the transport frames them. */
 export interface EventStream {
@@ -44,6 +45,8 @@ export interface DispatchSettings {
   batchConcurrency: number;
   /** Seconds an asynchronous method may run; 0 for no limit. */
   methodTimeout: number;
+  /** Counts every call against its caller (and its method's own rule); absent: no rate limit. */
+  limits?: RateLimits;
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
@@ -67,11 +70,22 @@ export class Dispatcher {
     this.#settings = settings;
   }
 
-  /** Runs one call to its outcome; never throws. A method that answers synchronously costs no promise. */
+  /**
+   * Runs one call to its outcome; never throws. Every call counts against the rate limit first
+   * (each entry of a batch too, and a call of an unknown method); without a limit, a method that
+   * answers synchronously costs no promise.
+   */
   run(call: Call, scope: CallScope, inBatch = false): CallOutcome | Promise<CallOutcome> {
     // §3: names are looked up, never turned into paths; the table has no prototype.
     const table = this.#methods.current;
     const record = isValidMethodName(call.method) ? table[call.method] : undefined;
+    const limits = this.#settings.limits;
+    if (limits === undefined) return this.#run(record, call, scope, inBatch);
+    const caller = { ip: scope.ip, userKey: scope.session?.userKey ?? null };
+    return limits.check(record?.name ?? '', record?.rateLimit, caller).then((refused) => (refused === null ? this.#run(record, call, scope, inBatch) : { ok: false, error: refused }));
+  }
+
+  #run(record: MethodRecord | undefined, call: Call, scope: CallScope, inBatch: boolean): CallOutcome | Promise<CallOutcome> {
     if (record === undefined) return { ok: false, error: this.#notFound(call.method) };
     if (record.auth === 'session' && scope.session === null) {
       return { ok: false, error: new ApiError('Unauthenticated', `${record.name} needs a signed-in session`) };

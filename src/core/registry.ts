@@ -11,6 +11,7 @@ import { Ajv2020 as Ajv } from 'ajv/dist/2020.js';
 import type { ValidateFunction, ErrorObject } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import type { Auth, MethodContext } from './method.ts';
+import { ruleProblem, type RateRule } from './rate-limit.ts';
 
 /** One segment of a method name (PROTOCOL.md §3). */
 const SEGMENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -33,6 +34,8 @@ export interface MethodRecord {
   readonly event?: string;
   /** Writes its own answer through ctx.http: not wrapped, serialised or signed. */
   readonly raw?: boolean;
+  /** The method's own rate limit (`export const rateLimit`), on top of the caller's general one. */
+  readonly rateLimit?: RateRule;
   readonly invoke: (ctx: MethodContext, params: unknown) => unknown;
 }
 
@@ -124,6 +127,10 @@ export function buildRecord(name: string, file: string, mod: Record<string, unkn
   if (m.event !== undefined && (m.stream !== true || typeof m.event !== 'string' || !/^[A-Za-z0-9_.-]{1,64}$/.test(m.event))) {
     throw new RegistryError(`${file}: event is the SSE event name of a streaming method (stream = true): 1 to 64 characters of [A-Za-z0-9_.-]`);
   }
+  if (m.rateLimit !== undefined) {
+    const problem = ruleProblem(m.rateLimit);
+    if (problem !== null) throw new RegistryError(`${file}: ${problem}`);
+  }
   let validate: ValidateFunction | undefined;
   if (m.params !== undefined) {
     try {
@@ -158,6 +165,7 @@ export function buildRecord(name: string, file: string, mod: Record<string, unkn
     raw: m.raw === true,
     stream: m.stream === true,
     ...(typeof m.event === 'string' ? { event: m.event } : {}),
+    ...(m.rateLimit === undefined ? {} : { rateLimit: { ...(m.rateLimit as RateRule) } }),
   };
 }
 
