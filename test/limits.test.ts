@@ -127,3 +127,25 @@ describe.runIf(hasMongo)('rate limits on MongoDB', () => {
     }
   });
 });
+
+describe('password hashing is bounded', () => {
+  it('runs at most one scrypt per core at once, and a create for a taken id hashes nothing', async () => {
+    const { HASH_GATE } = await import('../src/core/passwords.ts');
+    const { availableParallelism } = await import('node:os');
+    const server = await startTestServer({});
+    try {
+      await createAccount(server.url, 'hash-taken');
+      const before = HASH_GATE.load.started;
+      const taken = await Promise.all(Array.from({ length: 10 }, () => post(server.url, call('account.create', { user_id: 'HASH-taken', password: 'password-one' }))));
+      expect(taken.map((a) => a.status)).toEqual(Array(10).fill(409));
+      expect((taken[0]!.json as { error: { message: string } }).error.message).toBe('That user_id is already taken');
+      expect(HASH_GATE.load.started).toBe(before);
+      const fresh = await Promise.all(Array.from({ length: 12 }, (_, i) => post(server.url, call('account.create', { user_id: `hash-${i}`, password: 'password-one' }))));
+      expect(fresh.every((a) => a.status === 200)).toBe(true);
+      expect(HASH_GATE.load.started).toBe(before + 12);
+      expect(HASH_GATE.load.peak).toBeLessThanOrEqual(Math.max(1, availableParallelism()));
+    } finally {
+      await server.close();
+    }
+  });
+});

@@ -43,6 +43,8 @@ export function userKeyOf(userId: string): string {
 }
 
 const WRONG_CREDENTIALS = 'Wrong user_id or password';
+/** The stores' own Conflict message for a taken user_id. */
+const TAKEN = 'That user_id is already taken';
 
 /**
  * Marks a grant with the session it started, so the answer that carries it is signed with its key
@@ -75,8 +77,13 @@ export class AccountService {
     };
   }
 
+  /**
+   * A taken id is answered before any hashing, with the store's own Conflict (its answer says no
+   * more than the one after a hash would): a flood of creates for a taken id costs no scrypt.
+   */
   async create(scope: CallScope, userId: string, password: string): Promise<SessionGrant> {
     const now = nowSeconds();
+    if ((await this.#store.findAccount(userKeyOf(userId))) !== null) throw new ApiError('Conflict', TAKEN);
     await this.#store.createAccount({
       userKey: userKeyOf(userId),
       userId,
