@@ -47,8 +47,9 @@ export async function assembleCore(deps: CoreDeps): Promise<Core> {
     maxFailures: config.login.maxFailures,
     maxFailuresPerIp: config.login.maxFailuresPerIp,
     window: config.login.window,
+    maxSessionsPerUser: config.session.maxPerUser,
   });
-  const services = { store, accounts, log };
+  const services = { store, accounts, log, maxSessionState: config.session.maxState };
   const jobs = deps.jobs ?? (await startJobs(config, store, methods, services, log));
   const limits = await RateLimits.create(store, config.rateLimit, log);
   log.debug(`rate limits: counted in ${limits.where}`);

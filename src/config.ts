@@ -34,6 +34,8 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'hmac.window', flag: 'hmac-window', schema: seconds(1), default: 300, description: 'v2: seconds a timestamp may differ from the server clock' },
   { key: 'session.ttl', flag: 'session-ttl', schema: seconds(1), default: 86400, description: 'Seconds a session lives after its last signed use' },
   { key: 'session.touchFraction', flag: 'session-touch-fraction', schema: { type: 'number', minimum: 0, maximum: 1 }, default: 0.01, description: 'Skip a session write when it would move expiry by less than this fraction of the TTL' },
+  { key: 'session.maxState', flag: 'session-max-state', schema: { type: 'integer', minimum: 2, maximum: 16777216 }, default: 65536, description: 'Largest session state in bytes of JSON; a saveState() past it fails with PayloadTooLarge' },
+  { key: 'session.maxPerUser', flag: 'session-max-per-user', schema: { type: 'integer', minimum: 1, maximum: 100000 }, default: 100, description: 'Sessions one user may hold; a new one ends the least recently used past it' },
   { key: 'login.maxFailures', flag: 'login-max-failures', schema: { type: 'integer', minimum: 1 }, default: 5, description: 'Failed logins per user_id within the window before TooManyRequests' },
   { key: 'login.maxFailuresPerIp', flag: 'login-max-failures-per-ip', schema: { type: 'integer', minimum: 1 }, default: 50, description: 'Failed logins per client address within the window before TooManyRequests' },
   { key: 'login.window', flag: 'login-window', schema: seconds(1), default: 900, description: 'Seconds over which failed logins are counted' },
@@ -75,7 +77,7 @@ export interface Config {
   methodsDir: string;
   db: { url: string; name: string; connectTimeout: number };
   hmac: { scheme: 'v1' | 'v2'; window: number };
-  session: { ttl: number; touchFraction: number };
+  session: { ttl: number; touchFraction: number; maxState: number; maxPerUser: number };
   login: { maxFailures: number; maxFailuresPerIp: number; window: number };
   rateLimit: { address: number; user: number; window: number };
   bodyLimit: number;

@@ -34,6 +34,8 @@ export interface AccountSettings {
   maxFailures: number;
   maxFailuresPerIp: number;
   window: number;
+  /** Sessions per user; a new one ends the least recently used past it. Absent: no limit. */
+  maxSessionsPerUser?: number;
   scrypt?: { N: number; r: number; p: number };
 }
 
@@ -148,6 +150,7 @@ export class AccountService {
       version: 0,
     };
     await this.#store.createSession(record);
+    if (this.#settings.maxSessionsPerUser !== undefined) await this.#store.trimUserSessions(userKey, this.#settings.maxSessionsPerUser, record.sessionId);
     const grant: SessionGrant = { user_id: userId, session_id: record.sessionId, session_key: record.key.toString('base64url'), expires: record.expires };
     Object.defineProperty(grant, ISSUED, { value: { key: record.key, userId }, enumerable: true });
     return grant;
