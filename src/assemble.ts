@@ -65,6 +65,7 @@ export async function assembleCore(deps: CoreDeps): Promise<Core> {
       maxDepth: config.json.maxDepth,
       batchLimit: config.batchLimit,
       bodyLimit: config.bodyLimit,
+      answerLimit: config.answerLimit,
       path: config.path,
       corsOrigins: config.cors.origins,
       consolePath: config.docs ? '/docs' : null,

@@ -43,6 +43,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'rateLimit.user', flag: 'rate-limit-user', schema: { type: 'integer', minimum: 0 }, default: 6000, description: 'Calls per --rate-limit-window per user for signed calls, each batch entry counting (0: no limit)' },
   { key: 'rateLimit.window', flag: 'rate-limit-window', schema: seconds(1), default: 60, description: 'Seconds over which --rate-limit-address and --rate-limit-user count calls' },
   { key: 'bodyLimit', flag: 'body-limit', schema: { type: 'integer', minimum: 64, maximum: 1073741824 }, default: 1048576, description: 'Largest request body in bytes (413 above)' },
+  { key: 'answerLimit', flag: 'answer-limit', schema: { type: 'integer', minimum: 1024, maximum: 536870912 }, default: 16777216, description: 'Largest answer body in bytes: batch entries past it, or a single answer past it, are answered with an error instead' },
   { key: 'batchLimit', flag: 'batch-limit', schema: { type: 'integer', minimum: 1, maximum: 100000 }, default: 100, description: 'Most entries in one JSON-RPC batch' },
   { key: 'batchConcurrency', flag: 'batch-concurrency', schema: { type: 'integer', minimum: 1, maximum: 10000 }, default: 8, description: 'Batch entries run at once' },
   { key: 'workers', flag: 'workers', schema: { type: 'integer', minimum: 1, maximum: 256 }, default: 1, description: 'Processes serving the same port (node:cluster)' },
@@ -81,6 +82,7 @@ export interface Config {
   login: { maxFailures: number; maxFailuresPerIp: number; window: number };
   rateLimit: { address: number; user: number; window: number };
   bodyLimit: number;
+  answerLimit: number;
   batchLimit: number;
   methodTimeout: number;
   json: { maxDepth: number };

@@ -39,3 +39,31 @@ describe('session state and sessions per user', () => {
     for (const g of [second, third, fourth]) expect((await postV2(server.url, g, call('whoami'))).status).toBe(200);
   });
 });
+
+describe('answers capped (--answer-limit)', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer({ answerLimit: 1_000_000 });
+  });
+  afterAll(() => server.close());
+
+  it('a batch whose answer would pass the cap gets errors for the entries that overflow', async () => {
+    const body = JSON.stringify(Array.from({ length: 10 }, (_, i) => ({ jsonrpc: '2.0', method: 'big', params: { bytes: 300_000 }, id: i })));
+    const answer = await post(server.url, body);
+    expect(answer.status).toBe(200);
+    expect(answer.text.length).toBeLessThan(1_000_000);
+    const entries = answer.json as { id: number; result?: string; error?: { message: string } }[];
+    expect(entries.map((e) => e.id)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    expect(entries.filter((e) => typeof e.result === 'string' && e.result.length === 300_000)).toHaveLength(3);
+    for (const e of entries.slice(3)) expect(e.error?.message).toBe('The answer would be larger than the limit of 1000000 bytes (--answer-limit)');
+  });
+
+  it('a single answer over the cap is an error too', async () => {
+    const simple = await post(server.url, call('big', { bytes: 2_000_000 }));
+    expect(simple.status).toBe(500);
+    expect(simple.json).toEqual({ error: { code: 'InternalError', message: 'The answer would be larger than the limit of 1000000 bytes (--answer-limit)', type: 'server' } });
+    const rpc = await post(server.url, JSON.stringify({ jsonrpc: '2.0', method: 'big', params: { bytes: 2_000_000 }, id: 'x' }));
+    expect(rpc.json).toMatchObject({ jsonrpc: '2.0', id: 'x', error: { code: -32603 } });
+    expect((await post(server.url, call('big', { bytes: 10 }))).json).toBe('xxxxxxxxxx');
+  });
+});

@@ -19,7 +19,11 @@ export interface EndpointSettings {
   batchLimit: number;
   /** Only for the message: the transport enforces it while reading. */
   bodyLimit: number;
+  /** Largest answer body in bytes; absent: 16 MiB. */
+  answerLimit?: number;
 }
+
+export const DEFAULT_ANSWER_LIMIT = 16 * 1024 * 1024;
 
 const JSON_TYPE = 'application/json; charset=utf-8';
 
@@ -37,25 +41,49 @@ function labelOf(envelope: Envelope): string {
   }
 }
 
-/** Serialises a reply's body; a result JSON cannot hold (a BigInt, a cycle) becomes InternalError. */
-function serialize(reply: Reply, form: Form, log: Logger, requestId: string): { status: number; text: string | undefined } {
+/**
+ * Serialises a reply's body within `limit` bytes. A batch is serialised entry by entry: an entry
+ * that would take the answer past the limit is answered with an error instead, so a batch of
+ * large results never becomes one huge string; a single answer past it is an error too. A result
+ * JSON cannot hold (a BigInt, a cycle) becomes InternalError.
+ */
+function serialize(reply: Reply, form: Form, log: Logger, requestId: string, limit: number): { status: number; text: string | undefined } {
   if (reply.body === undefined) return { status: reply.status, text: undefined };
-  try {
-    return { status: reply.status, text: JSON.stringify(reply.body) };
-  } catch (err) {
-    log.error({ reqId: requestId, err }, 'the result could not be serialised as JSON');
-    const internal = new ApiError('InternalError');
-    if (form === 'simple') return { status: 500, text: JSON.stringify(simpleErrorBody(internal)) };
-    const entries: { id: unknown }[] = Array.isArray(reply.body) ? reply.body : [reply.body];
-    const safe = entries.map((entry) => {
-      try {
-        return JSON.stringify(entry);
-      } catch {
-        return JSON.stringify(rpcError(internal, entry.id as never));
-      }
-    });
-    return { status: reply.status, text: Array.isArray(reply.body) ? `[${safe.join(',')}]` : safe[0] };
+  const internal = new ApiError('InternalError');
+  const tooLarge = new ApiError('InternalError', `The answer would be larger than the limit of ${limit} bytes (--answer-limit)`);
+  const one = (value: unknown): string | ApiError => {
+    try {
+      const text = JSON.stringify(value);
+      return text.length > limit || Buffer.byteLength(text) > limit ? tooLarge : text;
+    } catch (err) {
+      // A RangeError here is a string past V8's own limit: too large, whatever the setting.
+      if (err instanceof RangeError && /string length/i.test(err.message)) return tooLarge;
+      log.error({ reqId: requestId, err }, 'the result could not be serialised as JSON');
+      return internal;
+    }
+  };
+  if (!Array.isArray(reply.body)) {
+    const text = one(reply.body);
+    if (typeof text === 'string') return { status: reply.status, text };
+    if (text === tooLarge) log.warn({ reqId: requestId, limit }, 'an answer over the answer limit was refused');
+    if (form === 'simple') return { status: 500, text: JSON.stringify(simpleErrorBody(text)) };
+    return { status: reply.status, text: JSON.stringify(rpcError(text, (reply.body as { id?: never }).id ?? null)) };
   }
+  const parts: string[] = [];
+  let used = 2;
+  let refused = 0;
+  for (const entry of reply.body as { id?: unknown }[]) {
+    let text = one(entry);
+    if (typeof text === 'string' && used + Buffer.byteLength(text) + 1 > limit) text = tooLarge;
+    if (typeof text !== 'string') {
+      if (text === tooLarge) refused++;
+      text = JSON.stringify(rpcError(text, (entry.id ?? null) as never));
+    }
+    used += Buffer.byteLength(text) + 1;
+    parts.push(text);
+  }
+  if (refused > 0) log.warn({ reqId: requestId, limit, refused }, 'batch entries over the answer limit were answered with errors');
+  return { status: reply.status, text: `[${parts.join(',')}]` };
 }
 
 /**
@@ -84,7 +112,7 @@ export function createEndpoint(deps: { store: Store; log: Logger; dispatcher: Di
       });
       return { status: 200, headers, stream, label };
     }
-    const { status, text } = serialize(reply, form, log, requestId);
+    const { status, text } = serialize(reply, form, log, requestId, settings.answerLimit ?? DEFAULT_ANSWER_LIMIT);
     if (text !== undefined) headers['content-type'] = JSON_TYPE;
     if (signer !== undefined) headers['x-hmac'] = signer.sign(text ?? '');
     return text === undefined ? { status, headers, label, close } : { status, headers, body: text, label, close };
