@@ -61,6 +61,9 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'jobs.concurrency', flag: 'jobs-concurrency', schema: { type: 'integer', minimum: 1, maximum: 10000 }, default: 4, description: 'Background jobs run at once per process; more wait in the queue' },
   { key: 'jobs.keep', flag: 'jobs-keep', schema: seconds(1), default: 3600, description: 'Seconds a finished job stays readable at /jobs/<id>' },
   { key: 'jobs.timeout', flag: 'jobs-timeout', schema: seconds(1), default: 3600, description: 'Seconds a background job may run before it is failed with Timeout' },
+  { key: 'jobs.maxPerOwner', flag: 'jobs-max-per-owner', schema: { type: 'integer', minimum: 1, maximum: 10000000 }, default: 100, description: 'Queued plus running jobs one user (or, for public jobs, one client address) may have; more are refused with 429 and Retry-After' },
+  { key: 'jobs.maxTotal', flag: 'jobs-max-total', schema: { type: 'integer', minimum: 1, maximum: 100000000 }, default: 10000, description: 'Queued plus running jobs in all (per process in-process, in the database on MongoDB); more are refused with 429' },
+  { key: 'jobs.ownerConcurrency', flag: 'jobs-owner-concurrency', schema: { type: 'integer', minimum: 1, maximum: 10000 }, default: 2, description: 'In-process jobs: most of one owner\'s jobs running at once (at most --jobs-concurrency), so another owner\'s job finds a free slot' },
   { key: 'jobs.lock', flag: 'jobs-lock', schema: seconds(1), default: 30, description: 'MongoDB: seconds before the job of a process that died is picked up by another' },
   { key: 'jobs.retries', flag: 'jobs-retries', schema: { type: 'integer', minimum: 0, maximum: 100 }, default: 2, description: 'MongoDB: runs again of a job whose process died, before it is failed' },
   { key: 'stream.maxDuration', flag: 'stream-max-duration', schema: seconds(1), default: 600, description: 'Seconds a streaming method\'s answer may last before the server ends it' },
@@ -91,7 +94,7 @@ export interface Config {
   tls: { cert: string; key: string };
   trustProxy: boolean;
   cors: { origins: string };
-  jobs: { concurrency: number; keep: number; timeout: number; retries: number; lock: number };
+  jobs: { concurrency: number; keep: number; timeout: number; retries: number; lock: number; maxPerOwner: number; maxTotal: number; ownerConcurrency: number };
   stream: { maxDuration: number; idleTimeout: number };
   docs: boolean;
   batchConcurrency: number;

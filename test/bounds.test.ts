@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { post, startTestServer, type TestServer } from './helpers/server.ts';
-import { createAccount, postV2 } from './helpers/signed.ts';
+import { createAccount, getV2, postV2 } from './helpers/signed.ts';
 
 const call = (method: string, parameters: unknown = {}) => JSON.stringify({ method, parameters });
 
@@ -65,5 +65,53 @@ describe('answers capped (--answer-limit)', () => {
     const rpc = await post(server.url, JSON.stringify({ jsonrpc: '2.0', method: 'big', params: { bytes: 2_000_000 }, id: 'x' }));
     expect(rpc.json).toMatchObject({ jsonrpc: '2.0', id: 'x', error: { code: -32603 } });
     expect((await post(server.url, call('big', { bytes: 10 }))).json).toBe('xxxxxxxxxx');
+  });
+});
+
+describe('jobs: caps and fair turns', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer({ 'jobs.concurrency': 2, 'jobs.ownerConcurrency': 1, 'jobs.maxPerOwner': 5, 'jobs.maxTotal': 9 });
+  });
+  afterAll(() => server.close(0));
+
+  it("user B's job runs while user A floods the queue; A's starts past the cap get TooManyRequests", async () => {
+    const a = await createAccount(server.url, 'flooder');
+    const b = await createAccount(server.url, 'bystander');
+    const flood = JSON.stringify(Array.from({ length: 8 }, (_, i) => ({ jsonrpc: '2.0', method: 'reports.slow', params: { steps: 100, stepMs: 60000 }, id: i })));
+    const answer = await postV2(server.url, a, flood);
+    const entries = answer.json as { result?: { job_id: string }; error?: { code: number; data: { code: string } } }[];
+    expect(entries.filter((e) => e.result !== undefined)).toHaveLength(5);
+    expect(entries.filter((e) => e.error?.data.code === 'TooManyRequests')).toHaveLength(3);
+    expect(Number(answer.headers.get('retry-after'))).toBeGreaterThan(0);
+    const single = await postV2(server.url, a, call('reports.slow', { steps: 1, stepMs: 0 }));
+    expect(single.status).toBe(429);
+    expect(single.headers.get('retry-after')).not.toBeNull();
+
+    const started = await postV2(server.url, b, call('reports.slow', { steps: 1, stepMs: 10 }));
+    expect(started.status).toBe(202);
+    const location = started.headers.get('location')!;
+    let state = '';
+    for (let i = 0; i < 200 && state !== 'done'; i++) {
+      state = String((await getV2(server.url.replace(/\/$/, ''), location, b)).json.state);
+      if (state !== 'done') await new Promise((r) => setTimeout(r, 25));
+    }
+    expect(state).toBe('done');
+    // A's first job still runs and four still wait: B did not wait for them.
+    const first = await getV2(server.url.replace(/\/$/, ''), `/jobs/${entries[0]!.result!.job_id}`, a);
+    expect(first.json.state).toBe('running');
+    const last = await getV2(server.url.replace(/\/$/, ''), `/jobs/${entries[4]!.result!.job_id}`, a);
+    expect(last.json.state).toBe('queued');
+  });
+
+  it('caps queued plus running jobs in total', async () => {
+    // 5 of the 9 are the flooder's (B's finished and no longer counts): 4 public ones fit.
+    const codes: number[] = [];
+    for (let i = 0; i < 4; i++) codes.push((await post(server.url, call('jobs.wait', { ms: 60000 }))).status);
+    expect(codes).toEqual([202, 202, 202, 202]);
+    const refused = await post(server.url, call('jobs.wait', { ms: 60000 }));
+    expect(refused.status).toBe(429);
+    expect(refused.headers.get('retry-after')).toBe('5');
+    expect((refused.json as { error: { message: string } }).error.message).toContain('The job queue is full (9 queued or running');
   });
 });

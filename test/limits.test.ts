@@ -7,6 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../src/log.ts';
 import { RateLimits } from '../src/core/rate-limit.ts';
 import { buildRecord, createAjv, RegistryError } from '../src/core/registry.ts';
+import { jobTimeoutOf } from '../src/jobs/types.ts';
 import { post, startTestServer, type TestServer } from './helpers/server.ts';
 import { createAccount, postV2 } from './helpers/signed.ts';
 import { hasMySql, openMySqlStore, uniqueMySqlDb, dropMySqlDb } from './helpers/mysql.ts';
@@ -80,9 +81,20 @@ describe('rate limits (embedded store)', () => {
     expect(codes.slice(29)).toEqual([429, 429]);
   });
 
+  it("a job's own time limit is never above jobs.timeout", () => {
+    const start = { method: 'm', params: {}, owner: null, ownerUserId: null, requestId: 'r' };
+    const settings = { concurrency: 1, keep: 1, timeout: 60, retries: 0 };
+    expect(jobTimeoutOf({ ...start, timeout: 5 }, settings)).toBe(5);
+    expect(jobTimeoutOf({ ...start, timeout: 500 }, settings)).toBe(60);
+    expect(jobTimeoutOf(start, settings)).toBe(60);
+  });
+
   it('a method file with a malformed rateLimit stops start-up naming the file', () => {
     expect(() => buildRecord('x', '/m/x.ts', { invoke: () => 1, rateLimit: { points: 0, duration: 60 } }, createAjv())).toThrow(RegistryError);
     expect(() => buildRecord('x', '/m/x.ts', { invoke: () => 1, rateLimit: { points: 1, duration: 60, per: 'moon' } }, createAjv())).toThrow(/rateLimit.per/);
+    // A job's own time limit is for background methods, and jobs.timeout still caps it (jobTimeoutOf).
+    expect(() => buildRecord('x', '/m/x.ts', { invoke: () => 1, timeout: 5 }, createAjv())).toThrow(/timeout is a background method/);
+    expect(buildRecord('x', '/m/x.ts', { invoke: () => 1, background: true, timeout: 5 }, createAjv()).timeout).toBe(5);
   });
 });
 

@@ -93,7 +93,7 @@ export class Dispatcher {
     if (record.validate !== undefined && !record.validate(call.params)) {
       return { ok: false, error: new ApiError('InvalidParams', undefined, { details: validationDetails(record.validate.errors) }) };
     }
-    if (record.background === true) return this.#startJob(record.name, call.params, scope);
+    if (record.background === true) return this.#startJob(record, call.params, scope);
     if (inBatch && (record.raw === true || record.stream === true)) {
       return { ok: false, error: new ApiError('InvalidRequest', `${record.name} ${record.stream === true ? 'streams' : 'writes'} its own response and cannot be called in a batch`) };
     }
@@ -162,12 +162,14 @@ export class Dispatcher {
     });
   }
 
-  async #startJob(method: string, params: unknown, scope: CallScope): Promise<CallOutcome> {
+  /** Queues a background call; past the runner's caps (per owner, in total) it is TooManyRequests. */
+  async #startJob(record: MethodRecord, params: unknown, scope: CallScope): Promise<CallOutcome> {
     const jobs = this.#services.jobs;
     if (jobs === undefined) return { ok: false, error: new ApiError('InternalError') };
     try {
       const session = scope.session;
-      const id = await jobs.start({ method, params, owner: session?.userKey ?? null, ownerUserId: session?.userId ?? null, requestId: scope.requestId });
+      const start = { method: record.name, params, owner: session?.userKey ?? null, ownerUserId: session?.userId ?? null, requestId: scope.requestId, ip: scope.ip };
+      const id = await jobs.start(record.timeout === undefined ? start : { ...start, timeout: record.timeout });
       return { ok: true, result: { job_id: id }, job: id };
     } catch (err) {
       return { ok: false, error: toApiError(err) };

@@ -34,6 +34,8 @@ export interface MethodRecord {
   readonly event?: string;
   /** Writes its own answer through ctx.http: not wrapped, serialised or signed. */
   readonly raw?: boolean;
+  /** Seconds a background method allows its job (never above jobs.timeout, which the runner applies). */
+  readonly timeout?: number;
   /** The method's own rate limit (`export const rateLimit`), on top of the caller's general one. */
   readonly rateLimit?: RateRule;
   readonly invoke: (ctx: MethodContext, params: unknown) => unknown;
@@ -127,6 +129,9 @@ export function buildRecord(name: string, file: string, mod: Record<string, unkn
   if (m.event !== undefined && (m.stream !== true || typeof m.event !== 'string' || !/^[A-Za-z0-9_.-]{1,64}$/.test(m.event))) {
     throw new RegistryError(`${file}: event is the SSE event name of a streaming method (stream = true): 1 to 64 characters of [A-Za-z0-9_.-]`);
   }
+  if (m.timeout !== undefined && (typeof m.timeout !== 'number' || !(m.timeout > 0) || m.background !== true)) {
+    throw new RegistryError(`${file}: timeout is a background method's own time limit in seconds (a positive number; jobs.timeout still caps it)`);
+  }
   if (m.rateLimit !== undefined) {
     const problem = ruleProblem(m.rateLimit);
     if (problem !== null) throw new RegistryError(`${file}: ${problem}`);
@@ -165,6 +170,7 @@ export function buildRecord(name: string, file: string, mod: Record<string, unkn
     raw: m.raw === true,
     stream: m.stream === true,
     ...(typeof m.event === 'string' ? { event: m.event } : {}),
+    ...(typeof m.timeout === 'number' ? { timeout: m.timeout } : {}),
     ...(m.rateLimit === undefined ? {} : { rateLimit: { ...(m.rateLimit as RateRule) } }),
   };
 }
