@@ -39,7 +39,7 @@ function rssMiB(pid: number): number {
  */
 async function startServer(): Promise<{ pid: number; url: string; stop: () => void }> {
   const port = 20000 + Math.floor(Math.random() * 20000);
-  const proc = spawn(process.execPath, [join(ROOT, 'bin/simpleapi.js'), 'serve', `--port=${port}`, `--methods-dir=${join(ROOT, 'bench/methods')}`, '--log-level=warn', '--hmac-window=20', '--rate-limit-address=0', '--rate-limit-user=0', `--max-connections=${LOAD_CONNECTIONS + 100}`], {
+  const proc = spawn(process.execPath, [join(ROOT, 'bin/simpleapi.js'), 'serve', `--port=${port}`, `--methods-dir=${join(ROOT, 'bench/methods')}`, '--log-level=warn', '--hmac-window=20', '--rate-limit-address=0', '--rate-limit-user=0', '--max-connections-per-address=0', `--max-connections=${LOAD_CONNECTIONS + 100}`], {
     cwd: ROOT,
     stdio: ['ignore', 'ignore', 'inherit'],
     // A bounded old space: V8 otherwise grows its heap for minutes before a full collection (on

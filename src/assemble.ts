@@ -66,6 +66,7 @@ export async function assembleCore(deps: CoreDeps): Promise<Core> {
       batchLimit: config.batchLimit,
       bodyLimit: config.bodyLimit,
       answerLimit: config.answerLimit,
+      streams: { max: config.stream.maxConcurrent, perAddress: config.stream.maxPerAddress },
       path: config.path,
       corsOrigins: config.cors.origins,
       consolePath: config.docs ? '/docs' : null,

@@ -53,6 +53,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'http.requestTimeout', flag: 'request-timeout', schema: seconds(1), default: 30, description: 'Seconds a client has to send its whole request, body included' },
   { key: 'http.keepAliveTimeout', flag: 'keep-alive-timeout', schema: seconds(1), default: 5, description: 'Seconds an idle keep-alive connection stays open' },
   { key: 'http.maxConnections', flag: 'max-connections', schema: { type: 'integer', minimum: 1, maximum: 1000000 }, default: 10000, description: 'Most open connections per process; more are refused' },
+  { key: 'http.maxConnectionsPerAddress', flag: 'max-connections-per-address', schema: { type: 'integer', minimum: 0, maximum: 1000000 }, default: 256, description: 'Most open connections from one client address (the socket\'s: not applied with --trust-proxy, where every connection comes from the proxy); 0: no limit' },
   { key: 'shutdownGrace', flag: 'shutdown-grace', schema: seconds(0), default: 10, description: 'Seconds in-flight requests get to finish after SIGTERM or SIGINT' },
   { key: 'tls.cert', flag: 'tls-cert', schema: { type: 'string' }, default: '', description: 'PEM certificate file: serve HTTPS (with --tls-key)' },
   { key: 'tls.key', flag: 'tls-key', schema: { type: 'string' }, default: '', description: 'PEM private key file for --tls-cert' },
@@ -68,6 +69,8 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'jobs.retries', flag: 'jobs-retries', schema: { type: 'integer', minimum: 0, maximum: 100 }, default: 2, description: 'MongoDB: runs again of a job whose process died, before it is failed' },
   { key: 'stream.maxDuration', flag: 'stream-max-duration', schema: seconds(1), default: 600, description: 'Seconds a streaming method\'s answer may last before the server ends it' },
   { key: 'stream.idleTimeout', flag: 'stream-idle-timeout', schema: seconds(1), default: 30, description: 'Seconds a client may leave a stream\'s data unread before the server cuts the connection' },
+  { key: 'stream.maxConcurrent', flag: 'stream-max-concurrent', schema: { type: 'integer', minimum: 1, maximum: 1000000 }, default: 1000, description: 'Streams open at once per process; more are answered 429 with Retry-After' },
+  { key: 'stream.maxPerAddress', flag: 'stream-max-per-address', schema: { type: 'integer', minimum: 1, maximum: 1000000 }, default: 16, description: 'Streams one client address may have open at once; more are answered 429 with Retry-After' },
   { key: 'docs', flag: 'docs', schema: { type: 'boolean' }, default: true, description: 'Serve the API console at GET /docs (--no-docs turns it off)' },
   { key: 'logLevel', flag: 'log-level', schema: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] }, default: 'info', description: 'Least severe log level written' },
 ];
@@ -89,13 +92,13 @@ export interface Config {
   batchLimit: number;
   methodTimeout: number;
   json: { maxDepth: number };
-  http: { headersTimeout: number; requestTimeout: number; keepAliveTimeout: number; maxConnections: number };
+  http: { headersTimeout: number; requestTimeout: number; keepAliveTimeout: number; maxConnections: number; maxConnectionsPerAddress: number };
   shutdownGrace: number;
   tls: { cert: string; key: string };
   trustProxy: boolean;
   cors: { origins: string };
   jobs: { concurrency: number; keep: number; timeout: number; retries: number; lock: number; maxPerOwner: number; maxTotal: number; ownerConcurrency: number };
-  stream: { maxDuration: number; idleTimeout: number };
+  stream: { maxDuration: number; idleTimeout: number; maxConcurrent: number; maxPerAddress: number };
   docs: boolean;
   batchConcurrency: number;
   workers: number;

@@ -115,3 +115,63 @@ describe('jobs: caps and fair turns', () => {
     expect((refused.json as { error: { message: string } }).error.message).toContain('The job queue is full (9 queued or running');
   });
 });
+
+describe('streams and connections per client address', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer({ 'stream.maxPerAddress': 2, 'http.maxConnectionsPerAddress': 6 });
+  });
+  afterAll(() => server.close(0));
+
+  const openStream = async () => {
+    const controller = new AbortController();
+    const res = await fetch(server.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: call('clock.ticks', { intervalMs: 60000, count: 100 }), signal: controller.signal });
+    return { res, close: () => controller.abort() };
+  };
+
+  it('one address holds at most stream.maxPerAddress streams; the next is 429 until one ends', async () => {
+    const a = await openStream();
+    const b = await openStream();
+    expect([a.res.status, b.res.status]).toEqual([200, 200]);
+    const c = await openStream();
+    expect(c.res.status).toBe(429);
+    expect(c.res.headers.get('retry-after')).toBe('5');
+    expect(((await c.res.json()) as { error: { message: string } }).error.message).toContain('--stream-max-per-address');
+    a.close();
+    let status = 0;
+    for (let i = 0; i < 100 && status !== 200; i++) {
+      const d = await openStream();
+      status = d.res.status;
+      if (status !== 200) await new Promise((r) => setTimeout(r, 50));
+      else d.close();
+    }
+    expect(status).toBe(200);
+    b.close();
+  });
+
+  it('one address holds at most http.maxConnectionsPerAddress connections; more are closed at once', async () => {
+    const { connect } = await import('node:net');
+    const port = Number(new URL(server.url).port);
+    const sockets = await Promise.all(Array.from({ length: 6 }, () => new Promise<import('node:net').Socket>((resolve) => {
+      const s = connect(port, '127.0.0.1', () => resolve(s));
+      s.on('error', () => {});
+    })));
+    await new Promise((r) => setTimeout(r, 100));
+    const extra = connect(port, '127.0.0.1');
+    extra.on('error', () => {});
+    const closed = await new Promise<boolean>((resolve) => {
+      extra.on('close', () => resolve(true));
+      extra.write('POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}');
+      setTimeout(() => resolve(false), 5000).unref();
+    });
+    expect(closed).toBe(true);
+    for (const s of sockets) s.destroy();
+    // The slots come back: a new request goes through.
+    let ok = false;
+    for (let i = 0; i < 100 && !ok; i++) {
+      ok = (await post(server.url, call('echo', 1)).catch(() => ({ status: 0 }))).status === 200;
+      if (!ok) await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(ok).toBe(true);
+  });
+});

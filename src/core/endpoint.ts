@@ -10,7 +10,7 @@ import { errorReply, type Dispatcher, type Reply } from './dispatch.ts';
 import { formOfBody, parseEnvelope, rpcError, unparsableForm, type Envelope, type Form } from './envelope.ts';
 import { ApiError, simpleErrorBody, toApiError } from './errors.ts';
 import type { CoreRequest, CoreResponse } from './request.ts';
-import { framedStream, streamFormat, STREAM_CONTENT_TYPES } from './stream.ts';
+import { framedStream, releasingBody, streamFormat, STREAM_CONTENT_TYPES, StreamSlots } from './stream.ts';
 import type { Store } from '../store/types.ts';
 
 export interface EndpointSettings {
@@ -21,6 +21,8 @@ export interface EndpointSettings {
   bodyLimit: number;
   /** Largest answer body in bytes; absent: 16 MiB. */
   answerLimit?: number;
+  /** Open streams at most, in all and per client address; absent: 1000 and 16. */
+  streams?: { max: number; perAddress: number };
 }
 
 export const DEFAULT_ANSWER_LIMIT = 16 * 1024 * 1024;
@@ -94,6 +96,7 @@ function serialize(reply: Reply, form: Form, log: Logger, requestId: string, lim
  */
 export function createEndpoint(deps: { store: Store; log: Logger; dispatcher: Dispatcher; settings: EndpointSettings }) {
   const { store, log, dispatcher, settings } = deps;
+  const slots = new StreamSlots(settings.streams?.max ?? 1000, settings.streams?.perAddress ?? 16);
 
   const respond = (requestId: string, label: string, reply: Reply, form: Form, signer: ResponseSigner | undefined, request: CoreRequest, close = false): CoreResponse => {
     if (reply.taken === true) return { status: 0, headers: {}, taken: true, label };
@@ -101,15 +104,23 @@ export function createEndpoint(deps: { store: Store; log: Logger; dispatcher: Di
     if (reply.retryAfter !== undefined) headers['retry-after'] = String(Math.ceil(reply.retryAfter));
     if (reply.location !== undefined) headers.location = reply.location;
     if (reply.stream !== undefined) {
+      const slot = slots.take(request.ip);
+      if ('refused' in slot) {
+        // The method's iterator has not been read: ending it runs its finally and nothing else.
+        void Promise.resolve(reply.stream.events[Symbol.asyncIterator]().return?.()).catch(() => {});
+        const why = slot.refused === 'address' ? 'this address has as many streams open as it may (--stream-max-per-address)' : 'the server has as many streams open as it may (--stream-max-concurrent)';
+        return respond(requestId, label, errorReply(new ApiError('TooManyRequests', `Too many open streams: ${why}; try again when one has ended`, { retryAfter: 5 }), form), form, signer, request);
+      }
       const format = streamFormat(typeof request.headers.accept === 'string' ? request.headers.accept : undefined);
       headers['content-type'] = STREAM_CONTENT_TYPES[format];
       headers['cache-control'] = 'no-store';
       if (signer !== undefined) headers.trailer = 'x-hmac';
-      const stream = framedStream(reply.stream, format, signer, (thrown) => {
+      const framed = framedStream(reply.stream, format, signer, (thrown) => {
         const error = toApiError(thrown);
         if (error.code === 'InternalError') log.error({ reqId: requestId, method: label, err: error.cause }, 'stream threw');
         return simpleErrorBody(error);
       });
+      const stream = releasingBody(framed, slot.release);
       return { status: 200, headers, stream, label };
     }
     const { status, text } = serialize(reply, form, log, requestId, settings.answerLimit ?? DEFAULT_ANSWER_LIMIT);
