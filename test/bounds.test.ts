@@ -175,3 +175,16 @@ describe('streams and connections per client address', () => {
     expect(ok).toBe(true);
   });
 });
+
+describe('nonces on the embedded store', () => {
+  it('are bounded: expired ones go as new ones come, and past maxNonces a new one is refused, never forgotten', async () => {
+    const { MemoryStore } = await import('../src/store/memory.ts');
+    const store = new MemoryStore({ maxNonces: 3 });
+    for (const n of ['a', 'b', 'c']) expect(await store.rememberNonce('s', n, 110, 100)).toBe(true);
+    await expect(store.rememberNonce('s', 'd', 110, 100)).rejects.toMatchObject({ code: 'Unavailable', retryAfter: 5 });
+    expect(await store.rememberNonce('s', 'a', 110, 100)).toBe(false); // still remembered: no replay
+    // Once they expire, new nonces take their room without a sweep.
+    for (const n of ['d', 'e', 'f']) expect(await store.rememberNonce('s', n, 130, 120)).toBe(true);
+    await expect(store.rememberNonce('s', 'g', 130, 120)).rejects.toMatchObject({ code: 'Unavailable' });
+  });
+});

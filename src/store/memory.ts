@@ -43,6 +43,12 @@ export class MemoryStore implements Store {
   /** Session ids per userKey, so a user's sessions are found without a scan. */
   #byUser = new Map<string, Set<string>>();
   #nonces = new Map<string, number>();
+  readonly #maxNonces: number;
+
+  /** `maxNonces`: nonces remembered at most (each about 150 bytes); 2,000,000 by default. */
+  constructor(options: { maxNonces?: number } = {}) {
+    this.#maxNonces = options.maxNonces ?? 2_000_000;
+  }
   /** Failure times per throttle key, oldest first, each with the time it leaves the window. */
   #failures = new Map<string, { id: string; at: number; until: number }[]>();
   #failureIds = 0;
@@ -136,10 +142,25 @@ export class MemoryStore implements Store {
     return found.version;
   }
 
+  /**
+   * Nonces are kept until they expire, so memory follows the signed-call rate times the window.
+   * Each insert first drops expired ones from the front (the Map keeps insertion order, which is
+   * nearly expiry order), so the level holds between sweeps; and past `maxNonces` a new one is
+   * refused (Unavailable) rather than remembered in memory the process does not have.
+   */
   async rememberNonce(sessionId: string, nonce: string, expires: number, now: number): Promise<boolean> {
     const key = `${sessionId}\n${nonce}`;
     const seen = this.#nonces.get(key);
     if (seen !== undefined && seen > now) return false;
+    let dropped = 0;
+    for (const [old, until] of this.#nonces) {
+      if (until > now || dropped >= 4) break;
+      this.#nonces.delete(old);
+      dropped++;
+    }
+    if (seen === undefined && this.#nonces.size >= this.#maxNonces) {
+      throw new ApiError('Unavailable', 'The server is holding as many signed-request nonces as it may; try again shortly', { retryAfter: 5 });
+    }
     this.#nonces.set(key, expires);
     return true;
   }
