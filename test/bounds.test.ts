@@ -188,3 +188,21 @@ describe('nonces on the embedded store', () => {
     await expect(store.rememberNonce('s', 'g', 130, 120)).rejects.toMatchObject({ code: 'Unavailable' });
   });
 });
+
+describe('request lines', () => {
+  it('truncate a client-supplied method name and escape its control characters', async () => {
+    const server = await startTestServer({ logLevel: 'info' });
+    try {
+      const name = `evil\n{"forged":true}\u001b[31m${'x'.repeat(500_000)}`;
+      expect((await post(server.url, call(name))).status).toBe(404);
+      const line = server.logs.raw.find((l) => l.includes('"msg":"request"') && l.includes('evil'))!;
+      expect(line.length).toBeLessThan(600);
+      expect(line).not.toContain('\n');
+      const parsed = JSON.parse(line) as { method: string };
+      expect(parsed.method.startsWith('evil\\u000a{"forged":true}\\u001b[31mxxx')).toBe(true);
+      expect(parsed.method).toContain(`(${name.length} chars)`);
+    } finally {
+      await server.close();
+    }
+  });
+});

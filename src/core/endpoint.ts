@@ -29,13 +29,26 @@ export const DEFAULT_ANSWER_LIMIT = 16 * 1024 * 1024;
 
 const JSON_TYPE = 'application/json; charset=utf-8';
 
+/** Most characters of a client-supplied name in the request line. */
+const LABEL_MAX = 128;
+
+/**
+ * A client's string as the log may show it: at most LABEL_MAX characters (a 1 MB method name
+ * once made a 1 MB log line) and control characters escaped, so it cannot forge or break lines.
+ */
+export function logSafe(text: string): string {
+  const cut = text.length > LABEL_MAX ? `${text.slice(0, LABEL_MAX)}…(${text.length} chars)` : text;
+  // eslint-disable-next-line no-control-regex
+  return cut.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
 /** What the request line names for an envelope. */
 function labelOf(envelope: Envelope): string {
   switch (envelope.kind) {
     case 'simple':
-      return envelope.call.method;
+      return logSafe(envelope.call.method);
     case 'rpc':
-      return 'method' in envelope.entry ? envelope.entry.method : '-';
+      return 'method' in envelope.entry ? logSafe(envelope.entry.method) : '-';
     case 'batch':
       return `batch(${envelope.entries.length})`;
     default:
