@@ -206,3 +206,18 @@ describe('request lines', () => {
     }
   });
 });
+
+describe('validation work is bounded', () => {
+  it('a large invalid array gets its first error only; a small one every error', async () => {
+    const server = await startTestServer({});
+    try {
+      const large = await post(server.url, JSON.stringify({ method: 'sum', parameters: Array.from({ length: 100_000 }, () => 'x') }));
+      expect(large.status).toBe(400);
+      expect((large.json as { error: { details: unknown[] } }).error.details).toEqual([{ path: '/0', message: 'must be number' }]);
+      const small = await post(server.url, JSON.stringify({ method: 'sum', parameters: [1, 'a', 'b'] }));
+      expect((small.json as { error: { details: unknown[] } }).error.details).toEqual([{ path: '/1', message: 'must be number' }, { path: '/2', message: 'must be number' }]);
+    } finally {
+      await server.close();
+    }
+  });
+});

@@ -9,7 +9,7 @@ import { isRejected, rpcError, rpcResult, type Call, type Envelope, type Rejecte
 import { CallContext, type CallScope, type Services } from './context.ts';
 import { issuedBy } from './accounts.ts';
 import type { IssuedSession } from './auth.ts';
-import { isValidMethodName, validationDetails, type MethodRecord } from './registry.ts';
+import { explainable, isValidMethodName, validationDetails, type MethodRecord } from './registry.ts';
 import type { MethodHolder } from './methods.ts';
 import { closest } from './nearest.ts';
 import type { RateLimits } from './rate-limit.ts';
@@ -91,7 +91,10 @@ export class Dispatcher {
       return { ok: false, error: new ApiError('Unauthenticated', `${record.name} needs a signed-in session`) };
     }
     if (record.validate !== undefined && !record.validate(call.params)) {
-      return { ok: false, error: new ApiError('InvalidParams', undefined, { details: validationDetails(record.validate.errors) }) };
+      // Every error for small params (§4: one detail each); the first for large ones (bounded work).
+      const explain = record.explain;
+      const errors = explain !== undefined && explainable(call.params) && !explain(call.params) ? explain.errors : record.validate.errors;
+      return { ok: false, error: new ApiError('InvalidParams', undefined, { details: validationDetails(errors) }) };
     }
     if (record.background === true) return this.#startJob(record, call.params, scope);
     if (inBatch && (record.raw === true || record.stream === true)) {
