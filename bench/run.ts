@@ -17,6 +17,8 @@ import { cpus, tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+/** Every request comes from 127.0.0.1: the bench measures throughput, not the per-address limit. */
+const NO_RATE_LIMIT = ['--rate-limit-address=0', '--rate-limit-user=0'];
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
@@ -152,7 +154,7 @@ interface Measured {
 
 async function throughput(): Promise<{ rows: Row[]; results: Map<string, Measured>; notes: string[] }> {
   const notes: string[] = [];
-  const simpleapi = (extra: string[]) => [join(ROOT, 'bin/simpleapi.js'), 'serve', '--port=0', `--methods-dir=${join(ROOT, 'bench/methods')}`, '--log-level=info', ...extra];
+  const simpleapi = (extra: string[]) => [join(ROOT, 'bin/simpleapi.js'), 'serve', '--port=0', `--methods-dir=${join(ROOT, 'bench/methods')}`, '--log-level=info', ...NO_RATE_LIMIT, ...extra];
   const servers: Record<string, { args: string[]; core: string }> = {
     raw: { args: [join(ROOT, 'bench/servers/raw-http.mjs')], core: '0' },
     koa: { args: [join(ROOT, 'bench/servers/koa-bare.mjs')], core: '0' },
@@ -252,7 +254,7 @@ async function startupWith(files: number): Promise<number> {
     writeFileSync(join(sub, `m${i}.ts`), `export const auth = 'public';\nexport const params = { type: 'object', properties: { n: { type: 'integer' } } };\nexport function invoke(_ctx: unknown, p: { n?: number }) { return p.n ?? ${i}; }\n`);
   }
   const started = performance.now();
-  const server = await startServer([join(ROOT, 'bin/simpleapi.js'), 'serve', '--port=0', `--methods-dir=${dir}`, '--log-level=info'], '0');
+  const server = await startServer([join(ROOT, 'bin/simpleapi.js'), 'serve', '--port=0', `--methods-dir=${dir}`, '--log-level=info', ...NO_RATE_LIMIT], '0');
   const ms = performance.now() - started;
   server.proc.kill('SIGTERM');
   return ms;

@@ -10,6 +10,7 @@ import { Dispatcher } from './core/dispatch.ts';
 import { createHandler, pathOf, type Handler } from './core/handler.ts';
 import { MethodHolder } from './core/methods.ts';
 import { createAjv, discoverMethods, type MethodTable } from './core/registry.ts';
+import { RateLimits } from './core/rate-limit.ts';
 import { createJobExecutor } from './jobs/execute.ts';
 import { MemoryJobRunner } from './jobs/memory.ts';
 import type { JobRunner } from './core/jobs.ts';
@@ -47,10 +48,13 @@ export async function assembleCore(deps: CoreDeps): Promise<Core> {
     maxFailuresPerIp: config.login.maxFailuresPerIp,
     maxFailuresPerUser: config.login.maxFailuresPerUser,
     window: config.login.window,
+    maxSessionsPerUser: config.session.maxPerUser,
   });
-  const services = { store, accounts, log };
+  const services = { store, accounts, log, maxSessionState: config.session.maxState };
   const jobs = deps.jobs ?? (await startJobs(config, store, methods, services, log));
-  const dispatcher = new Dispatcher(methods, { ...services, jobs }, { batchConcurrency: config.batchConcurrency, methodTimeout: config.methodTimeout });
+  const limits = await RateLimits.create(store, config.rateLimit, log);
+  log.debug(`rate limits: counted in ${limits.where}`);
+  const dispatcher = new Dispatcher(methods, { ...services, jobs }, { batchConcurrency: config.batchConcurrency, methodTimeout: config.methodTimeout, limits });
   let draining = false;
   const handler = createHandler({
     store,
@@ -62,6 +66,8 @@ export async function assembleCore(deps: CoreDeps): Promise<Core> {
       maxDepth: config.json.maxDepth,
       batchLimit: config.batchLimit,
       bodyLimit: config.bodyLimit,
+      answerLimit: config.answerLimit,
+      streams: { max: config.stream.maxConcurrent, perAddress: config.stream.maxPerAddress },
       path: config.path,
       corsOrigins: config.cors.origins,
       consolePath: config.docs ? '/docs' : null,

@@ -35,11 +35,17 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'hmac.window', flag: 'hmac-window', schema: seconds(1), default: 300, description: 'v2: seconds a timestamp may differ from the server clock' },
   { key: 'session.ttl', flag: 'session-ttl', schema: seconds(1), default: 86400, description: 'Seconds a session lives after its last signed use' },
   { key: 'session.touchFraction', flag: 'session-touch-fraction', schema: { type: 'number', minimum: 0, maximum: 1 }, default: 0.01, description: 'Skip a session write when it would move expiry by less than this fraction of the TTL' },
+  { key: 'session.maxState', flag: 'session-max-state', schema: { type: 'integer', minimum: 2, maximum: 16777216 }, default: 65536, description: 'Largest session state in bytes of JSON; a saveState() past it fails with PayloadTooLarge' },
+  { key: 'session.maxPerUser', flag: 'session-max-per-user', schema: { type: 'integer', minimum: 1, maximum: 100000 }, default: 100, description: 'Sessions one user may hold; a new one ends the least recently used past it' },
   { key: 'login.maxFailures', flag: 'login-max-failures', schema: { type: 'integer', minimum: 1 }, default: 5, description: 'Consecutive failed password checks of one user_id from one client address before TooManyRequests (until a right password or the window ends)' },
   { key: 'login.maxFailuresPerIp', flag: 'login-max-failures-per-ip', schema: { type: 'integer', minimum: 1 }, default: 50, description: 'Failed password checks from one client address, across user_ids, within the window before TooManyRequests' },
   { key: 'login.maxFailuresPerUser', flag: 'login-max-failures-per-user', schema: { type: 'integer', minimum: 1 }, default: 100, description: 'Failed password checks of one user_id, across addresses, within the window before TooManyRequests (a ceiling against distributed guessing)' },
   { key: 'login.window', flag: 'login-window', schema: seconds(1), default: 900, description: 'Seconds of the fixed windows failed password checks are counted in' },
+  { key: 'rateLimit.address', flag: 'rate-limit-address', schema: { type: 'integer', minimum: 0 }, default: 6000, description: 'Calls per --rate-limit-window per client address for anonymous calls, each batch entry counting (0: no limit); past it 429 with Retry-After' },
+  { key: 'rateLimit.user', flag: 'rate-limit-user', schema: { type: 'integer', minimum: 0 }, default: 6000, description: 'Calls per --rate-limit-window per user for signed calls, each batch entry counting (0: no limit)' },
+  { key: 'rateLimit.window', flag: 'rate-limit-window', schema: seconds(1), default: 60, description: 'Seconds over which --rate-limit-address and --rate-limit-user count calls' },
   { key: 'bodyLimit', flag: 'body-limit', schema: { type: 'integer', minimum: 64, maximum: 1073741824 }, default: 1048576, description: 'Largest request body in bytes (413 above)' },
+  { key: 'answerLimit', flag: 'answer-limit', schema: { type: 'integer', minimum: 1024, maximum: 536870912 }, default: 16777216, description: 'Largest answer body in bytes: batch entries past it, or a single answer past it, are answered with an error instead' },
   { key: 'batchLimit', flag: 'batch-limit', schema: { type: 'integer', minimum: 1, maximum: 100000 }, default: 100, description: 'Most entries in one JSON-RPC batch' },
   { key: 'batchConcurrency', flag: 'batch-concurrency', schema: { type: 'integer', minimum: 1, maximum: 10000 }, default: 8, description: 'Batch entries run at once' },
   { key: 'workers', flag: 'workers', schema: { type: 'integer', minimum: 1, maximum: 256 }, default: 1, description: 'Processes serving the same port (node:cluster)' },
@@ -49,6 +55,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'http.requestTimeout', flag: 'request-timeout', schema: seconds(1), default: 30, description: 'Seconds a client has to send its whole request, body included' },
   { key: 'http.keepAliveTimeout', flag: 'keep-alive-timeout', schema: seconds(1), default: 5, description: 'Seconds an idle keep-alive connection stays open' },
   { key: 'http.maxConnections', flag: 'max-connections', schema: { type: 'integer', minimum: 1, maximum: 1000000 }, default: 10000, description: 'Most open connections per process; more are refused' },
+  { key: 'http.maxConnectionsPerAddress', flag: 'max-connections-per-address', schema: { type: 'integer', minimum: 0, maximum: 1000000 }, default: 256, description: 'Most open connections from one client address (the socket\'s: not applied with --trust-proxy, where every connection comes from the proxy); 0: no limit' },
   { key: 'shutdownGrace', flag: 'shutdown-grace', schema: seconds(0), default: 10, description: 'Seconds in-flight requests get to finish after SIGTERM or SIGINT' },
   { key: 'tls.cert', flag: 'tls-cert', schema: { type: 'string' }, default: '', description: 'PEM certificate file: serve HTTPS (with --tls-key)' },
   { key: 'tls.key', flag: 'tls-key', schema: { type: 'string' }, default: '', description: 'PEM private key file for --tls-cert' },
@@ -70,10 +77,15 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'jobs.concurrency', flag: 'jobs-concurrency', schema: { type: 'integer', minimum: 1, maximum: 10000 }, default: 4, description: 'Background jobs run at once per process; more wait in the queue' },
   { key: 'jobs.keep', flag: 'jobs-keep', schema: seconds(1), default: 3600, description: 'Seconds a finished job stays readable at /jobs/<id>' },
   { key: 'jobs.timeout', flag: 'jobs-timeout', schema: seconds(1), default: 3600, description: 'Seconds a background job may run before it is failed with Timeout' },
+  { key: 'jobs.maxPerOwner', flag: 'jobs-max-per-owner', schema: { type: 'integer', minimum: 1, maximum: 10000000 }, default: 100, description: 'Queued plus running jobs one user (or, for public jobs, one client address) may have; more are refused with 429 and Retry-After' },
+  { key: 'jobs.maxTotal', flag: 'jobs-max-total', schema: { type: 'integer', minimum: 1, maximum: 100000000 }, default: 10000, description: 'Queued plus running jobs in all (per process in-process, in the database on MongoDB); more are refused with 429' },
+  { key: 'jobs.ownerConcurrency', flag: 'jobs-owner-concurrency', schema: { type: 'integer', minimum: 1, maximum: 10000 }, default: 2, description: 'In-process jobs: most of one owner\'s jobs running at once (at most --jobs-concurrency), so another owner\'s job finds a free slot' },
   { key: 'jobs.lock', flag: 'jobs-lock', schema: seconds(1), default: 30, description: 'MongoDB: seconds before the job of a process that died is picked up by another' },
   { key: 'jobs.retries', flag: 'jobs-retries', schema: { type: 'integer', minimum: 0, maximum: 100 }, default: 2, description: 'MongoDB: runs again of a job whose process died, before it is failed' },
   { key: 'stream.maxDuration', flag: 'stream-max-duration', schema: seconds(1), default: 600, description: 'Seconds a streaming method\'s answer may last before the server ends it' },
   { key: 'stream.idleTimeout', flag: 'stream-idle-timeout', schema: seconds(1), default: 30, description: 'Seconds a client may leave a stream\'s data unread before the server cuts the connection' },
+  { key: 'stream.maxConcurrent', flag: 'stream-max-concurrent', schema: { type: 'integer', minimum: 1, maximum: 1000000 }, default: 1000, description: 'Streams open at once per process; more are answered 429 with Retry-After' },
+  { key: 'stream.maxPerAddress', flag: 'stream-max-per-address', schema: { type: 'integer', minimum: 1, maximum: 1000000 }, default: 16, description: 'Streams one client address may have open at once; more are answered 429 with Retry-After' },
   { key: 'docs', flag: 'docs', schema: { type: 'boolean' }, default: true, description: 'Serve the API console at GET /docs (--no-docs turns it off)' },
   { key: 'logLevel', flag: 'log-level', schema: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] }, default: 'info', description: 'Least severe log level written' },
   { key: 'logFormat', flag: 'log-format', schema: { enum: ['auto', 'pretty', 'json'] }, default: 'auto', description: 'Log lines as JSON for machines or pretty text for people (pino-pretty); auto: pretty when standard output is a terminal, JSON otherwise' },
@@ -88,21 +100,23 @@ export interface Config {
   methodsDir: string;
   db: { url: string; name: string; connectTimeout: number };
   hmac: { scheme: 'v1' | 'v2'; window: number };
-  session: { ttl: number; touchFraction: number };
+  session: { ttl: number; touchFraction: number; maxState: number; maxPerUser: number };
   login: { maxFailures: number; maxFailuresPerIp: number; maxFailuresPerUser: number; window: number };
+  rateLimit: { address: number; user: number; window: number };
   bodyLimit: number;
+  answerLimit: number;
   batchLimit: number;
   methodTimeout: number;
   json: { maxDepth: number };
-  http: { headersTimeout: number; requestTimeout: number; keepAliveTimeout: number; maxConnections: number };
+  http: { headersTimeout: number; requestTimeout: number; keepAliveTimeout: number; maxConnections: number; maxConnectionsPerAddress: number };
   shutdownGrace: number;
   tls: { cert: string; key: string };
   /** false, a hop count (true: 1), or trusted proxy addresses/CIDRs, comma-separated. */
   trustProxy: boolean | number | string;
   allowedHosts: string;
   cors: { origins: string };
-  jobs: { concurrency: number; keep: number; timeout: number; retries: number; lock: number };
-  stream: { maxDuration: number; idleTimeout: number };
+  jobs: { concurrency: number; keep: number; timeout: number; retries: number; lock: number; maxPerOwner: number; maxTotal: number; ownerConcurrency: number };
+  stream: { maxDuration: number; idleTimeout: number; maxConcurrent: number; maxPerAddress: number };
   docs: boolean;
   batchConcurrency: number;
   workers: number;

@@ -45,6 +45,18 @@ describe.skipIf(!hasMongo)('jobs on MongoDB', () => {
     expect((await poll(b.url!, location, mallory)).status).toBe(403);
   }, 60_000);
 
+  it('the per-user cap is counted in the database: two instances together accept no more than it', async () => {
+    const db = uniqueDbName('jobcaps');
+    const [a, b] = await Promise.all([serve(db, ['--jobs-max-per-owner=3']), serve(db, ['--jobs-max-per-owner=3'])]);
+    const grant = await createAccount(a.url!, 'jobs-capped@example.com');
+    const codes: number[] = [];
+    for (let i = 0; i < 5; i++) codes.push((await postV2(i % 2 === 0 ? a.url! : b.url!, grant, slow(100, 60000))).status);
+    expect(codes).toEqual([202, 202, 202, 429, 429]);
+    const refused = await postV2(b.url!, grant, slow(1, 0));
+    expect(refused.headers.get('retry-after')).toBe('5');
+    expect(refused.json).toMatchObject({ error: { code: 'TooManyRequests', message: expect.stringContaining('this user has 3 queued or running') } });
+  }, 60_000);
+
   it('a process killed mid-job: another instance picks the job up after its lock expires and finishes it', async () => {
     const db = uniqueDbName('jobs_kill');
     const a = await serve(db);

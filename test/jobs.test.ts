@@ -17,7 +17,7 @@ describe('background methods', () => {
   let server: TestServer;
   let alice: Grant;
   beforeAll(async () => {
-    server = await startTestServer({ 'jobs.concurrency': 2, 'jobs.keep': 2 });
+    server = await startTestServer({ 'jobs.concurrency': 2, 'jobs.ownerConcurrency': 2, 'jobs.keep': 2 });
     alice = await createAccount(server.url, 'job-alice@example.com');
   });
   afterAll(() => server.close());

@@ -109,6 +109,23 @@ export function storeContract(name: string, open: () => Promise<Store>, close: (
         expect(await store.deleteUserSessions(user)).toBe(1);
       });
 
+      it('trimUserSessions keeps the most recently used and ends the rest, least recently used first', async () => {
+        const user = unique('trim');
+        const sessions = [10, 50, 30, 40, 20, 5].map((d) => session(user, now + d));
+        const other = session(unique('other'), now + 1);
+        for (const s of [...sessions, other]) await store.createSession(s);
+        const newest = sessions[5]!.sessionId;
+        expect(await store.trimUserSessions(user, 6, newest)).toBe(0);
+        expect(await store.trimUserSessions(user, 4, newest)).toBe(2);
+        const alive = async (s: SessionRecord) => (await store.getSession(s.sessionId, now)) !== null;
+        // The one kept by id (expiry 5) and the three latest of the rest (50, 40, 30) stay.
+        expect(await Promise.all(sessions.map(alive))).toEqual([false, true, true, true, false, true]);
+        expect(await alive(other)).toBe(true);
+        expect(await store.trimUserSessions(user, 1, newest)).toBe(3);
+        expect(await alive(sessions[5]!)).toBe(true);
+        expect(await store.deleteUserSessions(user)).toBe(1);
+      });
+
       it('saveSessionState is optimistic: the stale version loses and the stored state stays', async () => {
         const s = session(unique('state'), now + 100);
         await store.createSession(s);

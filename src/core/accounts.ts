@@ -47,10 +47,14 @@ export interface AccountSettings {
   /** Failed checks of one user_id, across addresses (a much higher ceiling). */
   maxFailuresPerUser: number;
   window: number;
+  /** Sessions per user; a new one ends the least recently used past it. Absent: no limit. */
+  maxSessionsPerUser?: number;
   scrypt?: { N: number; r: number; p: number };
 }
 
 const WRONG_CREDENTIALS = 'Wrong user_id or password';
+/** The stores' own Conflict message for a taken user_id. */
+const TAKEN = 'That user_id is already taken';
 
 /**
  * Marks a grant with the session it started, so the answer that carries it is signed with its key
@@ -90,10 +94,15 @@ export class AccountService {
     };
   }
 
+  /**
+   * A taken id is answered before any hashing, with the store's own Conflict (its answer says no
+   * more than the one after a hash would): a flood of creates for a taken id costs no scrypt.
+   */
   async create(scope: AccountCaller, userId: string, password: string): Promise<SessionGrant> {
     checkNewUserId(userId);
     const now = nowSeconds();
     const userKey = userKeyOf(userId);
+    if ((await this.#findAccount(userId, userKey)) !== null) throw new ApiError('Conflict', TAKEN);
     const hash = await hashPassword(password, this.#settings.scrypt);
     await this.#store.createAccount({ userKey, userId, password: hash, created: now });
     return this.#startSession({ userKey, userId }, now);
@@ -166,6 +175,7 @@ export class AccountService {
       version: 0,
     };
     await this.#store.createSession(record);
+    if (this.#settings.maxSessionsPerUser !== undefined) await this.#store.trimUserSessions(userKey, this.#settings.maxSessionsPerUser, record.sessionId);
     const grant: SessionGrant = { user_id: userId, session_id: record.sessionId, session_key: record.key.toString('base64url'), expires: record.expires };
     Object.defineProperty(grant, ISSUED, { value: { key: record.key, userId }, enumerable: true });
     return grant;

@@ -19,7 +19,11 @@ export interface Services {
   log: Logger;
   /** Where background methods run; absent where nothing starts jobs (tools, benches). */
   jobs?: JobRunner;
+  /** Largest session state, in bytes of its JSON, that saveState() writes; absent: 64 KiB. */
+  maxSessionState?: number;
 }
+
+export const DEFAULT_MAX_SESSION_STATE = 64 * 1024;
 
 /** Who is calling and over what: everything a ctx is built from besides the services. */
 export interface CallScope {
@@ -39,14 +43,36 @@ export interface JobOrigin {
   readonly progress: (fraction: number, note: string) => void;
 }
 
-function sessionHandle(record: SessionRecord, store: Store): Session {
+/**
+ * `ctx.session`. Its state is read from the record only when the method reads it (the embedded
+ * store parses it then). saveState() refuses a state whose JSON is over `maxState` bytes: the
+ * limit holds what every later signed request of the session reads and copies.
+ */
+function sessionHandle(record: SessionRecord, store: Store, maxState: number): Session {
   let version = record.version;
+  let state: Record<string, unknown> | undefined;
   const handle: Session = {
     userId: record.userId,
     sessionId: record.sessionId,
     expires: record.expires,
-    state: record.state,
+    get state() {
+      return (state ??= record.state);
+    },
+    set state(value) {
+      state = value;
+    },
     async saveState() {
+      let size: number;
+      try {
+        size = Buffer.byteLength(JSON.stringify(handle.state) ?? '');
+      } catch (err) {
+        throw new ApiError('InvalidParams', `The session state cannot be saved as JSON: ${(err as Error).message.slice(0, 200)}`);
+      }
+      if (size > maxState) {
+        throw new ApiError('PayloadTooLarge', `The session state would be ${size} bytes as JSON, over the limit of ${maxState} bytes (session.maxState); nothing was saved`, {
+          details: [{ path: '', message: 'session state too large', size, limit: maxState }],
+        });
+      }
       const saved = await store.saveSessionState(record.sessionId, handle.state, version);
       if (saved !== null) {
         version = saved;
@@ -54,7 +80,7 @@ function sessionHandle(record: SessionRecord, store: Store): Session {
       }
       const current = await store.getSession(record.sessionId, nowSeconds());
       if (current === null) throw new ApiError('Unauthenticated', 'The session ended while this request ran');
-      handle.state = current.state;
+      state = current.state;
       version = current.version;
       throw new ApiError('Conflict', 'The session state was changed by another request; re-apply the change and save again');
     },
@@ -138,7 +164,7 @@ export class CallContext implements MethodContext {
   get session(): Session | null {
     if (this.#session === undefined) {
       if (this.#job !== undefined) this.#session = this.#job.userId === null ? null : jobSession(this.#job.userId);
-      else this.#session = this.#scope.session === null ? null : sessionHandle(this.#scope.session, this.#services.store);
+      else this.#session = this.#scope.session === null ? null : sessionHandle(this.#scope.session, this.#services.store, this.#services.maxSessionState ?? DEFAULT_MAX_SESSION_STATE);
     }
     return this.#session;
   }

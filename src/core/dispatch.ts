@@ -9,9 +9,10 @@ import { isRejected, rpcError, rpcResult, type Call, type Envelope, type Rejecte
 import { CallContext, type CallScope, type Services } from './context.ts';
 import { issuedBy } from './accounts.ts';
 import type { IssuedSession } from './auth.ts';
-import { isValidMethodName, validationDetails, type MethodRecord } from './registry.ts';
+import { explainable, isValidMethodName, validationDetails, type MethodRecord } from './registry.ts';
 import type { MethodHolder } from './methods.ts';
 import { closest } from './nearest.ts';
+import type { RateLimits } from './rate-limit.ts';
 
 /** A streaming method's events, and how the transport frames them. */
 export interface EventStream {
@@ -44,6 +45,8 @@ export interface DispatchSettings {
   batchConcurrency: number;
   /** Seconds an asynchronous method may run; 0 for no limit. */
   methodTimeout: number;
+  /** Counts every call against its caller (and its method's own rule); absent: no rate limit. */
+  limits?: RateLimits;
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
@@ -67,19 +70,33 @@ export class Dispatcher {
     this.#settings = settings;
   }
 
-  /** Runs one call to its outcome; never throws. A method that answers synchronously costs no promise. */
+  /**
+   * Runs one call to its outcome; never throws. Every call counts against the rate limit first
+   * (each entry of a batch too, and a call of an unknown method); without a limit, a method that
+   * answers synchronously costs no promise.
+   */
   run(call: Call, scope: CallScope, inBatch = false): CallOutcome | Promise<CallOutcome> {
     // §3: names are looked up, never turned into paths; the table has no prototype.
     const table = this.#methods.current;
     const record = isValidMethodName(call.method) ? table[call.method] : undefined;
+    const limits = this.#settings.limits;
+    if (limits === undefined) return this.#run(record, call, scope, inBatch);
+    const caller = { ip: scope.ip, userKey: scope.session?.userKey ?? null };
+    return limits.check(record?.name ?? '', record?.rateLimit, caller).then((refused) => (refused === null ? this.#run(record, call, scope, inBatch) : { ok: false, error: refused }));
+  }
+
+  #run(record: MethodRecord | undefined, call: Call, scope: CallScope, inBatch: boolean): CallOutcome | Promise<CallOutcome> {
     if (record === undefined) return { ok: false, error: this.#notFound(call.method) };
     if (record.auth === 'session' && scope.session === null) {
       return { ok: false, error: new ApiError('Unauthenticated', `${record.name} needs a signed-in session`) };
     }
     if (record.validate !== undefined && !record.validate(call.params)) {
-      return { ok: false, error: new ApiError('InvalidParams', undefined, { details: validationDetails(record.validate.errors) }) };
+      // Every error for small params (§4: one detail each); the first for large ones (bounded work).
+      const explain = record.explain;
+      const errors = explain !== undefined && explainable(call.params) && !explain(call.params) ? explain.errors : record.validate.errors;
+      return { ok: false, error: new ApiError('InvalidParams', undefined, { details: validationDetails(errors) }) };
     }
-    if (record.background === true) return this.#startJob(record.name, call.params, scope);
+    if (record.background === true) return this.#startJob(record, call.params, scope);
     if (inBatch && (record.raw === true || record.stream === true)) {
       return { ok: false, error: new ApiError('InvalidRequest', `${record.name} ${record.stream === true ? 'streams' : 'writes'} its own response and cannot be called in a batch`) };
     }
@@ -148,12 +165,14 @@ export class Dispatcher {
     });
   }
 
-  async #startJob(method: string, params: unknown, scope: CallScope): Promise<CallOutcome> {
+  /** Queues a background call; past the runner's caps (per owner, in total) it is TooManyRequests. */
+  async #startJob(record: MethodRecord, params: unknown, scope: CallScope): Promise<CallOutcome> {
     const jobs = this.#services.jobs;
     if (jobs === undefined) return { ok: false, error: new ApiError('InternalError') };
     try {
       const session = scope.session;
-      const id = await jobs.start({ method, params, owner: session?.userKey ?? null, ownerUserId: session?.userId ?? null, requestId: scope.requestId });
+      const start = { method: record.name, params, owner: session?.userKey ?? null, ownerUserId: session?.userId ?? null, requestId: scope.requestId, ip: scope.ip };
+      const id = await jobs.start(record.timeout === undefined ? start : { ...start, timeout: record.timeout });
       return { ok: true, result: { job_id: id }, job: id };
     } catch (err) {
       return { ok: false, error: toApiError(err) };

@@ -10,7 +10,7 @@ import { errorReply, type Dispatcher, type Reply } from './dispatch.ts';
 import { formOfBody, parseEnvelope, rpcError, unparsableForm, type Envelope, type Form } from './envelope.ts';
 import { ApiError, simpleErrorBody, toApiError } from './errors.ts';
 import type { CoreRequest, CoreResponse } from './request.ts';
-import { framedStream, streamFormat, STREAM_CONTENT_TYPES } from './stream.ts';
+import { framedStream, releasingBody, streamFormat, STREAM_CONTENT_TYPES, StreamSlots } from './stream.ts';
 import type { Store } from '../store/types.ts';
 
 export interface EndpointSettings {
@@ -19,17 +19,36 @@ export interface EndpointSettings {
   batchLimit: number;
   /** Only for the message: the transport enforces it while reading. */
   bodyLimit: number;
+  /** Largest answer body in bytes; absent: 16 MiB. */
+  answerLimit?: number;
+  /** Open streams at most, in all and per client address; absent: 1000 and 16. */
+  streams?: { max: number; perAddress: number };
 }
 
+export const DEFAULT_ANSWER_LIMIT = 16 * 1024 * 1024;
+
 const JSON_TYPE = 'application/json; charset=utf-8';
+
+/** Most characters of a client-supplied name in the request line. */
+const LABEL_MAX = 128;
+
+/**
+ * A client's string as the log may show it: at most LABEL_MAX characters (a 1 MB method name
+ * once made a 1 MB log line) and control characters escaped, so it cannot forge or break lines.
+ */
+export function logSafe(text: string): string {
+  const cut = text.length > LABEL_MAX ? `${text.slice(0, LABEL_MAX)}…(${text.length} chars)` : text;
+  // eslint-disable-next-line no-control-regex
+  return cut.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
 
 /** What the request line names for an envelope. */
 function labelOf(envelope: Envelope): string {
   switch (envelope.kind) {
     case 'simple':
-      return envelope.call.method;
+      return logSafe(envelope.call.method);
     case 'rpc':
-      return 'method' in envelope.entry ? envelope.entry.method : '-';
+      return 'method' in envelope.entry ? logSafe(envelope.entry.method) : '-';
     case 'batch':
       return `batch(${envelope.entries.length})`;
     default:
@@ -37,25 +56,49 @@ function labelOf(envelope: Envelope): string {
   }
 }
 
-/** Serialises a reply's body; a result JSON cannot hold (a BigInt, a cycle) becomes InternalError. */
-function serialize(reply: Reply, form: Form, log: Logger, requestId: string): { status: number; text: string | undefined } {
+/**
+ * Serialises a reply's body within `limit` bytes. A batch is serialised entry by entry: an entry
+ * that would take the answer past the limit is answered with an error instead, so a batch of
+ * large results never becomes one huge string; a single answer past it is an error too. A result
+ * JSON cannot hold (a BigInt, a cycle) becomes InternalError.
+ */
+function serialize(reply: Reply, form: Form, log: Logger, requestId: string, limit: number): { status: number; text: string | undefined } {
   if (reply.body === undefined) return { status: reply.status, text: undefined };
-  try {
-    return { status: reply.status, text: JSON.stringify(reply.body) };
-  } catch (err) {
-    log.error({ reqId: requestId, err }, 'the result could not be serialised as JSON');
-    const internal = new ApiError('InternalError');
-    if (form === 'simple') return { status: 500, text: JSON.stringify(simpleErrorBody(internal)) };
-    const entries: { id: unknown }[] = Array.isArray(reply.body) ? reply.body : [reply.body];
-    const safe = entries.map((entry) => {
-      try {
-        return JSON.stringify(entry);
-      } catch {
-        return JSON.stringify(rpcError(internal, entry.id as never));
-      }
-    });
-    return { status: reply.status, text: Array.isArray(reply.body) ? `[${safe.join(',')}]` : safe[0] };
+  const internal = new ApiError('InternalError');
+  const tooLarge = new ApiError('InternalError', `The answer would be larger than the limit of ${limit} bytes (--answer-limit)`);
+  const one = (value: unknown): string | ApiError => {
+    try {
+      const text = JSON.stringify(value);
+      return text.length > limit || Buffer.byteLength(text) > limit ? tooLarge : text;
+    } catch (err) {
+      // A RangeError here is a string past V8's own limit: too large, whatever the setting.
+      if (err instanceof RangeError && /string length/i.test(err.message)) return tooLarge;
+      log.error({ reqId: requestId, err }, 'the result could not be serialised as JSON');
+      return internal;
+    }
+  };
+  if (!Array.isArray(reply.body)) {
+    const text = one(reply.body);
+    if (typeof text === 'string') return { status: reply.status, text };
+    if (text === tooLarge) log.warn({ reqId: requestId, limit }, 'an answer over the answer limit was refused');
+    if (form === 'simple') return { status: 500, text: JSON.stringify(simpleErrorBody(text)) };
+    return { status: reply.status, text: JSON.stringify(rpcError(text, (reply.body as { id?: never }).id ?? null)) };
   }
+  const parts: string[] = [];
+  let used = 2;
+  let refused = 0;
+  for (const entry of reply.body as { id?: unknown }[]) {
+    let text = one(entry);
+    if (typeof text === 'string' && used + Buffer.byteLength(text) + 1 > limit) text = tooLarge;
+    if (typeof text !== 'string') {
+      if (text === tooLarge) refused++;
+      text = JSON.stringify(rpcError(text, (entry.id ?? null) as never));
+    }
+    used += Buffer.byteLength(text) + 1;
+    parts.push(text);
+  }
+  if (refused > 0) log.warn({ reqId: requestId, limit, refused }, 'batch entries over the answer limit were answered with errors');
+  return { status: reply.status, text: `[${parts.join(',')}]` };
 }
 
 /**
@@ -66,6 +109,7 @@ function serialize(reply: Reply, form: Form, log: Logger, requestId: string): { 
  */
 export function createEndpoint(deps: { store: Store; log: Logger; dispatcher: Dispatcher; settings: EndpointSettings }) {
   const { store, log, dispatcher, settings } = deps;
+  const slots = new StreamSlots(settings.streams?.max ?? 1000, settings.streams?.perAddress ?? 16);
 
   const respond = (requestId: string, label: string, reply: Reply, form: Form, signer: ResponseSigner | undefined, request: CoreRequest, close = false): CoreResponse => {
     if (reply.taken === true) return { status: 0, headers: {}, taken: true, label };
@@ -73,18 +117,26 @@ export function createEndpoint(deps: { store: Store; log: Logger; dispatcher: Di
     if (reply.retryAfter !== undefined) headers['retry-after'] = String(Math.ceil(reply.retryAfter));
     if (reply.location !== undefined) headers.location = reply.location;
     if (reply.stream !== undefined) {
+      const slot = slots.take(request.ip);
+      if ('refused' in slot) {
+        // The method's iterator has not been read: ending it runs its finally and nothing else.
+        void Promise.resolve(reply.stream.events[Symbol.asyncIterator]().return?.()).catch(() => {});
+        const why = slot.refused === 'address' ? 'this address has as many streams open as it may (--stream-max-per-address)' : 'the server has as many streams open as it may (--stream-max-concurrent)';
+        return respond(requestId, label, errorReply(new ApiError('TooManyRequests', `Too many open streams: ${why}; try again when one has ended`, { retryAfter: 5 }), form), form, signer, request);
+      }
       const format = streamFormat(typeof request.headers.accept === 'string' ? request.headers.accept : undefined);
       headers['content-type'] = STREAM_CONTENT_TYPES[format];
       headers['cache-control'] = 'no-store';
       if (signer !== undefined) headers.trailer = 'x-hmac';
-      const stream = framedStream(reply.stream, format, signer, (thrown) => {
+      const framed = framedStream(reply.stream, format, signer, (thrown) => {
         const error = toApiError(thrown);
         if (error.code === 'InternalError') log.error({ reqId: requestId, method: label, err: error.cause }, 'stream threw');
         return simpleErrorBody(error);
       });
+      const stream = releasingBody(framed, slot.release);
       return { status: 200, headers, stream, label };
     }
-    const { status, text } = serialize(reply, form, log, requestId);
+    const { status, text } = serialize(reply, form, log, requestId, settings.answerLimit ?? DEFAULT_ANSWER_LIMIT);
     if (text !== undefined) headers['content-type'] = JSON_TYPE;
     if (signer !== undefined) headers['x-hmac'] = signer.sign(text ?? '');
     return text === undefined ? { status, headers, label, close } : { status, headers, body: text, label, close };

@@ -33,10 +33,27 @@ export interface JobStart {
   /** The user_id as stored, for the job's ctx.session.userId. */
   ownerUserId: string | null;
   requestId: string;
+  /** The client address of the request that started it: a public job's caps count per address. */
+  ip?: string;
+  /** Seconds the method allows itself (its `timeout` export); never above jobs.timeout. */
+  timeout?: number;
 }
 
 /** Runs one job's method to its result; a throw is the job's failure. Shared by every runner. */
 export type JobExecutor = (job: JobStart & { id: string }, progress: (fraction: number, note: string) => void, signal: AbortSignal) => Promise<unknown>;
+
+/** Whom a job counts against: its user, or for a public job the client address. */
+export function capKeyOf(start: JobStart): string {
+  return start.owner !== null ? `user:${start.owner}` : `ip:${start.ip ?? ''}`;
+}
+
+/** Seconds a job may run: the method's own limit, never above jobs.timeout. */
+export function jobTimeoutOf(start: JobStart, settings: JobSettings): number {
+  return start.timeout === undefined ? settings.timeout : Math.min(start.timeout, settings.timeout);
+}
+
+/** The Retry-After of a refused start: jobs end and make room, but not at once. */
+export const JOB_CAP_RETRY_AFTER = 5;
 
 export interface JobRunner {
   readonly kind: 'memory' | 'agenda';
@@ -57,4 +74,10 @@ export interface JobSettings {
   timeout: number;
   /** MongoDB only: runs of a job whose process died before it is failed. */
   retries: number;
+  /** Queued plus running jobs one user (or, for public jobs, one client address) may have; absent: no cap. */
+  maxPerOwner?: number;
+  /** Queued plus running jobs in all; absent: no cap. */
+  maxTotal?: number;
+  /** In-process runner: jobs of one owner running at once, so others' jobs find a free slot. Absent: jobs.concurrency. */
+  ownerConcurrency?: number;
 }

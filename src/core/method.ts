@@ -74,6 +74,14 @@ export interface MethodModule<P = any, R = unknown> {
   event?: string;
   /** Write the response through `ctx.http` (files, protocols of its own); rarely needed. */
   raw?: boolean;
+  /** Background methods: seconds the job may run; jobs.timeout still caps it. */
+  timeout?: number;
+  /**
+   * This method's own rate limit, on top of the caller's general one: `points` calls per
+   * `duration` seconds per caller (the user when signed, else the client address), or per client
+   * address with `per: 'address'`. Past it the call gets TooManyRequests with Retry-After.
+   */
+  rateLimit?: { points: number; duration: number; per?: 'caller' | 'address' };
   invoke: (ctx: MethodContext, params: P) => R | Promise<R>;
 }
 

@@ -3,17 +3,30 @@
  * can be raised later without invalidating old accounts.
  */
 import { randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto';
+import { availableParallelism } from 'node:os';
+import { Gate } from './concurrency.ts';
+import { ApiError } from './errors.ts';
 import type { PasswordHash } from '../store/types.ts';
 
 /** OWASP's minimum for scrypt (N=2^17 is their first choice; 2^15 keeps logins near 50 ms here). */
 export const SCRYPT_DEFAULTS = { N: 2 ** 15, r: 8, p: 1 } as const;
 const KEY_LENGTH = 32;
 
+/**
+ * Hashes run one per core at most, the rest wait: scrypt takes libuv's thread pool (4 threads),
+ * which file and DNS work share, and a flood of creates and logins would otherwise hold every
+ * thread and every core. Past 512 waiting, a hash is refused as Unavailable with Retry-After.
+ */
+export const HASH_GATE = new Gate(Math.max(1, availableParallelism()), 512, () => new ApiError('Unavailable', 'The server is busy checking passwords; try again shortly', { retryAfter: 1 }));
+
 function derive(password: string, salt: Buffer, params: { N: number; r: number; p: number }): Promise<Buffer> {
   const options: ScryptOptions = { N: params.N, r: params.r, p: params.p, maxmem: 256 * params.N * params.r + 1024 * 1024 };
-  return new Promise((resolve, reject) => {
-    scrypt(password.normalize('NFC'), salt, KEY_LENGTH, options, (err, key) => (err ? reject(err) : resolve(key)));
-  });
+  return HASH_GATE.run(
+    () =>
+      new Promise((resolve, reject) => {
+        scrypt(password.normalize('NFC'), salt, KEY_LENGTH, options, (err, key) => (err ? reject(err) : resolve(key)));
+      }),
+  );
 }
 
 /** @example const stored = await hashPassword('correct horse battery staple') */

@@ -76,3 +76,65 @@ export function framedStream(stream: EventStream, format: StreamFormat, signer: 
     },
   };
 }
+
+/**
+ * Open streams, in all and per client address: a slot is taken when a stream's answer begins and
+ * given back when it ends however it ends (done, cut, client gone), so one client cannot hold
+ * every stream, and streams cannot hold every connection.
+ *
+ * @example const release = slots.take(ip); if (release === null) refuse(); else try { … } finally { release() }
+ */
+export class StreamSlots {
+  readonly #max: number;
+  readonly #perAddress: number;
+  readonly #byAddress = new Map<string, number>();
+  #open = 0;
+
+  constructor(max: number, perAddress: number) {
+    this.#max = max;
+    this.#perAddress = perAddress;
+  }
+
+  get open(): number {
+    return this.#open;
+  }
+
+  /** A release function (safe to call twice), or null when a limit is reached; says which. */
+  take(ip: string): { release: () => void } | { refused: 'total' | 'address' } {
+    const mine = this.#byAddress.get(ip) ?? 0;
+    if (this.#open >= this.#max) return { refused: 'total' };
+    if (mine >= this.#perAddress) return { refused: 'address' };
+    this.#open++;
+    this.#byAddress.set(ip, mine + 1);
+    let released = false;
+    return {
+      release: () => {
+        if (released) return;
+        released = true;
+        this.#open--;
+        const left = (this.#byAddress.get(ip) ?? 1) - 1;
+        if (left === 0) this.#byAddress.delete(ip);
+        else this.#byAddress.set(ip, left);
+      },
+    };
+  }
+}
+
+/** `body` that gives its slot back once it ends, stops, or is never read. */
+export function releasingBody(body: StreamedBody, release: () => void): StreamedBody {
+  async function* pieces(): AsyncGenerator<string> {
+    try {
+      yield* body.pieces;
+    } finally {
+      release();
+    }
+  }
+  return {
+    pieces: pieces(),
+    trailers: body.trailers,
+    stop: () => {
+      release();
+      body.stop();
+    },
+  };
+}

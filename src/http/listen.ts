@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { lstatSync, readFileSync, renameSync, unlinkSync, type Stats } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { basename, dirname, join } from 'node:path';
 import { ConfigError, type Config } from '../config.ts';
 
@@ -182,6 +182,35 @@ export function createNodeServer(config: Config, handler: (req: IncomingMessage,
     server = createHttpServer(options, handler);
   }
   server.maxConnections = config.http.maxConnections;
+  // Behind a trusted proxy every connection is the proxy's: a per-address cap would cap it.
+  if (config.http.maxConnectionsPerAddress > 0 && !behindProxy(config)) capPerAddress(server, config.http.maxConnectionsPerAddress);
   return server;
 }
 
+/**
+ * Refuses (closes at once) a connection from an address that already has `max` open, so one
+ * client cannot take every one of --max-connections.
+ */
+function capPerAddress(server: Server, max: number): void {
+  const open = new Map<string, number>();
+  server.on('connection', (socket: Socket) => {
+    const address = socket.remoteAddress ?? '';
+    const count = open.get(address) ?? 0;
+    if (count >= max) {
+      socket.destroy();
+      return;
+    }
+    open.set(address, count + 1);
+    socket.once('close', () => {
+      const left = (open.get(address) ?? 1) - 1;
+      if (left === 0) open.delete(address);
+      else open.set(address, left);
+    });
+  });
+}
+
+
+/** True when --trust-proxy names a proxy in front (every connection then comes from it). */
+function behindProxy(config: Config): boolean {
+  return config.trustProxy !== false && config.trustProxy !== 0 && config.trustProxy !== '';
+}

@@ -74,7 +74,10 @@ export function createNodeListener(options: NodeAdapterOptions): (req: IncomingM
   const write = async (request: NodeRequest, response: CoreResponse): Promise<number> => {
     const res = request.http.res;
     if (response.taken === true) return res.statusCode;
-    if (res.headersSent || res.destroyed) return response.status;
+    if (res.headersSent || res.destroyed) {
+      response.stream?.stop(); // its stream slot is given back
+      return response.status;
+    }
     const headers = response.headers;
     if (response.close === true) headers.connection = 'close';
     if (response.stream !== undefined) {

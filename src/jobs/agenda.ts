@@ -14,7 +14,7 @@ import type { Logger } from 'pino';
 import { ApiError } from '../core/errors.ts';
 import type { Db } from 'mongodb';
 import { jobErrorOf, type JobExecutor } from './execute.ts';
-import type { JobError, JobRunner, JobSettings, JobStart, JobView } from '../core/jobs.ts';
+import { capKeyOf, JOB_CAP_RETRY_AFTER, jobTimeoutOf, type JobError, type JobRunner, type JobSettings, type JobStart, type JobView } from '../core/jobs.ts';
 import { nowSeconds as now } from '../core/clock.ts';
 
 const JOB_NAME = 'simpleapi.method';
@@ -24,6 +24,8 @@ export const JOB_COLLECTIONS = { agenda: 'simpleapi_agenda_jobs', status: 'simpl
 interface StatusDoc extends Omit<JobView, 'job_id'> {
   _id: string;
   owner: string | null;
+  /** Whom the job counts against (`user:…`, `ip:…`), for the caps. */
+  capKey?: string;
   /** Runs started so far; more than 1 means a process died under it. */
   attempts: number;
   expiresAt?: Date;
@@ -72,18 +74,37 @@ export class AgendaJobRunner implements JobRunner {
   /** Starts Agenda on the store's database; jobs begin to run here. */
   static async start(db: Db, settings: AgendaSettings, execute: JobExecutor, log: Logger, mapError: (err: unknown) => unknown): Promise<AgendaJobRunner> {
     const runner = new AgendaJobRunner(db, settings, execute, log, mapError);
+    // The caps count a key's active jobs on every start: an index keeps that a range read.
+    await runner.#status.createIndex({ capKey: 1, state: 1 }).catch(() => {});
+    await runner.#status.createIndex({ state: 1 }).catch(() => {});
     await runner.#agenda.start();
     runner.#sweeper = setInterval(() => void runner.#sweep().catch(() => {}), 30_000);
     runner.#sweeper.unref();
     return runner;
   }
 
+  /**
+   * Queues a job once the caps allow it, counted in the database so they hold across instances.
+   * Count, then insert: starts that race past the count together may pass a cap by as many as
+   * raced (FerretDB has no transactions to close that gap).
+   */
   async start(start: JobStart): Promise<string> {
     const id = crypto.randomUUID();
+    const capKey = capKeyOf(start);
+    const { maxPerOwner, maxTotal } = this.#settings;
+    const active = { state: { $in: ['queued', 'running'] as JobView['state'][] } };
     try {
-      await this.#status.insertOne({ _id: id, method: start.method, owner: start.owner, state: 'queued', progress: null, created: now(), attempts: 0 });
+      if (maxTotal !== undefined && (await this.#status.countDocuments(active, { limit: maxTotal })) >= maxTotal) {
+        throw new ApiError('TooManyRequests', `The job queue is full (${maxTotal} queued or running, --jobs-max-total); try again later`, { retryAfter: JOB_CAP_RETRY_AFTER });
+      }
+      if (maxPerOwner !== undefined && (await this.#status.countDocuments({ ...active, capKey }, { limit: maxPerOwner })) >= maxPerOwner) {
+        const who = start.owner !== null ? 'this user has' : 'this address has';
+        throw new ApiError('TooManyRequests', `Too many jobs: ${who} ${maxPerOwner} queued or running (--jobs-max-per-owner); try again when some have finished`, { retryAfter: JOB_CAP_RETRY_AFTER });
+      }
+      await this.#status.insertOne({ _id: id, method: start.method, owner: start.owner, capKey, state: 'queued', progress: null, created: now(), attempts: 0 });
       await this.#agenda.now<JobData>(JOB_NAME, { ...start, id });
     } catch (err) {
+      if (err instanceof ApiError) throw err;
       throw this.#mapError(err);
     }
     return id;
@@ -122,7 +143,8 @@ export class AgendaJobRunner implements JobRunner {
     const controller = new AbortController();
     // The lock is renewed while the job runs: only a dead process lets it expire.
     const renew = setInterval(() => void job.touch().catch(() => {}), Math.max(500, (this.#settings.lock * 1000) / 3));
-    const timeout = setTimeout(() => controller.abort(new DOMException('The job ran past its time limit', 'TimeoutError')), this.#settings.timeout * 1000);
+    const seconds = jobTimeoutOf(data, this.#settings);
+    const timeout = setTimeout(() => controller.abort(new DOMException('The job ran past its time limit', 'TimeoutError')), seconds * 1000);
     // Progress writes go one after another, and the final write waits for them: FerretDB 1.x
     // updates a document by reading and rewriting it whole, so two writes in flight lose one.
     let writes = Promise.resolve();
@@ -135,7 +157,7 @@ export class AgendaJobRunner implements JobRunner {
     try {
       const result = await Promise.race([
         this.#execute(data, progress, controller.signal),
-        new Promise<never>((_, reject) => controller.signal.addEventListener('abort', () => reject(new ApiError('Timeout', `${data.method} did not finish within ${this.#settings.timeout} s`)))),
+        new Promise<never>((_, reject) => controller.signal.addEventListener('abort', () => reject(new ApiError('Timeout', `${data.method} did not finish within ${seconds} s`)))),
       ]);
       await writes;
       await this.#finish(data.id, { result: result === undefined ? null : result });

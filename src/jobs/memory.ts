@@ -1,27 +1,45 @@
 /**
  * The in-process job runner of the embedded store: the same behaviour as on MongoDB within one
  * process, and nothing survives a restart (the start-up log says so).
+ *
+ * Bounded and fair: queued plus running jobs are capped per owner (a user, or a client address
+ * for public jobs) and in total; each owner has its own queue and the runner takes from the
+ * owners in turn (round-robin), with at most `ownerConcurrency` of one owner's jobs running, so
+ * one user's long jobs cannot hold every slot while another's wait.
  */
 import { v4 as uuidv4 } from 'uuid';
 import { ApiError } from '../core/errors.ts';
-import type { JobRunner, JobSettings, JobStart, JobView } from '../core/jobs.ts';
+import { capKeyOf, JOB_CAP_RETRY_AFTER, jobTimeoutOf, type JobRunner, type JobSettings, type JobStart, type JobView } from '../core/jobs.ts';
 import { jobErrorOf, type JobExecutor } from './execute.ts';
 import { nowSeconds as now } from '../core/clock.ts';
 
 interface Entry {
   view: JobView;
   owner: string | null;
+  capKey: string;
   start: JobStart;
   controller: AbortController;
   /** When the finished job is forgotten (Unix seconds). */
   expires?: number;
 }
 
+/** One owner's jobs: those waiting, in order, and how many run or wait in all. */
+interface OwnerQueue {
+  waiting: Entry[];
+  running: number;
+}
 
 export class MemoryJobRunner implements JobRunner {
   readonly kind = 'memory' as const;
   readonly #jobs = new Map<string, Entry>();
-  readonly #queue: Entry[] = [];
+  /** Owners by cap key; an owner is here while it has a job queued or running. */
+  readonly #owners = new Map<string, OwnerQueue>();
+  /** Owners with jobs waiting, in turn order: the first is served next, then goes to the back. */
+  readonly #turns = new Set<string>();
+  /** Finished jobs in the order they finish, which (one `keep` for all) is the order they expire. */
+  #finished: Entry[] = [];
+  #finishedHead = 0;
+  #active = 0;
   readonly #settings: JobSettings;
   readonly #execute: JobExecutor;
   #running = new Set<Promise<void>>();
@@ -32,21 +50,44 @@ export class MemoryJobRunner implements JobRunner {
     this.#execute = execute;
   }
 
+  /** Queued plus running jobs, in all and of one owner (for tests and the abuse bench). */
+  load(capKey?: string): number {
+    if (capKey === undefined) return this.#active;
+    const owner = this.#owners.get(capKey);
+    return owner === undefined ? 0 : owner.running + owner.waiting.length;
+  }
+
   async start(start: JobStart): Promise<string> {
     if (this.#closed) throw new ApiError('Unavailable', 'The server is shutting down', { retryAfter: 5 });
+    this.#forgetExpired();
+    const capKey = capKeyOf(start);
+    const { maxPerOwner, maxTotal } = this.#settings;
+    if (maxTotal !== undefined && this.#active >= maxTotal) {
+      throw new ApiError('TooManyRequests', `The job queue is full (${maxTotal} queued or running, --jobs-max-total); try again later`, { retryAfter: JOB_CAP_RETRY_AFTER });
+    }
+    if (maxPerOwner !== undefined && this.load(capKey) >= maxPerOwner) {
+      const who = start.owner !== null ? 'this user has' : 'this address has';
+      throw new ApiError('TooManyRequests', `Too many jobs: ${who} ${maxPerOwner} queued or running (--jobs-max-per-owner); try again when some have finished`, { retryAfter: JOB_CAP_RETRY_AFTER });
+    }
     const id = uuidv4();
     const entry: Entry = {
       view: { job_id: id, method: start.method, state: 'queued', progress: null, created: now() },
       owner: start.owner,
+      capKey,
       start,
       controller: new AbortController(),
     };
     this.#jobs.set(id, entry);
-    this.#queue.push(entry);
+    let owner = this.#owners.get(capKey);
+    if (owner === undefined) this.#owners.set(capKey, (owner = { waiting: [], running: 0 }));
+    owner.waiting.push(entry);
+    this.#active++;
+    this.#turns.add(capKey);
     this.#pump();
     return id;
   }
 
+  /** One map lookup, and the expired jobs at the front of the finished list dropped: O(1) amortised. */
   async get(id: string): Promise<(JobView & { owner: string | null }) | null> {
     this.#forgetExpired();
     const entry = this.#jobs.get(id);
@@ -55,16 +96,35 @@ export class MemoryJobRunner implements JobRunner {
 
   async close(graceSeconds: number): Promise<void> {
     this.#closed = true;
-    for (const entry of this.#queue.splice(0)) this.#finish(entry, { code: 'Unavailable', message: 'The server shut down before the job ran', type: 'server' });
+    for (const owner of this.#owners.values()) {
+      for (const entry of owner.waiting.splice(0)) this.#finish(entry, { code: 'Unavailable', message: 'The server shut down before the job ran', type: 'server' });
+    }
+    this.#turns.clear();
     const all = Promise.all(this.#running);
     const cut = new Promise<void>((resolve) => setTimeout(resolve, graceSeconds * 1000).unref());
     await Promise.race([all, cut]);
     for (const entry of this.#jobs.values()) if (entry.view.state === 'running') entry.controller.abort(new Error('shutdown'));
   }
 
+  /** The next job by turns: the first owner that has one waiting and a running slot of its own free. */
+  #next(): Entry | undefined {
+    const perOwner = Math.min(this.#settings.ownerConcurrency ?? this.#settings.concurrency, this.#settings.concurrency);
+    for (const key of this.#turns) {
+      const owner = this.#owners.get(key)!;
+      if (owner.running >= perOwner) continue;
+      const entry = owner.waiting.shift()!;
+      this.#turns.delete(key);
+      if (owner.waiting.length > 0) this.#turns.add(key); // to the back of the line
+      owner.running++;
+      return entry;
+    }
+    return undefined;
+  }
+
   #pump(): void {
-    while (!this.#closed && this.#running.size < this.#settings.concurrency && this.#queue.length > 0) {
-      const entry = this.#queue.shift()!;
+    while (!this.#closed && this.#running.size < this.#settings.concurrency) {
+      const entry = this.#next();
+      if (entry === undefined) return;
       const run = this.#run(entry).finally(() => {
         this.#running.delete(run);
         this.#pump();
@@ -75,11 +135,12 @@ export class MemoryJobRunner implements JobRunner {
 
   async #run(entry: Entry): Promise<void> {
     entry.view.state = 'running';
-    // No job stays "running" forever: past the job timeout it is failed and its signal aborted.
+    const seconds = jobTimeoutOf(entry.start, this.#settings);
+    // No job stays "running" forever: past its time limit it is failed and its signal aborted.
     const timer = setTimeout(() => {
       entry.controller.abort(new DOMException('The job ran past its time limit', 'TimeoutError'));
-      this.#finish(entry, { code: 'Timeout', message: `${entry.view.method} did not finish within ${this.#settings.timeout} s`, type: 'server' });
-    }, this.#settings.timeout * 1000);
+      this.#finish(entry, { code: 'Timeout', message: `${entry.view.method} did not finish within ${seconds} s`, type: 'server' });
+    }, seconds * 1000);
     try {
       const result = await this.#execute({ ...entry.start, id: entry.view.job_id }, (fraction, note) => {
         if (entry.view.state === 'running') entry.view.progress = { fraction, note };
@@ -93,20 +154,39 @@ export class MemoryJobRunner implements JobRunner {
       if (entry.view.state === 'running') this.#finish(entry, jobErrorOf(err));
     } finally {
       clearTimeout(timer);
+      this.#release(entry, true);
     }
   }
 
+  /** The job no longer counts against its owner; with nothing left, the owner is forgotten. */
+  #release(entry: Entry, ran: boolean): void {
+    const owner = this.#owners.get(entry.capKey);
+    if (owner === undefined) return;
+    if (ran) owner.running--;
+    if (owner.running === 0 && owner.waiting.length === 0) this.#owners.delete(entry.capKey);
+  }
+
   #finish(entry: Entry, error?: ReturnType<typeof jobErrorOf>): void {
+    if (entry.expires !== undefined) return;
     if (error !== undefined) {
       entry.view.state = 'failed';
       entry.view.error = error;
     }
     entry.view.finished = now();
     entry.expires = entry.view.finished + this.#settings.keep;
+    this.#active--;
+    this.#finished.push(entry);
   }
 
   #forgetExpired(): void {
     const t = now();
-    for (const [id, entry] of this.#jobs) if (entry.expires !== undefined && entry.expires <= t) this.#jobs.delete(id);
+    while (this.#finishedHead < this.#finished.length && this.#finished[this.#finishedHead]!.expires! <= t) {
+      this.#jobs.delete(this.#finished[this.#finishedHead]!.view.job_id);
+      this.#finishedHead++;
+    }
+    if (this.#finishedHead > 1024 && this.#finishedHead * 2 > this.#finished.length) {
+      this.#finished = this.#finished.slice(this.#finishedHead);
+      this.#finishedHead = 0;
+    }
   }
 }

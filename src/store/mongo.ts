@@ -263,6 +263,14 @@ export class MongoStore implements Store {
     });
   }
 
+  trimUserSessions(userKey: string, keep: number, keepSessionId: string): Promise<number> {
+    return this.#guard(async () => {
+      const surplus = await this.#sessions.find({ userKey, _id: { $ne: keepSessionId } }, { projection: { _id: 1 } }).sort({ expires: -1, _id: 1 }).skip(keep - 1).toArray();
+      if (surplus.length === 0) return 0;
+      return (await this.#sessions.deleteMany({ _id: { $in: surplus.map((d) => d._id) } })).deletedCount;
+    });
+  }
+
   /**
    * Optimistic concurrency that holds on FerretDB 1.x too, where a conditional update is not
    * atomic (two `updateOne({version: 0})` can both match): the next version is first claimed by

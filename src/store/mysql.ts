@@ -368,6 +368,16 @@ export class MySqlStore implements Store {
     });
   }
 
+  trimUserSessions(userKey: string, keep: number, keepSessionId: string): Promise<number> {
+    return this.#guard(async () => {
+      // MariaDB takes no LIMIT in an IN subquery: the ids first, then one delete.
+      const rows = (await this.#rows(`SELECT session_id FROM ${TABLES.sessions} WHERE user_key = ? AND session_id <> ? ORDER BY expires DESC, session_id LIMIT 18446744073709551615 OFFSET ?`, [userKey, keepSessionId, keep - 1])) as { session_id: string }[];
+      if (rows.length === 0) return 0;
+      const result = await this.#write(`DELETE FROM ${TABLES.sessions} WHERE session_id IN (?)`, [rows.map((r) => r.session_id)]);
+      return result.affectedRows;
+    });
+  }
+
   /** One conditional UPDATE: InnoDB locks the row, so of two savers from one version only one matches. */
   saveSessionState(sessionId: string, state: Record<string, unknown>, expectedVersion: number): Promise<number | null> {
     return this.#guard(async () => {

@@ -97,6 +97,12 @@ export interface Store {
   /** Ends every session of a user but `exceptSessionId`; returns how many ended. */
   deleteUserSessions(userKey: string, exceptSessionId?: string): Promise<number>;
   /**
+   * Leaves a user at most `keep` sessions: `keepSessionId` (the one just started) and the most
+   * recently used of the others (latest expiry, which each signed use moves forward); the rest
+   * end. Returns how many ended.
+   */
+  trimUserSessions(userKey: string, keep: number, keepSessionId: string): Promise<number>;
+  /**
    * Writes `state` when the stored version is still `expectedVersion`; returns the new version,
    * or null when another save came first (or the session is gone).
    */

@@ -1,0 +1,163 @@
+/**
+ * The general rate limiter over real HTTP: per client address for anonymous calls, per user for
+ * signed ones, each batch entry counting, a method's own rule, account.create per address; and,
+ * on MySQL/MariaDB and MongoDB, a limit two instances share.
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+import { createLogger } from '../src/log.ts';
+import { RateLimits } from '../src/core/rate-limit.ts';
+import { buildRecord, createAjv, RegistryError } from '../src/core/registry.ts';
+import { jobTimeoutOf } from '../src/core/jobs.ts';
+import { post, startTestServer, type TestServer } from './helpers/server.ts';
+import { createAccount, postV2 } from './helpers/signed.ts';
+import { hasMySql, openMySqlStore, uniqueMySqlDb, dropMySqlDb } from './helpers/mysql.ts';
+import { hasMongo, MONGODB_URL } from './helpers/mongo.ts';
+import { MongoStore } from '../src/store/mongo.ts';
+import type { Store } from '../src/store/types.ts';
+
+const call = (method: string, parameters: unknown = {}) => JSON.stringify({ method, parameters });
+const batch = (n: number, method = 'echo') => JSON.stringify(Array.from({ length: n }, (_, i) => ({ jsonrpc: '2.0', method, params: [i], id: i })));
+
+describe('rate limits (embedded store)', () => {
+  const servers: TestServer[] = [];
+  afterAll(() => Promise.all(servers.map((s) => s.close())));
+  const start = async (options: Record<string, unknown>) => {
+    const server = await startTestServer(options);
+    servers.push(server);
+    return server;
+  };
+
+  it('counts each batch entry per address: the entries past the limit get TooManyRequests, the HTTP answer Retry-After', async () => {
+    const server = await start({ 'rateLimit.address': 5, 'rateLimit.window': 60 });
+    const answer = await post(server.url, batch(8));
+    expect(answer.status).toBe(200);
+    const entries = answer.json as { result?: unknown; error?: { code: number; data: { code: string } } }[];
+    expect(entries.filter((e) => e.result !== undefined)).toHaveLength(5);
+    const refused = entries.filter((e) => e.error !== undefined);
+    expect(refused).toHaveLength(3);
+    for (const e of refused) expect(e.error).toMatchObject({ code: -32029, data: { code: 'TooManyRequests' } });
+    const retryAfter = Number(answer.headers.get('retry-after'));
+    expect(retryAfter).toBeGreaterThan(0);
+    expect(retryAfter).toBeLessThanOrEqual(60);
+    const single = await post(server.url, call('echo', 1));
+    expect(single.status).toBe(429);
+    expect((single.json as { error: { code: string; message: string } }).error).toMatchObject({ code: 'TooManyRequests', message: expect.stringContaining('from this address') });
+    expect(single.headers.get('retry-after')).not.toBeNull();
+    // A call of an unknown name counts too (and is refused before the name is looked up).
+    expect((await post(server.url, call('no.such.method'))).status).toBe(429);
+  });
+
+  it('counts signed calls per user, not against the address', async () => {
+    const server = await start({ 'rateLimit.address': 3, 'rateLimit.user': 4, 'rateLimit.window': 60 });
+    const grant = await createAccount(server.url, 'limit-user'); // 1 of the address's 3
+    for (let i = 0; i < 4; i++) expect((await postV2(server.url, grant, call('whoami'))).status).toBe(200);
+    const fifth = await postV2(server.url, grant, call('whoami'));
+    expect(fifth.status).toBe(429);
+    expect(fifth.responseSigned).toBe(true);
+    expect(fifth.json).toMatchObject({ error: { code: 'TooManyRequests', message: expect.stringContaining('by this user') } });
+    // The address still has 2 anonymous calls left.
+    expect((await post(server.url, call('echo', 1))).status).toBe(200);
+    expect((await post(server.url, call('echo', 1))).status).toBe(200);
+    expect((await post(server.url, call('echo', 1))).status).toBe(429);
+  });
+
+  it("applies a method's own rule (export const rateLimit) on top of the general one", async () => {
+    const server = await start({});
+    expect((await post(server.url, call('limited'))).json).toBe('ok');
+    expect((await post(server.url, call('limited'))).json).toBe('ok');
+    const third = await post(server.url, call('limited'));
+    expect(third.status).toBe(429);
+    expect((third.json as { error: { message: string } }).error.message).toContain('to limited');
+    expect((await post(server.url, call('echo', 1))).status).toBe(200);
+  });
+
+  it('limits account.create per address by default (30 in 600 s)', async () => {
+    const server = await start({});
+    const codes: number[] = [];
+    // Taken ids: each is a cheap Conflict (the id is checked before any hashing).
+    await createAccount(server.url, 'taken');
+    for (let i = 0; i < 31; i++) codes.push((await post(server.url, call('account.create', { user_id: 'taken', password: 'password-one' }))).status);
+    expect(codes.slice(0, 29).every((c) => c === 409)).toBe(true);
+    expect(codes.slice(29)).toEqual([429, 429]);
+  });
+
+  it("a job's own time limit is never above jobs.timeout", () => {
+    const start = { method: 'm', params: {}, owner: null, ownerUserId: null, requestId: 'r' };
+    const settings = { concurrency: 1, keep: 1, timeout: 60, retries: 0 };
+    expect(jobTimeoutOf({ ...start, timeout: 5 }, settings)).toBe(5);
+    expect(jobTimeoutOf({ ...start, timeout: 500 }, settings)).toBe(60);
+    expect(jobTimeoutOf(start, settings)).toBe(60);
+  });
+
+  it('a method file with a malformed rateLimit stops start-up naming the file', () => {
+    expect(() => buildRecord('x', '/m/x.ts', { invoke: () => 1, rateLimit: { points: 0, duration: 60 } }, createAjv())).toThrow(RegistryError);
+    expect(() => buildRecord('x', '/m/x.ts', { invoke: () => 1, rateLimit: { points: 1, duration: 60, per: 'moon' } }, createAjv())).toThrow(/rateLimit.per/);
+    // A job's own time limit is for background methods, and jobs.timeout still caps it (jobTimeoutOf).
+    expect(() => buildRecord('x', '/m/x.ts', { invoke: () => 1, timeout: 5 }, createAjv())).toThrow(/timeout is a background method/);
+    expect(buildRecord('x', '/m/x.ts', { invoke: () => 1, background: true, timeout: 5 }, createAjv()).timeout).toBe(5);
+  });
+});
+
+/** Two limiters over one database, as two instances: together they let exactly `points` through. */
+async function sharedAcrossInstances(store: Store): Promise<{ allowed: number; where: string }> {
+  const log = createLogger({ level: 'silent' });
+  const settings = { address: 40, user: 0, window: 60 };
+  const [a, b] = await Promise.all([RateLimits.create(store, settings, log), RateLimits.create(store, settings, log)]);
+  const ip = `198.51.100.${Math.floor(Math.random() * 200)}`;
+  const results = await Promise.all(Array.from({ length: 100 }, (_, i) => (i % 2 === 0 ? a : b).check('echo', undefined, { ip, userKey: null })));
+  return { allowed: results.filter((r) => r === null).length, where: a.where };
+}
+
+describe.runIf(hasMySql)('rate limits on MySQL/MariaDB', () => {
+  const db = uniqueMySqlDb('limits');
+  afterAll(() => dropMySqlDb(db));
+  it('hold across instances under concurrent calls (100 calls at once, limit 40)', async () => {
+    const store = await openMySqlStore(db);
+    try {
+      const { allowed, where } = await sharedAcrossInstances(store);
+      expect(where).toContain('database');
+      expect(allowed).toBe(40);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+describe.runIf(hasMongo)('rate limits on MongoDB', () => {
+  it('are shared through the database where $inc is atomic, and per process (said so) where it is not', async () => {
+    const dbName = `simpleapi_limits_${process.pid}`;
+    const store = await MongoStore.connect(MONGODB_URL, { dbName, connectTimeout: 10, nonceTtl: 601, log: createLogger({ level: 'silent' }) });
+    try {
+      await store.init();
+      const { allowed, where } = await sharedAcrossInstances(store);
+      console.log(`MongoDB-compatible server at ${MONGODB_URL}: rate limits counted in ${where}; ${allowed} of 100 concurrent calls allowed by two limiters of 40`);
+      // Shared: exactly 40 in all. Per process: each of the two lets its own 40 through.
+      expect(allowed).toBe(where.startsWith('the database') ? 40 : 80);
+    } finally {
+      await store.db.dropDatabase().catch(() => {});
+      await store.close();
+    }
+  });
+});
+
+describe('password hashing is bounded', () => {
+  it('runs at most one scrypt per core at once, and a create for a taken id hashes nothing', async () => {
+    const { HASH_GATE } = await import('../src/core/passwords.ts');
+    const { availableParallelism } = await import('node:os');
+    const server = await startTestServer({});
+    try {
+      await createAccount(server.url, 'hash-taken');
+      const before = HASH_GATE.load.started;
+      const taken = await Promise.all(Array.from({ length: 10 }, () => post(server.url, call('account.create', { user_id: 'HASH-taken', password: 'password-one' }))));
+      expect(taken.map((a) => a.status)).toEqual(Array(10).fill(409));
+      expect((taken[0]!.json as { error: { message: string } }).error.message).toBe('That user_id is already taken');
+      expect(HASH_GATE.load.started).toBe(before);
+      const fresh = await Promise.all(Array.from({ length: 12 }, (_, i) => post(server.url, call('account.create', { user_id: `hash-${i}`, password: 'password-one' }))));
+      expect(fresh.every((a) => a.status === 200)).toBe(true);
+      expect(HASH_GATE.load.started).toBe(before + 12);
+      expect(HASH_GATE.load.peak).toBeLessThanOrEqual(Math.max(1, availableParallelism()));
+    } finally {
+      await server.close();
+    }
+  });
+});
