@@ -96,6 +96,9 @@ export async function main(argv: readonly string[]): Promise<number> {
 async function serve(config: ReturnType<typeof loadConfig>, watchFiles = false): Promise<number> {
   if (config.port < 0 && config.socket === '') throw new ConfigError('--port=-1 serves no TCP: give --socket too');
   if (watchFiles && config.workers > 1) throw new ConfigError('--watch serves one process: leave --workers at 1');
+  if (config.metrics.enabled && config.workers > 1 && config.metrics.port < 0) {
+    throw new ConfigError('--metrics with --workers needs --metrics-port: the primary process serves the sum of its workers there');
+  }
   if (config.workers > 1 && cluster.isPrimary) return runPrimary(config);
   const log = createLogger({ level: config.logLevel, base: { pid: process.pid, ...(cluster.isWorker ? { worker: cluster.worker!.id } : {}) } });
   const store = await openStore(config, log);
@@ -151,9 +154,15 @@ async function serve(config: ReturnType<typeof loadConfig>, watchFiles = false):
   return stopped;
 }
 
-function runPrimary(config: Config): Promise<number> {
+async function runPrimary(config: Config): Promise<number> {
   const log = createLogger({ level: config.logLevel });
   log.info({ workers: config.workers }, `starting ${config.workers} workers`);
+  if (config.metrics.enabled) {
+    const { serveClusterMetrics } = await import('./http/metrics.ts');
+    const metrics = await serveClusterMetrics({ port: config.metrics.port, host: config.host });
+    metrics.unref();
+    log.info({ metrics: metrics.address() }, "metrics: the sum of the workers' metrics at /metrics");
+  }
   for (let i = 0; i < config.workers; i++) cluster.fork();
   let stopping = false;
   cluster.on('exit', (worker, code, signal) => {

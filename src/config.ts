@@ -60,6 +60,8 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'stream.maxDuration', flag: 'stream-max-duration', schema: seconds(1), default: 600, description: 'Seconds a streaming method\'s answer may last before the server ends it' },
   { key: 'stream.idleTimeout', flag: 'stream-idle-timeout', schema: seconds(1), default: 30, description: 'Seconds a client may leave a stream\'s data unread before the server cuts the connection' },
   { key: 'docs', flag: 'docs', schema: { type: 'boolean' }, default: true, description: 'Serve the API console at GET /docs (--no-docs turns it off)' },
+  { key: 'metrics.enabled', flag: 'metrics', schema: { type: 'boolean' }, default: false, description: 'Serve Prometheus metrics at GET /metrics (prom-client)' },
+  { key: 'metrics.port', flag: 'metrics-port', schema: { type: 'integer', minimum: -1, maximum: 65535 }, default: -1, description: 'Serve /metrics on this port (on --host) instead of the main one; -1: on the main port; needed with --workers' },
   { key: 'logLevel', flag: 'log-level', schema: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] }, default: 'info', description: 'Least severe log level written' },
 ];
 
@@ -86,6 +88,7 @@ export interface Config {
   jobs: { concurrency: number; keep: number; timeout: number; retries: number; lock: number };
   stream: { maxDuration: number; idleTimeout: number };
   docs: boolean;
+  metrics: { enabled: boolean; port: number };
   batchConcurrency: number;
   workers: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';

@@ -24,6 +24,8 @@ export interface Services {
 /** Who is calling and over what: everything a ctx is built from besides the services. */
 export interface CallScope {
   readonly requestId: string;
+  /** The request's W3C trace id (a job keeps the one of the request that started it). */
+  readonly traceId: string;
   readonly ip: string;
   /** The verified session; null for a public request. */
   readonly session: SessionRecord | null;
@@ -107,6 +109,9 @@ export class CallContext implements MethodContext {
   get requestId(): string {
     return this.#scope.requestId;
   }
+  get traceId(): string {
+    return this.#scope.traceId;
+  }
   get ip(): string {
     return this.#scope.ip;
   }
@@ -132,7 +137,8 @@ export class CallContext implements MethodContext {
     return this.#signal;
   }
   get log(): Logger {
-    this.#log ??= this.#services.log.child(this.#job === undefined ? { reqId: this.#scope.requestId, method: this.method } : { reqId: this.#scope.requestId, job: true, method: this.method });
+    const { requestId: reqId, traceId } = this.#scope;
+    this.#log ??= this.#services.log.child(this.#job === undefined ? { reqId, traceId, method: this.method } : { reqId, traceId, job: true, method: this.method });
     return this.#log;
   }
   get session(): Session | null {

@@ -12,6 +12,7 @@ import type { IssuedSession } from './auth.ts';
 import { isValidMethodName, validationDetails, type MethodRecord } from './registry.ts';
 import type { MethodHolder } from './methods.ts';
 import { closest } from './nearest.ts';
+import { NO_METRICS, UNKNOWN_METHOD, type Metrics } from './metrics.ts';
 
 /** A streaming method's events, and how the transport frames them. */
 export interface EventStream {
@@ -44,6 +45,8 @@ export interface DispatchSettings {
   batchConcurrency: number;
   /** Seconds an asynchronous method may run; 0 for no limit. */
   methodTimeout: number;
+  /** Where call outcomes are counted; NO_METRICS (the default) when metrics are off. */
+  metrics?: Metrics;
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
@@ -60,20 +63,38 @@ export class Dispatcher {
   readonly #methods: MethodHolder;
   readonly #services: Services;
   readonly #settings: DispatchSettings;
+  readonly #metrics: Metrics;
 
   constructor(methods: MethodHolder, services: Services, settings: DispatchSettings) {
     this.#methods = methods;
     this.#services = services;
     this.#settings = settings;
+    this.#metrics = settings.metrics ?? NO_METRICS;
   }
 
   /** Runs one call to its outcome; never throws. A method that answers synchronously costs no promise. */
   run(call: Call, scope: CallScope, inBatch = false): CallOutcome | Promise<CallOutcome> {
+    if (!this.#metrics.on) return this.#run(call, scope, inBatch);
+    const started = performance.now();
+    const outcome = this.#run(call, scope, inBatch);
+    if (!(outcome instanceof Promise)) return this.#counted(call, outcome, started);
+    return outcome.then((o) => this.#counted(call, o, started));
+  }
+
+  /** Counts an outcome under the method's name when it is served (else `unknown`: names are unbounded). */
+  #counted(call: Call, outcome: CallOutcome, started: number): CallOutcome {
+    const record = isValidMethodName(call.method) ? this.#methods.current[call.method] : undefined;
+    this.#metrics.call(record === undefined ? UNKNOWN_METHOD : record.name, outcome.ok ? 'ok' : outcome.error.code, performance.now() - started);
+    return outcome;
+  }
+
+  #run(call: Call, scope: CallScope, inBatch: boolean): CallOutcome | Promise<CallOutcome> {
     // §3: names are looked up, never turned into paths; the table has no prototype.
     const table = this.#methods.current;
     const record = isValidMethodName(call.method) ? table[call.method] : undefined;
     if (record === undefined) return { ok: false, error: this.#notFound(call.method) };
     if (record.auth === 'session' && scope.session === null) {
+      this.#metrics.authFailure('session_required');
       return { ok: false, error: new ApiError('Unauthenticated', `${record.name} needs a signed-in session`) };
     }
     if (record.validate !== undefined && !record.validate(call.params)) {
@@ -124,7 +145,7 @@ export class Dispatcher {
   #failed(thrown: unknown, method: string, scope: CallScope): CallOutcome {
     const error = toApiError(thrown);
     if (error.code === 'InternalError' && error.cause !== undefined) {
-      this.#services.log.error({ reqId: scope.requestId, method, err: error.cause }, 'method threw');
+      this.#services.log.error({ reqId: scope.requestId, traceId: scope.traceId, method, err: error.cause }, 'method threw');
     }
     return { ok: false, error };
   }
@@ -138,7 +159,7 @@ export class Dispatcher {
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
         ctx.expire();
-        this.#services.log.warn({ reqId: scope.requestId, method: ctx.method, seconds }, 'method timed out');
+        this.#services.log.warn({ reqId: scope.requestId, traceId: scope.traceId, method: ctx.method, seconds }, 'method timed out');
         resolve({ ok: false, error: new ApiError('Timeout', `${ctx.method} did not finish within ${seconds} s`) });
       }, seconds * 1000);
       void settled.then((outcome) => {
@@ -153,7 +174,7 @@ export class Dispatcher {
     if (jobs === undefined) return { ok: false, error: new ApiError('InternalError') };
     try {
       const session = scope.session;
-      const id = await jobs.start({ method, params, owner: session?.userKey ?? null, ownerUserId: session?.userId ?? null, requestId: scope.requestId });
+      const id = await jobs.start({ method, params, owner: session?.userKey ?? null, ownerUserId: session?.userId ?? null, requestId: scope.requestId, traceId: scope.traceId });
       return { ok: true, result: { job_id: id }, job: id };
     } catch (err) {
       return { ok: false, error: toApiError(err) };

@@ -9,8 +9,10 @@ import type { CallScope } from './context.ts';
 import { errorReply, type Dispatcher, type Reply } from './dispatch.ts';
 import { formOfBody, parseEnvelope, rpcError, unparsableForm, type Envelope, type Form } from './envelope.ts';
 import { ApiError, simpleErrorBody, toApiError } from './errors.ts';
-import type { CoreRequest, CoreResponse } from './request.ts';
+import { NO_METRICS, type Metrics } from './metrics.ts';
+import type { CoreRequest, CoreResponse, StreamedBody } from './request.ts';
 import { framedStream, streamFormat, STREAM_CONTENT_TYPES } from './stream.ts';
+import type { TraceContext } from './trace.ts';
 import type { Store } from '../store/types.ts';
 
 export interface EndpointSettings {
@@ -38,12 +40,12 @@ function labelOf(envelope: Envelope): string {
 }
 
 /** Serialises a reply's body; a result JSON cannot hold (a BigInt, a cycle) becomes InternalError. */
-function serialize(reply: Reply, form: Form, log: Logger, requestId: string): { status: number; text: string | undefined } {
+function serialize(reply: Reply, form: Form, log: Logger, requestId: string, traceId: string): { status: number; text: string | undefined } {
   if (reply.body === undefined) return { status: reply.status, text: undefined };
   try {
     return { status: reply.status, text: JSON.stringify(reply.body) };
   } catch (err) {
-    log.error({ reqId: requestId, err }, 'the result could not be serialised as JSON');
+    log.error({ reqId: requestId, traceId, err }, 'the result could not be serialised as JSON');
     const internal = new ApiError('InternalError');
     if (form === 'simple') return { status: 500, text: JSON.stringify(simpleErrorBody(internal)) };
     const entries: { id: unknown }[] = Array.isArray(reply.body) ? reply.body : [reply.body];
@@ -58,16 +60,44 @@ function serialize(reply: Reply, form: Form, log: Logger, requestId: string): { 
   }
 }
 
-/**
- * Makes the endpoint. `requestId` and `extraHeaders` (CORS) come from the handler, which owns
- * what every route shares.
- *
- * @example const answer = createEndpoint({ store, log, dispatcher, settings }); const res = await answer(req, id, {})
- */
-export function createEndpoint(deps: { store: Store; log: Logger; dispatcher: Dispatcher; settings: EndpointSettings }) {
-  const { store, log, dispatcher, settings } = deps;
+/** Counts a stream as open until its pieces end or the transport stops it, whichever comes first. */
+function countedStream(body: StreamedBody, metrics: Metrics): StreamedBody {
+  metrics.streamOpened();
+  let open = true;
+  const closed = () => {
+    if (open) {
+      open = false;
+      metrics.streamClosed();
+    }
+  };
+  async function* pieces(): AsyncGenerator<string> {
+    try {
+      yield* body.pieces;
+    } finally {
+      closed();
+    }
+  }
+  return {
+    pieces: pieces(),
+    trailers: body.trailers,
+    stop: () => {
+      closed();
+      body.stop();
+    },
+  };
+}
 
-  const respond = (requestId: string, label: string, reply: Reply, form: Form, signer: ResponseSigner | undefined, request: CoreRequest, close = false): CoreResponse => {
+/**
+ * Makes the endpoint. `requestId` and the trace come from the handler, which owns what every
+ * route shares (and adds the CORS headers).
+ *
+ * @example const answer = createEndpoint({ store, log, dispatcher, settings }); const res = await answer(req, id, trace)
+ */
+export function createEndpoint(deps: { store: Store; log: Logger; dispatcher: Dispatcher; settings: EndpointSettings; metrics?: Metrics }) {
+  const { store, log, dispatcher, settings } = deps;
+  const metrics = deps.metrics ?? NO_METRICS;
+
+  const respond = (requestId: string, traceId: string, label: string, reply: Reply, form: Form, signer: ResponseSigner | undefined, request: CoreRequest, close = false): CoreResponse => {
     if (reply.taken === true) return { status: 0, headers: {}, taken: true, label };
     const headers: Record<string, string> = { 'x-request-id': requestId };
     if (reply.retryAfter !== undefined) headers['retry-after'] = String(Math.ceil(reply.retryAfter));
@@ -79,21 +109,25 @@ export function createEndpoint(deps: { store: Store; log: Logger; dispatcher: Di
       if (signer !== undefined) headers.trailer = 'x-hmac';
       const stream = framedStream(reply.stream, format, signer, (thrown) => {
         const error = toApiError(thrown);
-        if (error.code === 'InternalError') log.error({ reqId: requestId, method: label, err: error.cause }, 'stream threw');
+        if (error.code === 'InternalError') log.error({ reqId: requestId, traceId, method: label, err: error.cause }, 'stream threw');
         return simpleErrorBody(error);
       });
-      return { status: 200, headers, stream, label };
+      return { status: 200, headers, stream: metrics.on ? countedStream(stream, metrics) : stream, label };
     }
-    const { status, text } = serialize(reply, form, log, requestId);
+    const { status, text } = serialize(reply, form, log, requestId, traceId);
     if (text !== undefined) headers['content-type'] = JSON_TYPE;
     if (signer !== undefined) headers['x-hmac'] = signer.sign(text ?? '');
     return text === undefined ? { status, headers, label, close } : { status, headers, body: text, label, close };
   };
 
-  return async (request: CoreRequest, requestId: string): Promise<CoreResponse> => {
+  return async (request: CoreRequest, requestId: string, trace: TraceContext): Promise<CoreResponse> => {
     const body = request.body;
+    const traceId = trace.traceId;
     const contentType = typeof request.headers['content-type'] === 'string' ? request.headers['content-type'] : undefined;
-    const unsigned = (error: ApiError, form: Form, close = false) => respond(requestId, '-', errorReply(error, form), form, undefined, request, close);
+    const unsigned = (error: ApiError, form: Form, close = false) => {
+      metrics.refused(error.code);
+      return respond(requestId, traceId, '-', errorReply(error, form), form, undefined, request, close);
+    };
     if (!isJsonContentType(contentType)) {
       const form = body === null ? 'simple' : formOfBody(body);
       return unsigned(new ApiError('UnsupportedMediaType', 'Content-Type must be application/json'), form, body === null);
@@ -113,17 +147,28 @@ export function createEndpoint(deps: { store: Store; log: Logger; dispatcher: Di
     const envelope = parseEnvelope(parsed, settings.batchLimit);
     const form = envelope.form;
     const label = labelOf(envelope);
+    if (metrics.on && envelope.kind === 'batch') metrics.batch(envelope.entries.length);
     const pending = authenticate(request.headers, body, store, settings.auth);
     let auth: AuthResult;
     try {
       auth = pending instanceof Promise ? await pending : pending;
     } catch (err) {
       // The store did not answer (Unavailable) or failed: nothing verified, nothing signed.
-      return respond(requestId, label, errorReply(toApiError(err), form), form, undefined, request);
+      const error = toApiError(err);
+      metrics.refused(error.code);
+      return respond(requestId, traceId, label, errorReply(error, form), form, undefined, request);
     }
-    if (auth.kind === 'refused') return respond(requestId, label, errorReply(auth.error, form), form, auth.sign, request);
+    if (auth.kind === 'refused') {
+      if (metrics.on) {
+        metrics.refused(auth.error.code);
+        metrics.authFailure(auth.reason);
+      }
+      return respond(requestId, traceId, label, errorReply(auth.error, form), form, auth.sign, request);
+    }
+    if (envelope.kind === 'error') metrics.refused(envelope.error.code);
     const scope: CallScope = {
       requestId,
+      traceId,
       ip: request.ip,
       session: auth.kind === 'verified' ? auth.session : null,
       signal: request.signal,
@@ -132,6 +177,6 @@ export function createEndpoint(deps: { store: Store; log: Logger; dispatcher: Di
     let reply = await dispatcher.reply(envelope, scope);
     // A raw method that failed after it began writing has answered all that can be answered.
     if (reply.taken !== true && request.http?.res.headersSent === true) reply = { status: 0, taken: true };
-    return respond(requestId, label, reply, form, responseSigner(auth, reply.issued, settings.auth.scheme), request);
+    return respond(requestId, traceId, label, reply, form, responseSigner(auth, reply.issued, settings.auth.scheme), request);
   };
 }

@@ -47,6 +47,10 @@ export class MemoryJobRunner implements JobRunner {
     return id;
   }
 
+  queued(): number {
+    return this.#queue.length;
+  }
+
   async get(id: string): Promise<(JobView & { owner: string | null }) | null> {
     this.#forgetExpired();
     const entry = this.#jobs.get(id);
