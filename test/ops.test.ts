@@ -13,7 +13,7 @@ import { parseTraceparent } from '../src/core/trace.ts';
 import { createLogger } from '../src/log.ts';
 import { createKoaMiddleware } from '../src/server.ts';
 import { MemoryStore } from '../src/store/memory.ts';
-import { FIXTURE_METHODS, LogCapture, post, ROOT, startTestServer } from './helpers/server.ts';
+import { FIXTURE_METHODS, freePort, LogCapture, post, ROOT, spawnServer, startTestServer } from './helpers/server.ts';
 import { freshNonce, postV2, type Grant } from './helpers/signed.ts';
 
 /**
@@ -188,6 +188,23 @@ describe('GET /metrics', () => {
       expect((await fetch(new URL('/metrics', server.url))).status).toBe(404);
     } finally {
       await server.close();
+    }
+  });
+});
+
+describe('/metrics under --workers', () => {
+  it('the primary serves the sum of its workers on --metrics-port', async () => {
+    const metricsPort = await freePort();
+    const server = await spawnServer(['--port=0', '--workers=2', '--metrics', `--metrics-port=${metricsPort}`, `--methods-dir=${FIXTURE_METHODS}`]);
+    try {
+      // Both workers up (a worker still starting would not answer the primary's request yet).
+      while (server.stdout.filter((l) => l.includes('"msg":"listening')).length < 2) await new Promise((r) => setTimeout(r, 20));
+      // Fresh connections: the kernel spreads them over both workers, and the sum is the same either way.
+      for (let i = 0; i < 6; i++) expect((await post(server.url!, '{"method":"echo","parameters":{}}', { connection: 'close' })).status).toBe(200);
+      const { families } = await scrape(`http://127.0.0.1:${metricsPort}/metrics`);
+      expect(value(families, 'simpleapi_calls_total', { method: 'echo', code: 'ok' })).toBe(6);
+    } finally {
+      await server.stop();
     }
   });
 });

@@ -70,8 +70,12 @@ export function createPrometheusMetrics(options: { defaults?: boolean } = {}): P
       }
     },
   });
-  // The primary of --workers asks each worker for this registry.
-  if (cluster.isWorker) client.AggregatorRegistry.setRegistries([registry]);
+  if (cluster.isWorker) {
+    // The primary of --workers asks each worker for this registry; prom-client's answering
+    // listener is installed by the constructor.
+    new client.AggregatorRegistry();
+    client.AggregatorRegistry.setRegistries([registry]);
+  }
 
   const metrics: Metrics = {
     on: true,
