@@ -19,7 +19,7 @@ function nsPerDispatch(size: number): number {
   const store = new MemoryStore();
   const log = createLogger({ level: 'silent' });
   const dispatcher = new Dispatcher(new MethodHolder(table(size), { title: 'bench', version: '0' }), { store, log, accounts: new AccountService(store, { sessionTtl: 60, maxFailures: 5, maxFailuresPerIp: 50, maxFailuresPerUser: 1000, window: 60 }) }, { batchConcurrency: 8, methodTimeout: 30 });
-  const scope = { requestId: 'bench', ip: '127.0.0.1', session: null, signal: new AbortController().signal, http: null };
+  const scope = { requestId: 'bench', traceId: '4bf92f3577b34da6a3ce929d0e0e4736', ip: '127.0.0.1', session: null, signal: new AbortController().signal, http: null };
   const call = { method: `group5.method${size >= 10 ? 5 : 0}`, params: { a: 1 } };
   const samples: number[] = [];
   for (let batch = 0; batch < 30; batch++) {

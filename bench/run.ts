@@ -162,6 +162,7 @@ async function throughput(): Promise<{ rows: Row[]; results: Map<string, Measure
     jayson: { args: [join(ROOT, 'bench/servers/jayson.mjs')], core: '0' },
     jsonrpc2: { args: [join(ROOT, 'bench/servers/json-rpc-2.0.mjs')], core: '0' },
     simpleapi: { args: simpleapi([]), core: '0' },
+    metrics: { args: simpleapi(['--metrics']), core: '0' },
   };
   if (BASELINE !== '') {
     // Another checkout of simpleapi (an older commit) beside this one, for "no regression" in one run.
@@ -187,6 +188,9 @@ async function throughput(): Promise<{ rows: Row[]; results: Map<string, Measure
     { name: 'simpleapi echo, JSON-RPC', server: 'simpleapi', body: RPC_BODY },
     { name: 'simpleapi echo, JSON-RPC batch of 10 (per entry)', server: 'simpleapi', body: BATCH_BODY, entries: 10 },
     { name: 'simpleapi v2-signed session call, embedded store', server: 'simpleapi', body: SIGNED_BODY, signed: true },
+    // The same two calls with --metrics, interleaved with the rows above in every round.
+    { name: 'simpleapi echo, JSON-RPC, --metrics', server: 'metrics', body: RPC_BODY },
+    { name: 'simpleapi v2-signed session call, embedded store, --metrics', server: 'metrics', body: SIGNED_BODY, signed: true },
   ];
   if (BASELINE !== '') {
     rows.push(
@@ -294,7 +298,8 @@ async function main(): Promise<void> {
   const started = new Date();
   process.stderr.write(`simpleapi bench: ${ROUNDS} rounds of ${SECONDS} s per server, ${CONNECTIONS} connections, ${cpus().length} cores\n`);
   const { rows, results, notes } = await throughput();
-  const cpuOf = (name: string) => median(results.get(name)!.cpuUs);
+  // NaN for a row BENCH_ONLY left out: its ratios and targets then read NaN rather than failing.
+  const cpuOf = (name: string) => { const r = results.get(name); return r === undefined ? Number.NaN : median(r.cpuUs); };
   const raw = cpuOf(rows[0]!.name);
   const jayson = cpuOf('jayson (JSON-RPC 2.0 over HTTP)');
   const jsonrpc2 = cpuOf('json-rpc-2.0 on node:http');
@@ -323,6 +328,10 @@ async function main(): Promise<void> {
   targets.push(['echo, simple envelope: CPU/req <= jayson and <= json-rpc-2.0', simpleCpu <= jayson && simpleCpu <= jsonrpc2, `${fmt(simpleCpu)} vs ${fmt(jayson)} / ${fmt(jsonrpc2)} us`]);
   targets.push(['echo, JSON-RPC: CPU/req <= jayson and <= json-rpc-2.0', rpcCpu <= jayson && rpcCpu <= jsonrpc2, `${fmt(rpcCpu)} vs ${fmt(jayson)} / ${fmt(jsonrpc2)} us`]);
   targets.push(['v2-signed session call (embedded): CPU/req <= 1.33x jayson', signedCpu <= 1.33 * jayson, `${fmt(signedCpu / jayson, 2)}x`]);
+  const metricsRpc = cpuOf('simpleapi echo, JSON-RPC, --metrics') / rpcCpu;
+  const metricsSigned = cpuOf('simpleapi v2-signed session call, embedded store, --metrics') / signedCpu;
+  targets.push(['--metrics on: CPU/req <= 1.05x off (echo, JSON-RPC)', metricsRpc <= 1.05, `${fmt(metricsRpc, 3)}x`]);
+  targets.push(['--metrics on: CPU/req <= 1.05x off (v2-signed, embedded)', metricsSigned <= 1.05, `${fmt(metricsSigned, 3)}x`]);
   targets.push(['start-up with 1,000 method files < 3 s', startupMs[1]! < 3000, `${fmt(startupMs[1]! / 1000, 2)} s`]);
   targets.push(['dispatch with 10,000 methods within 10% of 10', scale.large <= scale.small * 1.1, `${fmt(scale.small, 0)} ns vs ${fmt(scale.large, 0)} ns`]);
   if (roundTrips !== null) targets.push(['MariaDB: database round trips per v2-signed session call <= 2', roundTrips.perCall <= 2, `${fmt(roundTrips.perCall, 2)}`]);
@@ -356,7 +365,7 @@ async function main(): Promise<void> {
   writeFileSync(join(ROOT, `bench/results/${stamp}.md`), report);
   appendFileSync(
     join(ROOT, 'bench/results/history.tsv'),
-    `${started.toISOString()}\traw=${fmt(raw)}\tjayson=${fmt(jayson)}\tjson-rpc-2.0=${fmt(jsonrpc2)}\tsimple=${fmt(simpleCpu)}\trpc=${fmt(rpcCpu)}\tsigned=${fmt(signedCpu)}\tus/req\tstartup1000=${fmt(startupMs[1]! / 1000, 2)}s\tsession=${fmt(memory.bytesPerSession, 0)}B\n`,
+    `${started.toISOString()}\traw=${fmt(raw)}\tjayson=${fmt(jayson)}\tjson-rpc-2.0=${fmt(jsonrpc2)}\tsimple=${fmt(simpleCpu)}\trpc=${fmt(rpcCpu)}\tsigned=${fmt(signedCpu)}\tmetrics-rpc=${fmt(metricsRpc, 3)}x\tmetrics-signed=${fmt(metricsSigned, 3)}x\tus/req\tstartup1000=${fmt(startupMs[1]! / 1000, 2)}s\tsession=${fmt(memory.bytesPerSession, 0)}B\n`,
   );
 }
 

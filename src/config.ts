@@ -87,6 +87,8 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'stream.maxConcurrent', flag: 'stream-max-concurrent', schema: { type: 'integer', minimum: 1, maximum: 1000000 }, default: 1000, description: 'Streams open at once per process; more are answered 429 with Retry-After' },
   { key: 'stream.maxPerAddress', flag: 'stream-max-per-address', schema: { type: 'integer', minimum: 1, maximum: 1000000 }, default: 16, description: 'Streams one client address may have open at once; more are answered 429 with Retry-After' },
   { key: 'docs', flag: 'docs', schema: { type: 'boolean' }, default: true, description: 'Serve the API console at GET /docs (--no-docs turns it off)' },
+  { key: 'metrics.enabled', flag: 'metrics', schema: { type: 'boolean' }, default: false, description: 'Serve Prometheus metrics at GET /metrics (prom-client)' },
+  { key: 'metrics.port', flag: 'metrics-port', schema: { type: 'integer', minimum: -1, maximum: 65535 }, default: -1, description: 'Serve /metrics on this port (on --host) instead of the main one; -1: on the main port; needed with --workers' },
   { key: 'logLevel', flag: 'log-level', schema: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] }, default: 'info', description: 'Least severe log level written' },
   { key: 'logFormat', flag: 'log-format', schema: { enum: ['auto', 'pretty', 'json'] }, default: 'auto', description: 'Log lines as JSON for machines or pretty text for people (pino-pretty); auto: pretty when standard output is a terminal, JSON otherwise' },
 ];
@@ -118,6 +120,7 @@ export interface Config {
   jobs: { concurrency: number; keep: number; timeout: number; retries: number; lock: number; maxPerOwner: number; maxTotal: number; ownerConcurrency: number };
   stream: { maxDuration: number; idleTimeout: number; maxConcurrent: number; maxPerAddress: number };
   docs: boolean;
+  metrics: { enabled: boolean; port: number };
   batchConcurrency: number;
   workers: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';

@@ -3,6 +3,7 @@
  * answer on a small Koa app composed once at start-up, listening on TCP or TLS, a Unix socket, or
  * both. To serve the core inside an existing Koa app instead, use `createKoaMiddleware`.
  */
+import cluster from 'node:cluster';
 import type { IncomingMessage, Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Koa from 'koa';
@@ -35,6 +36,8 @@ export interface RunningServer {
   /** `http://host:port` when serving TCP. */
   readonly url: string | null;
   readonly socketPath: string | null;
+  /** `http://host:port/metrics` when metrics have a port of their own (`--metrics-port`). */
+  readonly metricsUrl: string | null;
   readonly jobs: JobRunner;
   /** Serves another discovered method table (the built-ins are added); calls already running keep theirs. */
   setMethods(table: MethodTable): void;
@@ -130,6 +133,7 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
   let address: AddressInfo | null = null;
   let socketPath: string | null = null;
   let releaseSocket = () => {};
+  let metricsServer: Server | null = null;
   // Nonces live as long as the signing window: sweeping at least that often keeps the embedded
   // store's memory level under steady signed traffic.
   const sweepEvery = Math.min(60, config.hmac.window) * 1000;
@@ -148,6 +152,11 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
       servers.push(unix);
       socketPath = config.socket;
     }
+    // Under --workers the primary serves the workers' sum on the metrics port (src/cli/main.ts).
+    if (core.scrape !== null && config.metrics.port >= 0 && !cluster.isWorker) {
+      const { serveMetrics } = await import('./http/metrics.ts');
+      metricsServer = await serveMetrics(core.scrape, { port: config.metrics.port, host: config.host });
+    }
   } catch (err) {
     clearInterval(sweeper);
     // The job runner too: Agenda's poll timer would keep a process that failed to listen alive.
@@ -156,6 +165,8 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
     throw err;
   }
   if (servers.length === 0) throw new ConfigError('nothing to listen on: --port=-1 needs --socket');
+  if (metricsServer !== null) servers.push(metricsServer);
+  const metricsAddress = metricsServer === null ? null : (metricsServer.address() as AddressInfo);
   const scheme = config.tls.cert !== '' ? 'https' : 'http';
   const host = address === null ? null : address.family === 'IPv6' ? `[${address.address}]` : address.address;
   return {
@@ -166,6 +177,7 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
     address,
     url: address === null ? null : `${scheme}://${host}:${address.port}`,
     socketPath,
+    metricsUrl: metricsAddress === null ? null : `http://${metricsAddress.family === 'IPv6' ? `[${metricsAddress.address}]` : metricsAddress.address}:${metricsAddress.port}/metrics`,
     jobs: core.jobs,
     setMethods: (table) => core.methods.swap(table),
     async close(graceSeconds = config.shutdownGrace) {

@@ -135,7 +135,7 @@ describe('Dispatcher (property)', () => {
       fc.asyncProperty(anyBody, async (body) => {
         const text = JSON.stringify(body) ?? 'null';
         const parsed = JSON.parse(text);
-        const scope = { requestId: 'prop', ip: '127.0.0.1', session: null, signal: new AbortController().signal, http: null };
+        const scope = { requestId: 'prop', traceId: '4bf92f3577b34da6a3ce929d0e0e4736', ip: '127.0.0.1', session: null, signal: new AbortController().signal, http: null };
         const reply = await dispatcher.reply(parseEnvelope(parsed, 10), scope);
         expect(reply.status).toBeLessThan(500);
         if (reply.stream !== undefined) {

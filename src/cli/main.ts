@@ -113,6 +113,9 @@ export async function main(argv: readonly string[]): Promise<number> {
 async function serve(config: ReturnType<typeof loadConfig>, watchFiles = false): Promise<number> {
   if (config.port < 0 && config.socket === '') throw new ConfigError('--port=-1 serves no TCP: give --socket too');
   if (watchFiles && config.workers > 1) throw new ConfigError('--watch serves one process: leave --workers at 1');
+  if (config.metrics.enabled && config.workers > 1 && config.metrics.port < 0) {
+    throw new ConfigError('--metrics with --workers needs --metrics-port: the primary process serves the sum of its workers there');
+  }
   if (config.workers > 1 && config.db.url === '') {
     // Each worker would have its own embedded store: a login made on one is unknown to the next.
     throw new ConfigError(
@@ -215,6 +218,12 @@ async function runPrimary(config: Config): Promise<number> {
     if (await checkSocketPath(config.socket)) (await import('node:fs')).unlinkSync(config.socket);
   }
   log.info({ workers: config.workers }, `starting ${config.workers} workers`);
+  if (config.metrics.enabled) {
+    const { serveClusterMetrics } = await import('../http/metrics.ts');
+    const metrics = await serveClusterMetrics({ port: config.metrics.port, host: config.host });
+    metrics.unref();
+    log.info({ metrics: metrics.address() }, "metrics: the sum of the workers' metrics at /metrics");
+  }
   const listening = new Set<number>();
   const startedAt = new Map<number, number>();
   let everServed = false;

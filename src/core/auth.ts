@@ -6,6 +6,7 @@
  */
 import { validate as isUuid } from 'uuid';
 import { ApiError } from './errors.ts';
+import type { AuthFailureReason } from './metrics.ts';
 import { NONCE_PATTERN, isValidTimestamp, macMatches, signV1, signV2Request, signV2Response, startV1, startV2Response, type Scheme } from './signing.ts';
 import type { SessionRecord, Store } from '../store/types.ts';
 import { nowSeconds } from './clock.ts';
@@ -30,8 +31,8 @@ export type AuthResult =
   /** No `x-session-id`: only public methods. `nonce` is its well-formed `x-nonce`, else ''. */
   | { readonly kind: 'anonymous'; readonly nonce: string }
   | { readonly kind: 'verified'; readonly session: SessionRecord; readonly sign: ResponseSigner }
-  /** `sign` is there when the MAC verified and a later check failed (§6 steps 3 and 4). */
-  | { readonly kind: 'refused'; readonly error: ApiError; readonly sign?: ResponseSigner };
+  /** `sign` is there when the MAC verified and a later check failed (§6 steps 3 and 4); `reason` is for metrics. */
+  | { readonly kind: 'refused'; readonly error: ApiError; readonly reason: AuthFailureReason; readonly sign?: ResponseSigner };
 
 export type Headers = Readonly<Record<string, string | string[] | undefined>>;
 
@@ -74,37 +75,37 @@ export function authenticate(headers: Headers, signed: Buffer, store: Store, set
 }
 
 async function verify(headers: Headers, sessionId: string | string[], signed: Buffer, store: Store, settings: AuthSettings): Promise<AuthResult> {
-  const refuse = (error: ApiError, sign?: ResponseSigner): AuthResult => (sign === undefined ? { kind: 'refused', error } : { kind: 'refused', error, sign });
+  const refuse = (reason: AuthFailureReason, error: ApiError, sign?: ResponseSigner): AuthResult => (sign === undefined ? { kind: 'refused', error, reason } : { kind: 'refused', error, reason, sign });
   const now = nowSeconds();
   // Step 1: the session, then the headers' form. Nothing up to step 2 is signed.
-  if (typeof sessionId !== 'string' || !isUuid(sessionId)) return refuse(new ApiError('Unauthenticated', 'x-session-id is not a session id'));
+  if (typeof sessionId !== 'string' || !isUuid(sessionId)) return refuse('bad_session_id', new ApiError('Unauthenticated', 'x-session-id is not a session id'));
   const session = await store.getSession(sessionId, now);
-  if (session === null) return refuse(new ApiError('Unauthenticated', 'The session is unknown or has expired'));
+  if (session === null) return refuse('unknown_session', new ApiError('Unauthenticated', 'The session is unknown or has expired'));
   const mac = headerValue(headers, 'x-hmac');
-  if (mac === undefined) return refuse(badSignature('x-hmac is missing'));
+  if (mac === undefined) return refuse('missing_mac', badSignature('x-hmac is missing'));
   let expected: string;
   let timestamp = '';
   let nonce = '';
   if (settings.scheme === 'v2') {
     timestamp = headerValue(headers, 'x-timestamp') ?? '';
     nonce = headerValue(headers, 'x-nonce') ?? '';
-    if (!isValidTimestamp(timestamp)) return refuse(badSignature('x-timestamp must be Unix seconds'));
-    if (!NONCE_PATTERN.test(nonce)) return refuse(badSignature('x-nonce must be 16 to 64 characters of [A-Za-z0-9_-]'));
+    if (!isValidTimestamp(timestamp)) return refuse('bad_timestamp', badSignature('x-timestamp must be Unix seconds'));
+    if (!NONCE_PATTERN.test(nonce)) return refuse('bad_nonce', badSignature('x-nonce must be 16 to 64 characters of [A-Za-z0-9_-]'));
     expected = signV2Request(session.key, timestamp, nonce, signed);
   } else {
     expected = signV1(session.userId, signed);
   }
   // Step 2: from here on the request proved it holds the key, so every answer is signed.
-  if (!macMatches(expected, mac)) return refuse(badSignature('x-hmac does not match the request'));
+  if (!macMatches(expected, mac)) return refuse('mac_mismatch', badSignature('x-hmac does not match the request'));
   const sign = signerFor(settings.scheme, session, nonce);
   if (settings.scheme === 'v2') {
     // Step 3, with the server's clock for the client to correct its own from (a signed answer).
     if (Math.abs(Number(timestamp) - now) > settings.window) {
-      return refuse(badSignature(`x-timestamp is more than ${settings.window} s from the server clock`, [{ server_time: now }]), sign);
+      return refuse('clock_skew', badSignature(`x-timestamp is more than ${settings.window} s from the server clock`, [{ server_time: now }]), sign);
     }
     // Step 4. A nonce lives as long as its timestamp could be accepted; past that step 3 refuses it.
     const fresh = await store.rememberNonce(session.sessionId, nonce, Number(timestamp) + settings.window + 1, now);
-    if (!fresh) return refuse(badSignature('x-nonce was already used'), sign);
+    if (!fresh) return refuse('nonce_replayed', badSignature('x-nonce was already used'), sign);
   }
   const expires = now + settings.sessionTtl;
   if (expires - session.expires >= settings.touchFraction * settings.sessionTtl) {

@@ -28,6 +28,8 @@ export const DEFAULT_MAX_SESSION_STATE = 64 * 1024;
 /** Who is calling and over what: everything a ctx is built from besides the services. */
 export interface CallScope {
   readonly requestId: string;
+  /** The request's W3C trace id (a job keeps the one of the request that started it). */
+  readonly traceId: string;
   readonly ip: string;
   /** The verified session; null for a public request. */
   readonly session: SessionRecord | null;
@@ -133,6 +135,9 @@ export class CallContext implements MethodContext {
   get requestId(): string {
     return this.#scope.requestId;
   }
+  get traceId(): string {
+    return this.#scope.traceId;
+  }
   get ip(): string {
     return this.#scope.ip;
   }
@@ -158,7 +163,8 @@ export class CallContext implements MethodContext {
     return this.#signal;
   }
   get log(): Logger {
-    this.#log ??= this.#services.log.child(this.#job === undefined ? { reqId: this.#scope.requestId, method: this.method } : { reqId: this.#scope.requestId, job: true, method: this.method });
+    const { requestId: reqId, traceId } = this.#scope;
+    this.#log ??= this.#services.log.child(this.#job === undefined ? { reqId, traceId, method: this.method } : { reqId, traceId, job: true, method: this.method });
     return this.#log;
   }
   get session(): Session | null {

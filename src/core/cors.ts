@@ -1,8 +1,8 @@
 /** CORS for the origins listed in --cors-origins, matched exactly; off (no headers at all) when none are. */
 import { headerValue, type Headers } from './auth.ts';
 
-const ALLOWED_HEADERS = 'content-type, x-session-id, x-timestamp, x-nonce, x-hmac, x-request-id, x-retry-of, x-retry-timestamp';
-const EXPOSED_HEADERS = 'x-hmac, x-request-id, retry-after, location, x-retried';
+const ALLOWED_HEADERS = 'content-type, x-session-id, x-timestamp, x-nonce, x-hmac, x-request-id, x-retry-of, x-retry-timestamp, traceparent, tracestate';
+const EXPOSED_HEADERS = 'x-hmac, x-request-id, retry-after, location, x-retried, traceresponse';
 
 export interface CorsPolicy {
   /** Headers for an answer to an allowed origin; undefined when none apply. */

@@ -12,6 +12,7 @@ import type { IssuedSession } from './auth.ts';
 import { explainable, isValidMethodName, validationDetails, type MethodRecord } from './registry.ts';
 import type { MethodHolder } from './methods.ts';
 import { closest } from './nearest.ts';
+import { NO_METRICS, UNKNOWN_METHOD, type Metrics } from './metrics.ts';
 import type { RateLimits } from './rate-limit.ts';
 
 /** A streaming method's events, and how the transport frames them. */
@@ -47,6 +48,8 @@ export interface DispatchSettings {
   methodTimeout: number;
   /** Counts every call against its caller (and its method's own rule); absent: no rate limit. */
   limits?: RateLimits;
+  /** Where call outcomes are counted; NO_METRICS (the default) when metrics are off. */
+  metrics?: Metrics;
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
@@ -63,11 +66,13 @@ export class Dispatcher {
   readonly #methods: MethodHolder;
   readonly #services: Services;
   readonly #settings: DispatchSettings;
+  readonly #metrics: Metrics;
 
   constructor(methods: MethodHolder, services: Services, settings: DispatchSettings) {
     this.#methods = methods;
     this.#services = services;
     this.#settings = settings;
+    this.#metrics = settings.metrics ?? NO_METRICS;
   }
 
   /**
@@ -79,6 +84,20 @@ export class Dispatcher {
     // §3: names are looked up, never turned into paths; the table has no prototype.
     const table = this.#methods.current;
     const record = isValidMethodName(call.method) ? table[call.method] : undefined;
+    if (!this.#metrics.on) return this.#limited(record, call, scope, inBatch);
+    const started = performance.now();
+    const outcome = this.#limited(record, call, scope, inBatch);
+    if (!(outcome instanceof Promise)) return this.#counted(record, outcome, started);
+    return outcome.then((o) => this.#counted(record, o, started));
+  }
+
+  /** Counts an outcome under the method's name when it is served (else `unknown`: names are unbounded). */
+  #counted(record: MethodRecord | undefined, outcome: CallOutcome, started: number): CallOutcome {
+    this.#metrics.call(record === undefined ? UNKNOWN_METHOD : record.name, outcome.ok ? 'ok' : outcome.error.code, performance.now() - started);
+    return outcome;
+  }
+
+  #limited(record: MethodRecord | undefined, call: Call, scope: CallScope, inBatch: boolean): CallOutcome | Promise<CallOutcome> {
     const limits = this.#settings.limits;
     if (limits === undefined) return this.#run(record, call, scope, inBatch);
     const caller = { ip: scope.ip, userKey: scope.session?.userKey ?? null };
@@ -88,6 +107,7 @@ export class Dispatcher {
   #run(record: MethodRecord | undefined, call: Call, scope: CallScope, inBatch: boolean): CallOutcome | Promise<CallOutcome> {
     if (record === undefined) return { ok: false, error: this.#notFound(call.method) };
     if (record.auth === 'session' && scope.session === null) {
+      this.#metrics.authFailure('session_required');
       return { ok: false, error: new ApiError('Unauthenticated', `${record.name} needs a signed-in session`) };
     }
     if (record.validate !== undefined && !record.validate(call.params)) {
@@ -141,7 +161,7 @@ export class Dispatcher {
   #failed(thrown: unknown, method: string, scope: CallScope): CallOutcome {
     const error = toApiError(thrown);
     if (error.code === 'InternalError' && error.cause !== undefined) {
-      this.#services.log.error({ reqId: scope.requestId, method, err: error.cause }, 'method threw');
+      this.#services.log.error({ reqId: scope.requestId, traceId: scope.traceId, method, err: error.cause }, 'method threw');
     }
     return { ok: false, error };
   }
@@ -155,7 +175,7 @@ export class Dispatcher {
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
         ctx.expire();
-        this.#services.log.warn({ reqId: scope.requestId, method: ctx.method, seconds }, 'method timed out');
+        this.#services.log.warn({ reqId: scope.requestId, traceId: scope.traceId, method: ctx.method, seconds }, 'method timed out');
         resolve({ ok: false, error: new ApiError('Timeout', `${ctx.method} did not finish within ${seconds} s`) });
       }, seconds * 1000);
       void settled.then((outcome) => {
@@ -171,7 +191,7 @@ export class Dispatcher {
     if (jobs === undefined) return { ok: false, error: new ApiError('InternalError') };
     try {
       const session = scope.session;
-      const start = { method: record.name, params, owner: session?.userKey ?? null, ownerUserId: session?.userId ?? null, requestId: scope.requestId, ip: scope.ip };
+      const start = { method: record.name, params, owner: session?.userKey ?? null, ownerUserId: session?.userId ?? null, requestId: scope.requestId, ip: scope.ip, traceId: scope.traceId };
       const id = await jobs.start(record.timeout === undefined ? start : { ...start, timeout: record.timeout });
       return { ok: true, result: { job_id: id }, job: id };
     } catch (err) {

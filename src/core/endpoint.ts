@@ -9,8 +9,10 @@ import type { CallScope } from './context.ts';
 import { errorReply, type Dispatcher, type Reply } from './dispatch.ts';
 import { formOfBody, parseEnvelope, rpcError, unparsableForm, type Envelope, type Form } from './envelope.ts';
 import { ApiError, simpleErrorBody, toApiError } from './errors.ts';
-import type { CoreRequest, CoreResponse } from './request.ts';
+import { NO_METRICS, type Metrics } from './metrics.ts';
+import type { CoreRequest, CoreResponse, StreamedBody } from './request.ts';
 import { framedStream, releasingBody, streamFormat, STREAM_CONTENT_TYPES, StreamSlots } from './stream.ts';
+import type { TraceContext } from './trace.ts';
 import type { Store } from '../store/types.ts';
 
 export interface EndpointSettings {
@@ -62,7 +64,7 @@ function labelOf(envelope: Envelope): string {
  * large results never becomes one huge string; a single answer past it is an error too. A result
  * JSON cannot hold (a BigInt, a cycle) becomes InternalError.
  */
-function serialize(reply: Reply, form: Form, log: Logger, requestId: string, limit: number): { status: number; text: string | undefined } {
+function serialize(reply: Reply, form: Form, log: Logger, requestId: string, traceId: string, limit: number): { status: number; text: string | undefined } {
   if (reply.body === undefined) return { status: reply.status, text: undefined };
   const internal = new ApiError('InternalError');
   const tooLarge = new ApiError('InternalError', `The answer would be larger than the limit of ${limit} bytes (--answer-limit)`);
@@ -73,14 +75,14 @@ function serialize(reply: Reply, form: Form, log: Logger, requestId: string, lim
     } catch (err) {
       // A RangeError here is a string past V8's own limit: too large, whatever the setting.
       if (err instanceof RangeError && /string length/i.test(err.message)) return tooLarge;
-      log.error({ reqId: requestId, err }, 'the result could not be serialised as JSON');
+      log.error({ reqId: requestId, traceId, err }, 'the result could not be serialised as JSON');
       return internal;
     }
   };
   if (!Array.isArray(reply.body)) {
     const text = one(reply.body);
     if (typeof text === 'string') return { status: reply.status, text };
-    if (text === tooLarge) log.warn({ reqId: requestId, limit }, 'an answer over the answer limit was refused');
+    if (text === tooLarge) log.warn({ reqId: requestId, traceId, limit }, 'an answer over the answer limit was refused');
     if (form === 'simple') return { status: 500, text: JSON.stringify(simpleErrorBody(text)) };
     return { status: reply.status, text: JSON.stringify(rpcError(text, (reply.body as { id?: never }).id ?? null)) };
   }
@@ -101,17 +103,45 @@ function serialize(reply: Reply, form: Form, log: Logger, requestId: string, lim
   return { status: reply.status, text: `[${parts.join(',')}]` };
 }
 
+/** Counts a stream as open until its pieces end or the transport stops it, whichever comes first. */
+function countedStream(body: StreamedBody, metrics: Metrics): StreamedBody {
+  metrics.streamOpened();
+  let open = true;
+  const closed = () => {
+    if (open) {
+      open = false;
+      metrics.streamClosed();
+    }
+  };
+  async function* pieces(): AsyncGenerator<string> {
+    try {
+      yield* body.pieces;
+    } finally {
+      closed();
+    }
+  }
+  return {
+    pieces: pieces(),
+    trailers: body.trailers,
+    stop: () => {
+      closed();
+      body.stop();
+    },
+  };
+}
+
 /**
  * Makes the endpoint. `requestId` and `extraHeaders` (CORS) come from the handler, which owns
  * what every route shares.
  *
  * @example const answer = createEndpoint({ store, log, dispatcher, settings }); const res = await answer(req, id, {})
  */
-export function createEndpoint(deps: { store: Store; log: Logger; dispatcher: Dispatcher; settings: EndpointSettings }) {
+export function createEndpoint(deps: { store: Store; log: Logger; dispatcher: Dispatcher; settings: EndpointSettings; metrics?: Metrics }) {
   const { store, log, dispatcher, settings } = deps;
+  const metrics = deps.metrics ?? NO_METRICS;
   const slots = new StreamSlots(settings.streams?.max ?? 1000, settings.streams?.perAddress ?? 16);
 
-  const respond = (requestId: string, label: string, reply: Reply, form: Form, signer: ResponseSigner | undefined, request: CoreRequest, close = false): CoreResponse => {
+  const respond = (requestId: string, traceId: string, label: string, reply: Reply, form: Form, signer: ResponseSigner | undefined, request: CoreRequest, close = false): CoreResponse => {
     if (reply.taken === true) return { status: 0, headers: {}, taken: true, label };
     const headers: Record<string, string> = { 'x-request-id': requestId };
     if (reply.retryAfter !== undefined) headers['retry-after'] = String(Math.ceil(reply.retryAfter));
@@ -122,7 +152,8 @@ export function createEndpoint(deps: { store: Store; log: Logger; dispatcher: Di
         // The method's iterator has not been read: ending it runs its finally and nothing else.
         void Promise.resolve(reply.stream.events[Symbol.asyncIterator]().return?.()).catch(() => {});
         const why = slot.refused === 'address' ? 'this address has as many streams open as it may (--stream-max-per-address)' : 'the server has as many streams open as it may (--stream-max-concurrent)';
-        return respond(requestId, label, errorReply(new ApiError('TooManyRequests', `Too many open streams: ${why}; try again when one has ended`, { retryAfter: 5 }), form), form, signer, request);
+        metrics.refused('TooManyRequests');
+        return respond(requestId, traceId, label, errorReply(new ApiError('TooManyRequests', `Too many open streams: ${why}; try again when one has ended`, { retryAfter: 5 }), form), form, signer, request);
       }
       const format = streamFormat(typeof request.headers.accept === 'string' ? request.headers.accept : undefined);
       headers['content-type'] = STREAM_CONTENT_TYPES[format];
@@ -130,22 +161,26 @@ export function createEndpoint(deps: { store: Store; log: Logger; dispatcher: Di
       if (signer !== undefined) headers.trailer = 'x-hmac';
       const framed = framedStream(reply.stream, format, signer, (thrown) => {
         const error = toApiError(thrown);
-        if (error.code === 'InternalError') log.error({ reqId: requestId, method: label, err: error.cause }, 'stream threw');
+        if (error.code === 'InternalError') log.error({ reqId: requestId, traceId, method: label, err: error.cause }, 'stream threw');
         return simpleErrorBody(error);
       });
       const stream = releasingBody(framed, slot.release);
-      return { status: 200, headers, stream, label };
+      return { status: 200, headers, stream: metrics.on ? countedStream(stream, metrics) : stream, label };
     }
-    const { status, text } = serialize(reply, form, log, requestId, settings.answerLimit ?? DEFAULT_ANSWER_LIMIT);
+    const { status, text } = serialize(reply, form, log, requestId, traceId, settings.answerLimit ?? DEFAULT_ANSWER_LIMIT);
     if (text !== undefined) headers['content-type'] = JSON_TYPE;
     if (signer !== undefined) headers['x-hmac'] = signer.sign(text ?? '');
     return text === undefined ? { status, headers, label, close } : { status, headers, body: text, label, close };
   };
 
-  return async (request: CoreRequest, requestId: string): Promise<CoreResponse> => {
+  return async (request: CoreRequest, requestId: string, trace: TraceContext): Promise<CoreResponse> => {
     const body = request.body;
+    const traceId = trace.traceId;
     const contentType = typeof request.headers['content-type'] === 'string' ? request.headers['content-type'] : undefined;
-    const unsigned = (error: ApiError, form: Form, close = false) => respond(requestId, '-', errorReply(error, form), form, undefined, request, close);
+    const unsigned = (error: ApiError, form: Form, close = false) => {
+      metrics.refused(error.code);
+      return respond(requestId, traceId, '-', errorReply(error, form), form, undefined, request, close);
+    };
     if (!isJsonContentType(contentType)) {
       const form = body === null ? 'simple' : formOfBody(body);
       return unsigned(new ApiError('UnsupportedMediaType', 'Content-Type must be application/json'), form, body === null);
@@ -165,17 +200,28 @@ export function createEndpoint(deps: { store: Store; log: Logger; dispatcher: Di
     const envelope = parseEnvelope(parsed, settings.batchLimit);
     const form = envelope.form;
     const label = labelOf(envelope);
+    if (metrics.on && envelope.kind === 'batch') metrics.batch(envelope.entries.length);
     const pending = authenticate(request.headers, body, store, settings.auth);
     let auth: AuthResult;
     try {
       auth = pending instanceof Promise ? await pending : pending;
     } catch (err) {
       // The store did not answer (Unavailable) or failed: nothing verified, nothing signed.
-      return respond(requestId, label, errorReply(toApiError(err), form), form, undefined, request);
+      const error = toApiError(err);
+      metrics.refused(error.code);
+      return respond(requestId, traceId, label, errorReply(error, form), form, undefined, request);
     }
-    if (auth.kind === 'refused') return respond(requestId, label, errorReply(auth.error, form), form, auth.sign, request);
+    if (auth.kind === 'refused') {
+      if (metrics.on) {
+        metrics.refused(auth.error.code);
+        metrics.authFailure(auth.reason);
+      }
+      return respond(requestId, traceId, label, errorReply(auth.error, form), form, auth.sign, request);
+    }
+    if (envelope.kind === 'error') metrics.refused(envelope.error.code);
     const scope: CallScope = {
       requestId,
+      traceId,
       ip: request.ip,
       session: auth.kind === 'verified' ? auth.session : null,
       // Read only if a method asks for ctx.signal: making it costs an AbortController per request.
@@ -187,6 +233,6 @@ export function createEndpoint(deps: { store: Store; log: Logger; dispatcher: Di
     let reply = await dispatcher.reply(envelope, scope);
     // A raw method that failed after it began writing has answered all that can be answered.
     if (reply.taken !== true && request.http?.res.headersSent === true) reply = { status: 0, taken: true };
-    return respond(requestId, label, reply, form, responseSigner(auth, reply.issued, settings.auth.scheme), request);
+    return respond(requestId, traceId, label, reply, form, responseSigner(auth, reply.issued, settings.auth.scheme), request);
   };
 }

@@ -1,7 +1,8 @@
 /**
  * The core: one function from a request to a response, for every route simpleapi owns: the POST
- * endpoint, its CORS preflight, `GET /jobs/<id>` and `/health`. It returns null for any other
- * path, which the transport then hands to the console or to a user's own routes.
+ * endpoint, its CORS preflight, `GET /jobs/<id>`, `/health` (with `/health/live` and
+ * `/health/ready`) and, with `--metrics` on the main port, `GET /metrics`. It returns null for any
+ * other path, which the transport then hands to the console or to a user's own routes.
  */
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
@@ -10,7 +11,9 @@ import { corsPolicy } from './cors.ts';
 import { createEndpoint, type EndpointSettings } from './endpoint.ts';
 import { createJobStatus } from './job-status.ts';
 import type { Dispatcher } from './dispatch.ts';
+import { NO_METRICS, type Metrics, type Route } from './metrics.ts';
 import type { CoreRequest, CoreResponse } from './request.ts';
+import { traceOf, traceResponse, type TraceContext } from './trace.ts';
 import type { JobRunner } from './jobs.ts';
 import type { Store } from '../store/types.ts';
 
@@ -28,7 +31,14 @@ export interface HandlerDeps {
   };
   /** True once the server is shutting down: answers then ask the client to close. */
   draining: () => boolean;
+  /** What the core reports; NO_METRICS when metrics are off. */
+  metrics?: Metrics;
+  /** The Prometheus text of `GET /metrics`, when it is served on this port. */
+  scrape?: () => Promise<{ contentType: string; text: string }>;
 }
+
+/** The paths the core answers besides the endpoint and `/jobs/<id>`. */
+export const HEALTH_PATHS = ['/health', '/health/live', '/health/ready'] as const;
 
 export type Handler = (request: CoreRequest) => Promise<CoreResponse | null> | null;
 
@@ -56,20 +66,52 @@ function json(status: number, requestId: string, body: unknown, label: string, e
 export function createHandler(deps: HandlerDeps): Handler {
   const { settings } = deps;
   const auth: AuthSettings = settings.auth;
-  const endpoint = createEndpoint({ store: deps.store, log: deps.log, dispatcher: deps.dispatcher, settings });
+  const metrics = deps.metrics ?? NO_METRICS;
+  const endpoint = createEndpoint({ store: deps.store, log: deps.log, dispatcher: deps.dispatcher, settings, metrics });
   const jobStatus = createJobStatus({ store: deps.store, jobs: deps.jobs, auth });
   const cors = corsPolicy(settings.corsOrigins);
 
-  const finish = (request: CoreRequest, response: CoreResponse): CoreResponse => {
+  const finish = (request: CoreRequest, response: CoreResponse, trace: TraceContext, name: Route, started: number): CoreResponse => {
     const extra = cors.headers(request.headers);
     if (extra !== undefined) Object.assign(response.headers, extra);
+    response.headers.traceresponse = traceResponse(trace);
+    response.traceId = trace.traceId;
     if (deps.draining()) response.close = true;
+    if (metrics.on) {
+      metrics.request(name, response.taken === true ? 200 : response.status, performance.now() - started);
+      if (response.headers['x-retried'] === '1') metrics.retryAnswered();
+    }
     return response;
   };
 
+  /** Runs a route with its request id and trace, and finishes its answer. */
+  const route = (request: CoreRequest, name: Route, answer: (requestId: string, trace: TraceContext) => CoreResponse | Promise<CoreResponse>): Promise<CoreResponse> => {
+    const started = metrics.on ? performance.now() : 0;
+    const requestId = requestIdOf(request.headers);
+    const trace = traceOf(request.headers);
+    const response = answer(requestId, trace);
+    return response instanceof Promise ? response.then((r) => finish(request, r, trace, name, started)) : Promise.resolve(finish(request, response, trace, name, started));
+  };
+
+  const ping = () => deps.store.ping().catch(() => false);
+
   const health = async (requestId: string): Promise<CoreResponse> => {
-    const up = await deps.store.ping().catch(() => false);
+    const up = await ping();
     return json(up ? 200 : 503, requestId, up ? { status: 'ok' } : { status: 'degraded', db: 'down' }, 'GET /health', up ? {} : { 'retry-after': '5' });
+  };
+
+  /** Ready for traffic: the database answers and the server is not draining (a load balancer's check). */
+  const ready = async (requestId: string): Promise<CoreResponse> => {
+    if (deps.draining()) return json(503, requestId, { status: 'draining' }, 'GET /health/ready');
+    const up = await ping();
+    // Draining may have begun while the ping ran.
+    if (deps.draining()) return json(503, requestId, { status: 'draining' }, 'GET /health/ready');
+    return json(up ? 200 : 503, requestId, up ? { status: 'ready' } : { status: 'unready', db: 'down' }, 'GET /health/ready', up ? {} : { 'retry-after': '5' });
+  };
+
+  const scrape = async (requestId: string): Promise<CoreResponse> => {
+    const { contentType, text } = await deps.scrape!();
+    return { status: 200, headers: { 'x-request-id': requestId, 'content-type': contentType, 'cache-control': 'no-store' }, body: text, label: 'GET /metrics' };
   };
 
   const notPost = (request: CoreRequest, requestId: string): CoreResponse => {
@@ -86,15 +128,18 @@ export function createHandler(deps: HandlerDeps): Handler {
   return (request) => {
     const path = pathOf(request.target);
     if (path === settings.path) {
-      const requestId = requestIdOf(request.headers);
-      if (request.method === 'POST') return endpoint(request, requestId).then((response) => finish(request, response));
+      if (request.method === 'POST') return route(request, 'endpoint', (requestId, trace) => endpoint(request, requestId, trace));
       if (request.method === 'OPTIONS') {
-        return Promise.resolve(finish(request, { status: 204, headers: { 'x-request-id': requestId, ...cors.preflight(request.headers) }, label: 'OPTIONS' }));
+        return route(request, 'preflight', (requestId) => ({ status: 204, headers: { 'x-request-id': requestId, ...cors.preflight(request.headers) }, label: 'OPTIONS' }));
       }
-      return Promise.resolve(finish(request, notPost(request, requestId)));
+      return route(request, 'endpoint', (requestId) => notPost(request, requestId));
     }
-    if (request.method === 'GET' && path.startsWith('/jobs/')) return jobStatus(request, path, requestIdOf(request.headers)).then((r) => finish(request, r));
-    if (path === '/health' && (request.method === 'GET' || request.method === 'HEAD')) return health(requestIdOf(request.headers)).then((r) => finish(request, r));
+    if (request.method === 'GET' && path.startsWith('/jobs/')) return route(request, 'jobs', (requestId) => jobStatus(request, path, requestId));
+    if (request.method !== 'GET' && request.method !== 'HEAD') return null;
+    if (path === '/health') return route(request, 'health', health);
+    if (path === '/health/live') return route(request, 'health_live', (requestId) => json(200, requestId, { status: 'ok' }, 'GET /health/live'));
+    if (path === '/health/ready') return route(request, 'health_ready', ready);
+    if (path === '/metrics' && deps.scrape !== undefined) return route(request, 'metrics', scrape);
     return null;
   };
 }

@@ -33,6 +33,8 @@ export interface JobStart {
   /** The user_id as stored, for the job's ctx.session.userId. */
   ownerUserId: string | null;
   requestId: string;
+  /** The W3C trace id of the request that started it; absent in jobs queued by older versions. */
+  traceId?: string;
   /** The client address of the request that started it: a public job's caps count per address. */
   ip?: string;
   /** Seconds the method allows itself (its `timeout` export); never above jobs.timeout. */
@@ -63,6 +65,8 @@ export interface JobRunner {
   get(id: string): Promise<(JobView & { owner: string | null }) | null>;
   /** Stops taking jobs; running ones are left to finish within the grace period. */
   close(graceSeconds: number): Promise<void>;
+  /** Jobs waiting to run, for metrics: this process's queue, or the database's for a shared runner. */
+  queued?(): number | Promise<number>;
 }
 
 export interface JobSettings {

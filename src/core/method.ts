@@ -39,7 +39,12 @@ export interface MethodContext {
   /** The MySQL/MariaDB pool (mysql2/promise) for methods' own tables; null on the other stores. */
   readonly sql: Pool | null;
   readonly requestId: string;
-  /** A child logger that carries the request id and the method name. */
+  /**
+   * The request's W3C trace id (32 hex digits): the caller's `traceparent` trace, or a new one.
+   * A background job has the trace of the request that started it.
+   */
+  readonly traceId: string;
+  /** A child logger that carries the request id, the trace id and the method name. */
   readonly log: Logger;
   /** Fires when the client disconnects (or the method's time runs out). */
   readonly signal: AbortSignal;

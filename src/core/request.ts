@@ -44,4 +44,6 @@ export interface CoreResponse {
   close?: boolean;
   /** What the request line names: the method, `batch(n)`, the route. */
   label: string;
+  /** The W3C trace id of the request, for its log line. */
+  traceId?: string;
 }

@@ -82,7 +82,7 @@ export function createNodeListener(options: NodeAdapterOptions): (req: IncomingM
     if (response.close === true) headers.connection = 'close';
     if (response.stream !== undefined) {
       const end = await writeStream(res, response.status, headers, response.stream, options.stream, () => request.abort('the stream ended'));
-      if (end !== 'done' && end !== 'client gone') log.info({ reqId: headers['x-request-id'], method: response.label, end }, 'stream cut');
+      if (end !== 'done' && end !== 'client gone') log.info({ reqId: headers['x-request-id'], traceId: response.traceId, method: response.label, end }, 'stream cut');
       return response.status;
     }
     if (response.body !== undefined) headers['content-length'] = String(Buffer.byteLength(response.body));
@@ -96,6 +96,7 @@ export function createNodeListener(options: NodeAdapterOptions): (req: IncomingM
     let status = 500;
     let label = '-';
     let requestId = '-';
+    let traceId: string | undefined;
     let handedOver = false;
     try {
       const body = req.method === 'POST' ? await readBody(req, options.bodyLimit) : EMPTY;
@@ -108,6 +109,7 @@ export function createNodeListener(options: NodeAdapterOptions): (req: IncomingM
       }
       label = response.label;
       requestId = response.headers['x-request-id'] ?? '-';
+      traceId = response.traceId;
       status = await write(request, response);
     } catch (err) {
       if (err instanceof ClientGoneError) {
@@ -115,14 +117,14 @@ export function createNodeListener(options: NodeAdapterOptions): (req: IncomingM
         req.destroy();
         return;
       }
-      log.error({ reqId: requestId, err }, 'request failed');
+      log.error({ reqId: requestId, traceId, err }, 'request failed');
       if (!res.headersSent && !res.destroyed) {
         const text = JSON.stringify(simpleErrorBody(new ApiError('InternalError')));
         res.writeHead(500, { 'content-type': 'application/json; charset=utf-8', 'content-length': String(Buffer.byteLength(text)) });
         res.end(text);
       }
     } finally {
-      if (!handedOver) requestLine(requestId, label, status, performance.now() - started);
+      if (!handedOver) requestLine(requestId, label, status, performance.now() - started, traceId);
     }
   };
 

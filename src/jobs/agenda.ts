@@ -110,6 +110,11 @@ export class AgendaJobRunner implements JobRunner {
     return id;
   }
 
+  /** Jobs queued on the database, by every instance: for metrics, read at scrape time. */
+  queued(): Promise<number> {
+    return this.#status.countDocuments({ state: 'queued' }, { maxTimeMS: 2000 });
+  }
+
   async get(id: string): Promise<(JobView & { owner: string | null }) | null> {
     let doc: StatusDoc | null;
     try {

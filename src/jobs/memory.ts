@@ -50,6 +50,13 @@ export class MemoryJobRunner implements JobRunner {
     this.#execute = execute;
   }
 
+  /** Jobs waiting to run (for metrics): the owners' queues together. */
+  queued(): number {
+    let waiting = 0;
+    for (const owner of this.#owners.values()) waiting += owner.waiting.length;
+    return waiting;
+  }
+
   /** Queued plus running jobs, in all and of one owner (for tests and the abuse bench). */
   load(capKey?: string): number {
     if (capKey === undefined) return this.#active;
