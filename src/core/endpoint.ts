@@ -64,37 +64,45 @@ function labelOf(envelope: Envelope): string {
  * large results never becomes one huge string; a single answer past it is an error too. A result
  * JSON cannot hold (a BigInt, a cycle) becomes InternalError.
  */
+const TOO_LARGE = Symbol('too large');
+const NOT_JSON = Symbol('not JSON');
+type Failure = typeof TOO_LARGE | typeof NOT_JSON;
+
 function serialize(reply: Reply, form: Form, log: Logger, requestId: string, traceId: string, limit: number): { status: number; text: string | undefined } {
   if (reply.body === undefined) return { status: reply.status, text: undefined };
-  const internal = new ApiError('InternalError');
-  const tooLarge = new ApiError('InternalError', `The answer would be larger than the limit of ${limit} bytes (--answer-limit)`);
-  const one = (value: unknown): string | ApiError => {
+  // The errors are made only when needed: an Error takes a stack trace, which costs more than
+  // the rest of a small call's serialisation.
+  const failure = (why: Failure): ApiError =>
+    why === TOO_LARGE ? new ApiError('InternalError', `The answer would be larger than the limit of ${limit} bytes (--answer-limit)`) : new ApiError('InternalError');
+  // A UTF-16 code unit is at most 3 bytes of UTF-8: most answers need no byte count at all.
+  const bytes = (text: string) => (text.length * 3 <= limit ? text.length : Buffer.byteLength(text));
+  const one = (value: unknown): string | Failure => {
     try {
       const text = JSON.stringify(value);
-      return text.length > limit || Buffer.byteLength(text) > limit ? tooLarge : text;
+      return text.length > limit || bytes(text) > limit ? TOO_LARGE : text;
     } catch (err) {
       // A RangeError here is a string past V8's own limit: too large, whatever the setting.
-      if (err instanceof RangeError && /string length/i.test(err.message)) return tooLarge;
+      if (err instanceof RangeError && /string length/i.test(err.message)) return TOO_LARGE;
       log.error({ reqId: requestId, traceId, err }, 'the result could not be serialised as JSON');
-      return internal;
+      return NOT_JSON;
     }
   };
   if (!Array.isArray(reply.body)) {
     const text = one(reply.body);
     if (typeof text === 'string') return { status: reply.status, text };
-    if (text === tooLarge) log.warn({ reqId: requestId, traceId, limit }, 'an answer over the answer limit was refused');
-    if (form === 'simple') return { status: 500, text: JSON.stringify(simpleErrorBody(text)) };
-    return { status: reply.status, text: JSON.stringify(rpcError(text, (reply.body as { id?: never }).id ?? null)) };
+    if (text === TOO_LARGE) log.warn({ reqId: requestId, traceId, limit }, 'an answer over the answer limit was refused');
+    if (form === 'simple') return { status: 500, text: JSON.stringify(simpleErrorBody(failure(text))) };
+    return { status: reply.status, text: JSON.stringify(rpcError(failure(text), (reply.body as { id?: never }).id ?? null)) };
   }
   const parts: string[] = [];
   let used = 2;
   let refused = 0;
   for (const entry of reply.body as { id?: unknown }[]) {
     let text = one(entry);
-    if (typeof text === 'string' && used + Buffer.byteLength(text) + 1 > limit) text = tooLarge;
+    if (typeof text === 'string' && used + Buffer.byteLength(text) + 1 > limit) text = TOO_LARGE;
     if (typeof text !== 'string') {
-      if (text === tooLarge) refused++;
-      text = JSON.stringify(rpcError(text, (entry.id ?? null) as never));
+      if (text === TOO_LARGE) refused++;
+      text = JSON.stringify(rpcError(failure(text), (entry.id ?? null) as never));
     }
     used += Buffer.byteLength(text) + 1;
     parts.push(text);
