@@ -101,7 +101,9 @@ export class Dispatcher {
     const limits = this.#settings.limits;
     if (limits === undefined) return this.#run(record, call, scope, inBatch);
     const caller = { ip: scope.ip, userKey: scope.session?.userKey ?? null };
-    return limits.check(record?.name ?? '', record?.rateLimit, caller).then((refused) => (refused === null ? this.#run(record, call, scope, inBatch) : { ok: false, error: refused }));
+    const counted = limits.check(record?.name ?? '', record?.rateLimit, caller);
+    if (counted === null) return this.#run(record, call, scope, inBatch);
+    return counted.then((refused) => (refused === null ? this.#run(record, call, scope, inBatch) : { ok: false, error: refused }));
   }
 
   #run(record: MethodRecord | undefined, call: Call, scope: CallScope, inBatch: boolean): CallOutcome | Promise<CallOutcome> {

@@ -68,41 +68,47 @@ const TOO_LARGE = Symbol('too large');
 const NOT_JSON = Symbol('not JSON');
 type Failure = typeof TOO_LARGE | typeof NOT_JSON;
 
+/** The error of a refused answer, made only then: an Error takes a stack trace. */
+function failure(why: Failure, limit: number): ApiError {
+  return why === TOO_LARGE ? new ApiError('InternalError', `The answer would be larger than the limit of ${limit} bytes (--answer-limit)`) : new ApiError('InternalError');
+}
+
+/** UTF-8 bytes of `text`, counted only when they could pass `limit` (a code unit is at most 3 bytes). */
+function bytesWithin(text: string, limit: number): number {
+  return text.length * 3 <= limit ? text.length : Buffer.byteLength(text);
+}
+
+/** One JSON value as text within `limit`, or why it cannot be sent. */
+function serializeOne(value: unknown, limit: number, log: Logger, requestId: string, traceId: string): string | Failure {
+  try {
+    const text = JSON.stringify(value);
+    return text.length > limit || bytesWithin(text, limit) > limit ? TOO_LARGE : text;
+  } catch (err) {
+    // A RangeError here is a string past V8's own limit: too large, whatever the setting.
+    if (err instanceof RangeError && /string length/i.test(err.message)) return TOO_LARGE;
+    log.error({ reqId: requestId, traceId, err }, 'the result could not be serialised as JSON');
+    return NOT_JSON;
+  }
+}
+
 function serialize(reply: Reply, form: Form, log: Logger, requestId: string, traceId: string, limit: number): { status: number; text: string | undefined } {
   if (reply.body === undefined) return { status: reply.status, text: undefined };
-  // The errors are made only when needed: an Error takes a stack trace, which costs more than
-  // the rest of a small call's serialisation.
-  const failure = (why: Failure): ApiError =>
-    why === TOO_LARGE ? new ApiError('InternalError', `The answer would be larger than the limit of ${limit} bytes (--answer-limit)`) : new ApiError('InternalError');
-  // A UTF-16 code unit is at most 3 bytes of UTF-8: most answers need no byte count at all.
-  const bytes = (text: string) => (text.length * 3 <= limit ? text.length : Buffer.byteLength(text));
-  const one = (value: unknown): string | Failure => {
-    try {
-      const text = JSON.stringify(value);
-      return text.length > limit || bytes(text) > limit ? TOO_LARGE : text;
-    } catch (err) {
-      // A RangeError here is a string past V8's own limit: too large, whatever the setting.
-      if (err instanceof RangeError && /string length/i.test(err.message)) return TOO_LARGE;
-      log.error({ reqId: requestId, traceId, err }, 'the result could not be serialised as JSON');
-      return NOT_JSON;
-    }
-  };
   if (!Array.isArray(reply.body)) {
-    const text = one(reply.body);
+    const text = serializeOne(reply.body, limit, log, requestId, traceId);
     if (typeof text === 'string') return { status: reply.status, text };
     if (text === TOO_LARGE) log.warn({ reqId: requestId, traceId, limit }, 'an answer over the answer limit was refused');
-    if (form === 'simple') return { status: 500, text: JSON.stringify(simpleErrorBody(failure(text))) };
-    return { status: reply.status, text: JSON.stringify(rpcError(failure(text), (reply.body as { id?: never }).id ?? null)) };
+    if (form === 'simple') return { status: 500, text: JSON.stringify(simpleErrorBody(failure(text, limit))) };
+    return { status: reply.status, text: JSON.stringify(rpcError(failure(text, limit), (reply.body as { id?: never }).id ?? null)) };
   }
   const parts: string[] = [];
   let used = 2;
   let refused = 0;
   for (const entry of reply.body as { id?: unknown }[]) {
-    let text = one(entry);
+    let text = serializeOne(entry, limit, log, requestId, traceId);
     if (typeof text === 'string' && used + Buffer.byteLength(text) + 1 > limit) text = TOO_LARGE;
     if (typeof text !== 'string') {
       if (text === TOO_LARGE) refused++;
-      text = JSON.stringify(rpcError(failure(text), (entry.id ?? null) as never));
+      text = JSON.stringify(rpcError(failure(text, limit), (entry.id ?? null) as never));
     }
     used += Buffer.byteLength(text) + 1;
     parts.push(text);
@@ -181,29 +187,31 @@ export function createEndpoint(deps: { store: Store; log: Logger; dispatcher: Di
     return text === undefined ? { status, headers, label, close } : { status, headers, body: text, label, close };
   };
 
+  /** An answer to a request refused before anything was verified: never signed. */
+  const refuse = (request: CoreRequest, requestId: string, traceId: string, error: ApiError, form: Form, close = false): CoreResponse => {
+    metrics.refused(error.code);
+    return respond(requestId, traceId, '-', errorReply(error, form), form, undefined, request, close);
+  };
+
   return async (request: CoreRequest, requestId: string, trace: TraceContext): Promise<CoreResponse> => {
     const body = request.body;
     const traceId = trace.traceId;
     const contentType = typeof request.headers['content-type'] === 'string' ? request.headers['content-type'] : undefined;
-    const unsigned = (error: ApiError, form: Form, close = false) => {
-      metrics.refused(error.code);
-      return respond(requestId, traceId, '-', errorReply(error, form), form, undefined, request, close);
-    };
     if (!isJsonContentType(contentType)) {
       const form = body === null ? 'simple' : formOfBody(body);
-      return unsigned(new ApiError('UnsupportedMediaType', 'Content-Type must be application/json'), form, body === null);
+      return refuse(request, requestId, traceId, new ApiError('UnsupportedMediaType', 'Content-Type must be application/json'), form, body === null);
     }
-    if (body === null) return unsigned(new ApiError('PayloadTooLarge', `The body is larger than the limit of ${settings.bodyLimit} bytes`), 'simple', true);
+    if (body === null) return refuse(request, requestId, traceId, new ApiError('PayloadTooLarge', `The body is larger than the limit of ${settings.bodyLimit} bytes`), 'simple', true);
     const text = decodeUtf8(body);
-    if (text === null) return unsigned(new ApiError('ParseError', 'The body is not valid UTF-8'), unparsableForm(body));
+    if (text === null) return refuse(request, requestId, traceId, new ApiError('ParseError', 'The body is not valid UTF-8'), unparsableForm(body));
     if (exceedsDepth(text, settings.maxDepth)) {
-      return unsigned(new ApiError('InvalidRequest', `The body nests arrays and objects deeper than ${settings.maxDepth} levels`), unparsableForm(body));
+      return refuse(request, requestId, traceId, new ApiError('InvalidRequest', `The body nests arrays and objects deeper than ${settings.maxDepth} levels`), unparsableForm(body));
     }
     let parsed: unknown;
     try {
       parsed = JSON.parse(text);
     } catch (err) {
-      return unsigned(new ApiError('ParseError', `The body is not valid JSON: ${(err as Error).message}`), unparsableForm(body));
+      return refuse(request, requestId, traceId, new ApiError('ParseError', `The body is not valid JSON: ${(err as Error).message}`), unparsableForm(body));
     }
     const envelope = parseEnvelope(parsed, settings.batchLimit);
     const form = envelope.form;

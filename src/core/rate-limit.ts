@@ -164,9 +164,17 @@ export class RateLimits {
     return new RateLimits((keyPrefix, points, duration) => new RateLimiterMemory({ keyPrefix, points, duration }), 'this process', settings);
   }
 
-  /** Counts one call; TooManyRequests when the caller or the method's own rule is past its limit. */
-  async check(method: string, rule: RateRule | undefined, caller: Caller): Promise<ApiError | null> {
+  /**
+   * Counts one call; TooManyRequests when the caller or the method's own rule is past its limit.
+   * Null at once, with no promise, when no limit applies to the call.
+   */
+  check(method: string, rule: RateRule | undefined, caller: Caller): Promise<ApiError | null> | null {
     const general = caller.userKey === null ? this.#address : this.#user;
+    if (general === null && rule === undefined) return null;
+    return this.#count(general, method, rule, caller);
+  }
+
+  async #count(general: RateLimiterAbstract | null, method: string, rule: RateRule | undefined, caller: Caller): Promise<ApiError | null> {
     if (general !== null) {
       const error = await attempt(general, caller.userKey ?? caller.ip, caller.userKey === null ? 'from this address' : 'by this user');
       if (error !== null) return error;

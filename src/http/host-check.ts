@@ -44,13 +44,21 @@ export function hostCheck(bindHost: string, allowed: string): HostCheck | null {
     if (port === '') names.add(name);
     else exact.add(`${name}:${port}`);
   }
+  // A server sees the same few Host values again and again: judge each once (a bounded memo).
+  const judged = new Map<string, boolean>();
   return {
     allows(host) {
       // Browsers always send Host; a client that sends none is not a rebinding page.
       if (host === undefined) return true;
       if (typeof host !== 'string') return false;
-      const { name, port } = splitHost(host);
-      return names.has(name) || name.endsWith('.localhost') || exact.has(`${name}:${port}`);
+      let verdict = judged.get(host);
+      if (verdict === undefined) {
+        const { name, port } = splitHost(host);
+        verdict = names.has(name) || name.endsWith('.localhost') || exact.has(`${name}:${port}`);
+        if (judged.size >= 256) judged.clear();
+        judged.set(host, verdict);
+      }
+      return verdict;
     },
     describe: ['localhost', '127.0.0.1', '[::1]', ...extra].join(', '),
   };
