@@ -64,6 +64,14 @@ export function v2RequestBytes(timestamp: string, nonce: string, body: Uint8Arra
   return concatBytes(`simpleapi-v2\n${timestamp}\n${nonce}\n`, body);
 }
 
+/**
+ * v2 retry: "simpleapi-v2-retry\n" + timestamp + "\n" + nonce + "\n" + retry timestamp + "\n" +
+ * retry-of nonce + "\n" + body, the string a retry of an unanswered request signs.
+ */
+export function v2RetryBytes(timestamp: string, nonce: string, retryTimestamp: string, retryOf: string, body: Uint8Array): Uint8Array {
+  return concatBytes(`simpleapi-v2-retry\n${timestamp}\n${nonce}\n${retryTimestamp}\n${retryOf}\n`, body);
+}
+
 /** v2 response: "simpleapi-v2-response\n" + request nonce + "\n" + body. */
 export function v2ResponseBytes(requestNonce: string, body: Uint8Array): Uint8Array {
   return concatBytes(`simpleapi-v2-response\n${requestNonce}\n`, body);

@@ -8,6 +8,7 @@ export type Scheme = 'v1' | 'v2';
 
 const V2_REQUEST_PREFIX = Buffer.from('simpleapi-v2\n');
 const V2_RESPONSE_PREFIX = Buffer.from('simpleapi-v2-response\n');
+const V2_RETRY_PREFIX = Buffer.from('simpleapi-v2-retry\n');
 const NEWLINE = Buffer.from('\n');
 
 /** §6 v2: a nonce is 16 to 64 characters of `[A-Za-z0-9_-]`. */
@@ -25,6 +26,28 @@ export function signV2Request(key: Buffer, timestamp: string, nonce: string, bod
     .update(timestamp)
     .update(NEWLINE)
     .update(nonce)
+    .update(NEWLINE)
+    .update(body)
+    .digest('hex');
+}
+
+/**
+ * v2 retry MAC (PROTOCOL.md §6, retries): hex HMAC-SHA256(K, "simpleapi-v2-retry\n" +
+ * timestamp + "\n" + nonce + "\n" + retry timestamp + "\n" + retry-of nonce + "\n" + body). The
+ * distinct prefix keeps a retry's MAC from ever equalling a plain request's.
+ *
+ * @example signV2Retry(key, '1795000007', 'cmV0cnktbm9uY2UtMDAwMDE', '1795000000', 'Zm9vYmFyYmF6cXV4MTIz', Buffer.from(body))
+ */
+export function signV2Retry(key: Buffer, timestamp: string, nonce: string, retryTimestamp: string, retryOf: string, body: Buffer): string {
+  return createHmac('sha256', key)
+    .update(V2_RETRY_PREFIX)
+    .update(timestamp)
+    .update(NEWLINE)
+    .update(nonce)
+    .update(NEWLINE)
+    .update(retryTimestamp)
+    .update(NEWLINE)
+    .update(retryOf)
     .update(NEWLINE)
     .update(body)
     .digest('hex');

@@ -3,7 +3,22 @@
  * no database is configured; sessions live as long as the process and are not shared.
  */
 import { ApiError } from '../core/errors.ts';
-import type { AccountRecord, PasswordHash, SessionRecord, Store, ThrottleState } from './types.ts';
+import type { AccountRecord, CallClaim, CallRecord, KeptOutcome, PasswordHash, SessionRecord, Store, ThrottleState } from './types.ts';
+
+/** A claimed call's nonce: `outcome` undefined while it runs, null when its answer is not kept. */
+interface ClaimedNonce {
+  expires: number;
+  claim: CallClaim;
+  outcome?: KeptOutcome | null;
+}
+
+export interface MemoryStoreOptions {
+  /** Most bytes of kept outcomes held at once; past it the oldest are dropped (32 MiB by default). */
+  outcomeMemory?: number;
+}
+
+/** Bytes an outcome is counted as: its strings (UTF-16 in memory) and the record around them. */
+const outcomeBytes = (o: KeptOutcome) => 2 * (o.body.length + (o.location?.length ?? 0)) + 96;
 
 /** Stored copies, so a caller that mutates what it was given cannot change the store behind its back. */
 function copySession(s: SessionRecord): SessionRecord {
@@ -16,10 +31,24 @@ export class MemoryStore implements Store {
   readonly forMethods = { db: null, sql: null };
   #accounts = new Map<string, AccountRecord>();
   #sessions = new Map<string, SessionRecord>();
-  #nonces = new Map<string, number>();
+  /** A plain nonce is its expiry alone; a claimed call's carries what its retries need. */
+  #nonces = new Map<string, number | ClaimedNonce>();
+  /** Kept outcomes by nonce key, oldest first, with the bytes each is counted as. */
+  #kept = new Map<string, number>();
+  #keptBytes = 0;
+  readonly #outcomeMemory: number;
   /** Failure times per throttle key, oldest first, each with the time it leaves the window. */
   #failures = new Map<string, { id: string; at: number; until: number }[]>();
   #failureIds = 0;
+
+  constructor(options: MemoryStoreOptions = {}) {
+    this.#outcomeMemory = options.outcomeMemory ?? 32 * 1024 * 1024;
+  }
+
+  /** Bytes of kept outcomes held now (for tests and the operator). */
+  get keptOutcomeBytes(): number {
+    return this.#keptBytes;
+  }
 
   async init(): Promise<void> {}
   async close(): Promise<void> {}
@@ -87,12 +116,50 @@ export class MemoryStore implements Store {
     return found.version;
   }
 
-  async rememberNonce(sessionId: string, nonce: string, expires: number, now: number): Promise<boolean> {
+  async rememberNonce(sessionId: string, nonce: string, expires: number, now: number, claim?: CallClaim): Promise<boolean> {
     const key = `${sessionId}\n${nonce}`;
     const seen = this.#nonces.get(key);
-    if (seen !== undefined && seen > now) return false;
-    this.#nonces.set(key, expires);
+    if (seen !== undefined && expiryOf(seen) > now) return false;
+    if (seen !== undefined) this.#forget(key);
+    this.#nonces.set(key, claim === undefined ? expires : { expires, claim: { ...claim } });
     return true;
+  }
+
+  async findCall(sessionId: string, nonce: string, now: number): Promise<CallRecord | null> {
+    const seen = this.#nonces.get(`${sessionId}\n${nonce}`);
+    if (seen === undefined || expiryOf(seen) <= now) return null;
+    if (typeof seen === 'number' || seen.claim.retry === true || seen.outcome === null) return { state: 'unkept' };
+    if (seen.outcome === undefined) return { state: 'running', claim: seen.claim };
+    return { state: 'done', claim: seen.claim, outcome: seen.outcome };
+  }
+
+  async keepOutcome(sessionId: string, nonce: string, outcome: KeptOutcome | null): Promise<void> {
+    const key = `${sessionId}\n${nonce}`;
+    const seen = this.#nonces.get(key);
+    if (seen === undefined || typeof seen === 'number' || seen.outcome !== undefined) return;
+    const bytes = outcome === null ? 0 : outcomeBytes(outcome);
+    if (outcome === null || bytes > this.#outcomeMemory) {
+      seen.outcome = null;
+      return;
+    }
+    seen.outcome = { ...outcome };
+    this.#kept.set(key, bytes);
+    this.#keptBytes += bytes;
+    // Past the bound the oldest outcomes go first: their retries get "outcome not kept".
+    for (const [oldest] of this.#kept) {
+      if (this.#keptBytes <= this.#outcomeMemory) break;
+      const entry = this.#nonces.get(oldest);
+      if (entry !== undefined && typeof entry !== 'number') entry.outcome = null;
+      this.#forget(oldest);
+    }
+  }
+
+  /** Stops counting a nonce's kept outcome. */
+  #forget(key: string): void {
+    const bytes = this.#kept.get(key);
+    if (bytes === undefined) return;
+    this.#kept.delete(key);
+    this.#keptBytes -= bytes;
   }
 
   async getFailures(key: string, now: number, window: number): Promise<ThrottleState> {
@@ -120,11 +187,19 @@ export class MemoryStore implements Store {
 
   async sweep(now: number): Promise<void> {
     for (const [id, s] of this.#sessions) if (s.expires <= now) this.#sessions.delete(id);
-    for (const [key, expires] of this.#nonces) if (expires <= now) this.#nonces.delete(key);
+    for (const [key, entry] of this.#nonces) {
+      if (expiryOf(entry) > now) continue;
+      this.#nonces.delete(key);
+      this.#forget(key);
+    }
     for (const [key, list] of this.#failures) {
       const live = list.filter((f) => f.until > now);
       if (live.length === 0) this.#failures.delete(key);
       else this.#failures.set(key, live);
     }
   }
+}
+
+function expiryOf(entry: number | ClaimedNonce): number {
+  return typeof entry === 'number' ? entry : entry.expires;
 }

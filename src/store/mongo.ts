@@ -6,7 +6,7 @@
 import { Binary, MongoClient, MongoServerError, ObjectId, type Collection, type Db } from 'mongodb';
 import type { Logger } from 'pino';
 import { ApiError } from '../core/errors.ts';
-import type { AccountRecord, MethodResources, PasswordHash, SessionRecord, Store, ThrottleState } from './types.ts';
+import type { AccountRecord, CallClaim, CallRecord, KeptOutcome, MethodResources, PasswordHash, SessionRecord, Store, ThrottleState } from './types.ts';
 import type { JobExecutor } from '../jobs/execute.ts';
 import type { JobRunner, JobSettings } from '../jobs/types.ts';
 import { nowSeconds } from '../core/clock.ts';
@@ -27,10 +27,18 @@ interface SessionDoc {
   state: Record<string, unknown>;
   version: number;
 }
+/**
+ * A seen nonce. A signed call's also holds its claim (`ts`, `bh`, `rt`) and, once it ended, its
+ * answer `o` (null: not kept); written with the nonce, so the claim costs no round trip of its own.
+ */
 interface NonceDoc {
   _id: string;
   expires: number;
   expiresAt: Date;
+  ts?: string;
+  bh?: string;
+  rt?: boolean;
+  o?: { s: number; l?: string; ra?: number; b: string } | null;
 }
 interface FailureDoc {
   _id?: ObjectId;
@@ -305,19 +313,49 @@ export class MongoStore implements Store {
     return dropped.deletedCount === 1;
   }
 
-  rememberNonce(sessionId: string, nonce: string, expires: number, now: number): Promise<boolean> {
+  rememberNonce(sessionId: string, nonce: string, expires: number, now: number, claim?: CallClaim): Promise<boolean> {
     const _id = `${sessionId}\n${nonce}`;
     const lifetime = Math.max(expires, now + this.#options.nonceTtl);
+    const fields: Omit<NonceDoc, '_id'> = { expires: lifetime, expiresAt: toDate(lifetime) };
+    if (claim !== undefined) {
+      fields.ts = claim.timestamp;
+      fields.bh = claim.bodyHash;
+      if (claim.retry === true) fields.rt = true;
+    }
     return this.#guard(async () => {
       try {
-        await this.#nonces.insertOne({ _id, expires: lifetime, expiresAt: toDate(lifetime) });
+        await this.#nonces.insertOne({ _id, ...fields });
         return true;
       } catch (err) {
         if (!isDuplicateKey(err)) throw err;
       }
       // Seen before: fresh again only if that record expired and was not yet removed.
-      const revived = await this.#nonces.updateOne({ _id, expires: { $lte: now } }, { $set: { expires: lifetime, expiresAt: toDate(lifetime) } });
+      const stale = Object.fromEntries((['ts', 'bh', 'rt', 'o'] as const).filter((k) => !(k in fields)).map((k) => [k, '']));
+      const revived = await this.#nonces.updateOne({ _id, expires: { $lte: now } }, { $set: fields, ...(Object.keys(stale).length > 0 ? { $unset: stale } : {}) });
       return revived.modifiedCount === 1;
+    });
+  }
+
+  findCall(sessionId: string, nonce: string, now: number): Promise<CallRecord | null> {
+    return this.#guard(async () => {
+      const doc = await this.#nonces.findOne({ _id: `${sessionId}\n${nonce}`, expires: { $gt: now } });
+      if (doc === null) return null;
+      if (doc.bh === undefined || doc.ts === undefined || doc.rt === true || doc.o === null) return { state: 'unkept' };
+      const claim: CallClaim = { timestamp: doc.ts, bodyHash: doc.bh };
+      if (doc.o === undefined) return { state: 'running', claim };
+      const outcome: KeptOutcome = { status: doc.o.s, body: doc.o.b, ...(doc.o.l === undefined ? {} : { location: doc.o.l }), ...(doc.o.ra === undefined ? {} : { retryAfter: doc.o.ra }) };
+      return { state: 'done', claim, outcome };
+    });
+  }
+
+  keepOutcome(sessionId: string, nonce: string, outcome: KeptOutcome | null): Promise<void> {
+    const o: NonceDoc['o'] =
+      outcome === null
+        ? null
+        : { s: outcome.status, b: outcome.body, ...(outcome.location === undefined ? {} : { l: outcome.location }), ...(outcome.retryAfter === undefined ? {} : { ra: outcome.retryAfter }) };
+    return this.#guard(async () => {
+      // Only a call still running takes its outcome: a record revived since belongs to another call.
+      await this.#nonces.updateOne({ _id: `${sessionId}\n${nonce}`, bh: { $exists: true }, o: { $exists: false } }, { $set: { o } });
     });
   }
 
