@@ -10,11 +10,15 @@ import { errorReply, type Dispatcher, type Reply } from './dispatch.ts';
 import { formOfBody, parseEnvelope, rpcError, unparsableForm, type Envelope, type Form } from './envelope.ts';
 import { ApiError, simpleErrorBody, toApiError } from './errors.ts';
 import type { CoreRequest, CoreResponse } from './request.ts';
+import { conflictReply, decideRetry, keepLater, outcomeOf, replayResponse, type RetrySettings } from './retry.ts';
 import { framedStream, streamFormat, STREAM_CONTENT_TYPES } from './stream.ts';
+import { nowSeconds } from './clock.ts';
 import type { Store } from '../store/types.ts';
 
 export interface EndpointSettings {
   auth: AuthSettings;
+  /** Largest answer body in bytes kept for retries (§6 v2 retries). */
+  maxOutcome: number;
   maxDepth: number;
   batchLimit: number;
   /** Only for the message: the transport enforces it while reading. */
@@ -66,6 +70,7 @@ function serialize(reply: Reply, form: Form, log: Logger, requestId: string): { 
  */
 export function createEndpoint(deps: { store: Store; log: Logger; dispatcher: Dispatcher; settings: EndpointSettings }) {
   const { store, log, dispatcher, settings } = deps;
+  const retrySettings: RetrySettings = { window: settings.auth.window, keepOutcomes: settings.auth.keepOutcomes, maxOutcome: settings.maxOutcome };
 
   const respond = (requestId: string, label: string, reply: Reply, form: Form, signer: ResponseSigner | undefined, request: CoreRequest, close = false): CoreResponse => {
     if (reply.taken === true) return { status: 0, headers: {}, taken: true, label };
@@ -88,6 +93,14 @@ export function createEndpoint(deps: { store: Store; log: Logger; dispatcher: Di
     if (text !== undefined) headers['content-type'] = JSON_TYPE;
     if (signer !== undefined) headers['x-hmac'] = signer.sign(text ?? '');
     return text === undefined ? { status, headers, label, close } : { status, headers, body: text, label, close };
+  };
+
+  /** Runs the envelope and answers it; `issued`: the answer carries a session a create/login started. */
+  const answer = async (requestId: string, label: string, envelope: Envelope, form: Form, scope: CallScope, auth: AuthResult, request: CoreRequest): Promise<{ response: CoreResponse; issued: boolean }> => {
+    let reply = await dispatcher.reply(envelope, scope);
+    // A raw method that failed after it began writing has answered all that can be answered.
+    if (reply.taken !== true && request.http?.res.headersSent === true) reply = { status: 0, taken: true };
+    return { response: respond(requestId, label, reply, form, responseSigner(auth, reply.issued, settings.auth.scheme), request), issued: reply.issued !== undefined };
   };
 
   return async (request: CoreRequest, requestId: string): Promise<CoreResponse> => {
@@ -113,7 +126,7 @@ export function createEndpoint(deps: { store: Store; log: Logger; dispatcher: Di
     const envelope = parseEnvelope(parsed, settings.batchLimit);
     const form = envelope.form;
     const label = labelOf(envelope);
-    const pending = authenticate(request.headers, body, store, settings.auth);
+    const pending = authenticate(request.headers, body, store, settings.auth, true);
     let auth: AuthResult;
     try {
       auth = pending instanceof Promise ? await pending : pending;
@@ -122,6 +135,27 @@ export function createEndpoint(deps: { store: Store; log: Logger; dispatcher: Di
       return respond(requestId, label, errorReply(toApiError(err), form), form, undefined, request);
     }
     if (auth.kind === 'refused') return respond(requestId, label, errorReply(auth.error, form), form, auth.sign, request);
+    // §6 v2 retries: the call's outcome is kept under the nonce of its first attempt.
+    let keptUnder: string | undefined;
+    if (auth.kind === 'verified' && auth.call !== undefined) {
+      const call = auth.call;
+      if (call.retryOf === undefined) keptUnder = settings.auth.keepOutcomes ? call.nonce : undefined;
+      else {
+        let decision;
+        try {
+          decision = await decideRetry(store, auth.session.sessionId, { ...call, retryOf: call.retryOf }, retrySettings, nowSeconds());
+        } catch (err) {
+          return respond(requestId, label, errorReply(toApiError(err), form), form, auth.sign, request);
+        }
+        if (decision.kind === 'replay') {
+          const replayed = replayResponse(decision.outcome, requestId, label);
+          replayed.headers['x-hmac'] = auth.sign.sign(replayed.body ?? '');
+          return replayed;
+        }
+        if (decision.kind === 'refuse') return respond(requestId, label, conflictReply(decision.error, form), form, auth.sign, request);
+        keptUnder = settings.auth.keepOutcomes ? call.retryOf.nonce : undefined;
+      }
+    }
     const scope: CallScope = {
       requestId,
       ip: request.ip,
@@ -129,9 +163,15 @@ export function createEndpoint(deps: { store: Store; log: Logger; dispatcher: Di
       signal: request.signal,
       http: request.http ?? null,
     };
-    let reply = await dispatcher.reply(envelope, scope);
-    // A raw method that failed after it began writing has answered all that can be answered.
-    if (reply.taken !== true && request.http?.res.headersSent === true) reply = { status: 0, taken: true };
-    return respond(requestId, label, reply, form, responseSigner(auth, reply.issued, settings.auth.scheme), request);
+    if (keptUnder === undefined || scope.session === null) return (await answer(requestId, label, envelope, form, scope, auth, request)).response;
+    const sessionId = scope.session.sessionId;
+    try {
+      const { response, issued } = await answer(requestId, label, envelope, form, scope, auth, request);
+      keepLater(store, sessionId, keptUnder, outcomeOf(response, issued, settings.maxOutcome), log, requestId);
+      return response;
+    } catch (err) {
+      keepLater(store, sessionId, keptUnder, null, log, requestId);
+      throw err;
+    }
   };
 }

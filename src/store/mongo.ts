@@ -330,7 +330,7 @@ export class MongoStore implements Store {
         if (!isDuplicateKey(err)) throw err;
       }
       // Seen before: fresh again only if that record expired and was not yet removed.
-      const stale = Object.fromEntries((['ts', 'bh', 'rt', 'o'] as const).filter((k) => !(k in fields)).map((k) => [k, '']));
+      const stale: Record<string, ''> = Object.fromEntries((['ts', 'bh', 'rt', 'o'] as const).filter((k) => !(k in fields)).map((k) => [k, '' as const]));
       const revived = await this.#nonces.updateOne({ _id, expires: { $lte: now } }, { $set: fields, ...(Object.keys(stale).length > 0 ? { $unset: stale } : {}) });
       return revived.modifiedCount === 1;
     });
