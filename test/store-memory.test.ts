@@ -6,7 +6,7 @@ storeContract('embedded (memory)', async () => new MemoryStore());
 
 describe('embedded store: kept outcomes are bounded in total', () => {
   const now = 1_800_000_000;
-  const claim = { timestamp: String(now), bodyHash: 'h' };
+  const claim = { mac: 'f'.repeat(64) };
   const body = 'x'.repeat(1000);
 
   it('past the bound the oldest outcomes are dropped (unkept), the newest stay, the count stays under it', async () => {

@@ -107,13 +107,13 @@ describe.skipIf(!hasMySql)('MySQL store', () => {
       };
       try {
         const now = Math.floor(Date.now() / 1000);
-        await store.sql.query(`ALTER TABLE ${TABLES.nonces} DROP COLUMN ts, DROP COLUMN body_hash, DROP COLUMN retry, DROP COLUMN kept, DROP COLUMN status, DROP COLUMN location, DROP COLUMN retry_after, DROP COLUMN body`);
+        await store.sql.query(`ALTER TABLE ${TABLES.nonces} DROP COLUMN mac, DROP COLUMN retry, DROP COLUMN kept, DROP COLUMN status, DROP COLUMN location, DROP COLUMN retry_after, DROP COLUMN body`);
         await store.sql.query(`UPDATE ${TABLES.schema} SET version = 1 WHERE name = 'store'`);
         await store.sql.query(`INSERT INTO ${TABLES.nonces} (session_id, nonce, expires) VALUES ('old', 'nonce-from-schema-1', ?)`, [now + 600]);
         expect(await columns()).toEqual(['expires', 'nonce', 'session_id']);
         await store.init();
         expect(await store.schemaVersion()).toBe(2);
-        expect(await columns()).toEqual(['body', 'body_hash', 'expires', 'kept', 'location', 'nonce', 'retry', 'retry_after', 'session_id', 'status', 'ts']);
+        expect(await columns()).toEqual(['body', 'expires', 'kept', 'location', 'mac', 'nonce', 'retry', 'retry_after', 'session_id', 'status']);
         expect(await store.rememberNonce('old', 'nonce-from-schema-1', now + 600, now)).toBe(false);
         expect(await store.findCall('old', 'nonce-from-schema-1', now)).toEqual({ state: 'unkept' });
         // The columns are there but the version was not recorded: start-up runs the step again.
@@ -134,7 +134,7 @@ describe.skipIf(!hasMySql)('MySQL store', () => {
         await store.createSession({ sessionId: 'q-session', userKey: 'q', userId: 'q', key: Buffer.alloc(32, 1), expires: now + 100, state: {}, version: 0 });
         const before = store.queries;
         expect(await store.getSession('q-session', now)).not.toBeNull();
-        expect(await store.rememberNonce('q-session', 'nonce-counted-00001', now + 300, now, { timestamp: String(now), bodyHash: 'h' })).toBe(true);
+        expect(await store.rememberNonce('q-session', 'nonce-counted-00001', now + 300, now, { mac: 'c'.repeat(64) })).toBe(true);
         // The claim a retry needs rides on the nonce's insert.
         expect(store.queries - before).toBe(2);
       } finally {

@@ -160,7 +160,7 @@ export function storeContract(name: string, open: () => Promise<Store>, close: (
     });
 
     describe('kept outcomes (retries)', () => {
-      const claim = (bodyHash = 'hash-of-the-body-aaaaaaaaaaaaaaaaaaaaaaaaaaa') => ({ timestamp: String(now), bodyHash });
+      const claim = (mac = 'a'.repeat(64)) => ({ mac });
 
       it('a claimed nonce is running, then done with the outcome exactly as kept', async () => {
         const s = uuidv4();
@@ -188,7 +188,7 @@ export function storeContract(name: string, open: () => Promise<Store>, close: (
         await store.rememberNonce(s, 'nonce-too-large-xx', now + 600, now, claim());
         await store.keepOutcome(s, 'nonce-too-large-xx', null);
         expect(await store.findCall(s, 'nonce-too-large-xx', now)).toEqual({ state: 'unkept' });
-        await store.rememberNonce(s, 'nonce-of-a-retry-x', now + 600, now, { ...claim(), retry: true });
+        await store.rememberNonce(s, 'nonce-of-a-retry-x', now + 600, now, { mac: '', retry: true });
         expect(await store.findCall(s, 'nonce-of-a-retry-x', now)).toEqual({ state: 'unkept' });
         await store.rememberNonce(s, 'nonce-plain-get-xx', now + 600, now);
         expect(await store.findCall(s, 'nonce-plain-get-xx', now)).toEqual({ state: 'unkept' });
@@ -207,11 +207,11 @@ export function storeContract(name: string, open: () => Promise<Store>, close: (
 
       it('a record lives as long as its nonce: expired, it is gone, and a revival starts afresh', async () => {
         const s = uuidv4();
-        await store.rememberNonce(s, 'nonce-kept-expires', now + 5, now, claim('old-hash-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa'));
+        await store.rememberNonce(s, 'nonce-kept-expires', now + 5, now, claim('0'.repeat(64)));
         await store.keepOutcome(s, 'nonce-kept-expires', { status: 200, body: '"old"' });
         expect(await store.findCall(s, 'nonce-kept-expires', now + 4000)).toBeNull();
-        expect(await store.rememberNonce(s, 'nonce-kept-expires', now + 5000, now + 4000, claim('new-hash-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa'))).toBe(true);
-        expect(await store.findCall(s, 'nonce-kept-expires', now + 4000)).toEqual({ state: 'running', claim: claim('new-hash-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa') });
+        expect(await store.rememberNonce(s, 'nonce-kept-expires', now + 5000, now + 4000, claim('1'.repeat(64)))).toBe(true);
+        expect(await store.findCall(s, 'nonce-kept-expires', now + 4000)).toEqual({ state: 'running', claim: claim('1'.repeat(64)) });
       });
 
       it('concurrent claims of one nonce with claims: exactly one wins', async () => {

@@ -4,7 +4,6 @@
  * `responseSigner` picks the key from that and from what a create/login issued. Nothing here
  * writes to the request or keeps state between calls.
  */
-import { createHash } from 'node:crypto';
 import { validate as isUuid } from 'uuid';
 import { ApiError } from './errors.ts';
 import { NONCE_PATTERN, isValidTimestamp, macMatches, signV1, signV2Request, signV2Response, signV2Retry, startV1, startV2Response, type Scheme } from './signing.ts';
@@ -28,8 +27,11 @@ export interface AuthSettings {
 export interface SignedCall {
   readonly nonce: string;
   readonly timestamp: string;
-  /** SHA-256 of the body, base64url; '' when outcomes are not kept. */
-  readonly bodyHash: string;
+  /**
+   * The v2 MAC of the first attempt: this request's own, or for a retry the one its first attempt
+   * carried if it is the same request (over x-retry-timestamp, x-retry-of and this body).
+   */
+  readonly mac: string;
   /** The first attempt this request retries (`x-retry-of`, `x-retry-timestamp`). */
   readonly retryOf?: { readonly nonce: string; readonly timestamp: string };
 }
@@ -143,9 +145,13 @@ async function verify(headers: Headers, sessionId: string | string[], signed: Bu
     // A call's record also says it is running, in the same write, for its retries to find.
     let claim: CallClaim | undefined;
     if (call) {
-      const bodyHash = settings.keepOutcomes ? createHash('sha256').update(signed).digest('base64url') : '';
-      signedCall = retryOf === undefined ? { nonce, timestamp, bodyHash } : { nonce, timestamp, bodyHash, retryOf };
-      if (settings.keepOutcomes) claim = retryOf === undefined ? { timestamp, bodyHash } : { timestamp, bodyHash, retry: true };
+      if (retryOf === undefined) {
+        signedCall = { nonce, timestamp, mac: expected };
+        if (settings.keepOutcomes) claim = { mac: expected };
+      } else {
+        signedCall = { nonce, timestamp, mac: signV2Request(session.key, retryOf.timestamp, retryOf.nonce, signed), retryOf };
+        if (settings.keepOutcomes) claim = { mac: '', retry: true };
+      }
     }
     const fresh = await store.rememberNonce(session.sessionId, nonce, Number(timestamp) + settings.window + 1, now, claim);
     if (!fresh) return refuse(badSignature('x-nonce was already used'), sign);

@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import type { SignedCall } from './auth.ts';
 import { rpcError } from './envelope.ts';
 import { ApiError, simpleErrorBody } from './errors.ts';
+import { macMatches } from './signing.ts';
 import type { Form } from './envelope.ts';
 import type { CoreResponse } from './request.ts';
 import type { CallRecord, KeptOutcome, Store } from '../store/types.ts';
@@ -38,7 +39,8 @@ function fromRecord(record: CallRecord, call: SignedCall & { retryOf: NonNullabl
     case 'running':
       return { kind: 'refuse', error: conflict('first attempt still running', 'The first attempt is still running: retry again after Retry-After', RUNNING_RETRY_AFTER) };
     case 'done':
-      if (record.claim.timestamp === call.retryOf.timestamp && record.claim.bodyHash === call.bodyHash) return { kind: 'replay', outcome: record.outcome };
+      // The first attempt's MAC covers its timestamp and body: equal MACs, the same request.
+      if (macMatches(record.claim.mac, call.mac)) return { kind: 'replay', outcome: record.outcome };
       return { kind: 'refuse', error: conflict('retry differs from the first attempt', 'This retry does not repeat the request it names (another body or x-retry-timestamp); nothing was run') };
   }
 }
@@ -57,7 +59,7 @@ export async function decideRetry(store: Store, sessionId: string, call: SignedC
   const found = await store.findCall(sessionId, first.nonce, now);
   if (found !== null) return fromRecord(found, call);
   if (Math.abs(Number(first.timestamp) - now) > settings.window) return { kind: 'refuse', error: notKept() };
-  const claim = settings.keepOutcomes ? { timestamp: first.timestamp, bodyHash: call.bodyHash } : undefined;
+  const claim = settings.keepOutcomes ? { mac: call.mac } : undefined;
   if (await store.rememberNonce(sessionId, first.nonce, Number(first.timestamp) + settings.window + 1, now, claim)) return { kind: 'run' };
   // The first attempt arrived between the look-up and the claim.
   const arrived = await store.findCall(sessionId, first.nonce, now);
@@ -97,14 +99,33 @@ export function outcomeOf(response: CoreResponse, issuedSession: boolean, maxOut
   return outcome;
 }
 
+interface PendingOutcome {
+  store: Store;
+  sessionId: string;
+  nonce: string;
+  outcome: KeptOutcome | null;
+  log: Logger;
+  requestId: string;
+}
+
+let pending: PendingOutcome[] = [];
+
+function flush(): void {
+  const batch = pending;
+  pending = [];
+  for (const p of batch) {
+    p.store.keepOutcome(p.sessionId, p.nonce, p.outcome).catch((err: unknown) => {
+      p.log.warn({ reqId: p.requestId, err }, 'the outcome of a signed call could not be kept for its retries');
+    });
+  }
+}
+
 /**
- * Keeps a call's outcome after its answer has gone out (off the answer's path); a failure is
- * logged, and the call's retries then hear "still running" until its record expires.
+ * Keeps a call's outcome after its answer has gone out (off the answer's path; the answers of one
+ * turn of the event loop share one callback); a failure is logged, and the call's retries then
+ * hear "still running" until its record expires.
  */
 export function keepLater(store: Store, sessionId: string, nonce: string, outcome: KeptOutcome | null, log: Logger, requestId: string): void {
-  setImmediate(() => {
-    store.keepOutcome(sessionId, nonce, outcome).catch((err: unknown) => {
-      log.warn({ reqId: requestId, err }, 'the outcome of a signed call could not be kept for its retries');
-    });
-  });
+  if (pending.length === 0) setImmediate(flush);
+  pending.push({ store, sessionId, nonce, outcome, log, requestId });
 }

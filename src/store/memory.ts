@@ -5,11 +5,19 @@
 import { ApiError } from '../core/errors.ts';
 import type { AccountRecord, CallClaim, CallRecord, KeptOutcome, PasswordHash, SessionRecord, Store, ThrottleState } from './types.ts';
 
-/** A claimed call's nonce: `outcome` undefined while it runs, null when its answer is not kept. */
-interface ClaimedNonce {
-  expires: number;
-  claim: CallClaim;
-  outcome?: KeptOutcome | null;
+/**
+ * A claimed call's nonce, one object with a fixed shape (many live at once): `outcome` undefined
+ * while it runs, null when its answer is not kept.
+ */
+class ClaimedNonce {
+  outcome: KeptOutcome | null | undefined = undefined;
+  /** What the kept outcome is counted as, while it is kept. */
+  bytes = 0;
+  constructor(
+    readonly expires: number,
+    readonly mac: string,
+    readonly retry: boolean,
+  ) {}
 }
 
 export interface MemoryStoreOptions {
@@ -33,8 +41,12 @@ export class MemoryStore implements Store {
   #sessions = new Map<string, SessionRecord>();
   /** A plain nonce is its expiry alone; a claimed call's carries what its retries need. */
   #nonces = new Map<string, number | ClaimedNonce>();
-  /** Kept outcomes by nonce key, oldest first, with the bytes each is counted as. */
-  #kept = new Map<string, number>();
+  /**
+   * Keys of kept outcomes, oldest first, from `#keptHead` on (a queue without shifting); a key
+   * whose outcome is gone meanwhile is skipped when reached.
+   */
+  #kept: string[] = [];
+  #keptHead = 0;
   #keptBytes = 0;
   readonly #outcomeMemory: number;
   /** Failure times per throttle key, oldest first, each with the time it leaves the window. */
@@ -120,17 +132,18 @@ export class MemoryStore implements Store {
     const key = `${sessionId}\n${nonce}`;
     const seen = this.#nonces.get(key);
     if (seen !== undefined && expiryOf(seen) > now) return false;
-    if (seen !== undefined) this.#forget(key);
-    this.#nonces.set(key, claim === undefined ? expires : { expires, claim: { ...claim } });
+    if (seen !== undefined) this.#forget(seen);
+    // Outcomes are immutable values: kept as given, not copied.
+    this.#nonces.set(key, claim === undefined ? expires : new ClaimedNonce(expires, claim.mac, claim.retry === true));
     return true;
   }
 
   async findCall(sessionId: string, nonce: string, now: number): Promise<CallRecord | null> {
     const seen = this.#nonces.get(`${sessionId}\n${nonce}`);
     if (seen === undefined || expiryOf(seen) <= now) return null;
-    if (typeof seen === 'number' || seen.claim.retry === true || seen.outcome === null) return { state: 'unkept' };
-    if (seen.outcome === undefined) return { state: 'running', claim: seen.claim };
-    return { state: 'done', claim: seen.claim, outcome: seen.outcome };
+    if (typeof seen === 'number' || seen.retry || seen.outcome === null) return { state: 'unkept' };
+    if (seen.outcome === undefined) return { state: 'running', claim: { mac: seen.mac } };
+    return { state: 'done', claim: { mac: seen.mac }, outcome: seen.outcome };
   }
 
   async keepOutcome(sessionId: string, nonce: string, outcome: KeptOutcome | null): Promise<void> {
@@ -142,24 +155,34 @@ export class MemoryStore implements Store {
       seen.outcome = null;
       return;
     }
-    seen.outcome = { ...outcome };
-    this.#kept.set(key, bytes);
+    seen.outcome = outcome;
+    seen.bytes = bytes;
+    this.#kept.push(key);
     this.#keptBytes += bytes;
     // Past the bound the oldest outcomes go first: their retries get "outcome not kept".
-    for (const [oldest] of this.#kept) {
-      if (this.#keptBytes <= this.#outcomeMemory) break;
-      const entry = this.#nonces.get(oldest);
-      if (entry !== undefined && typeof entry !== 'number') entry.outcome = null;
-      this.#forget(oldest);
+    while (this.#keptBytes > this.#outcomeMemory && this.#keptHead < this.#kept.length) {
+      const oldest = this.#nonces.get(this.#kept[this.#keptHead++]!);
+      if (oldest !== undefined && typeof oldest !== 'number' && oldest.bytes !== 0) {
+        this.#forget(oldest);
+        oldest.outcome = null;
+      }
     }
+    this.#compactKept();
   }
 
-  /** Stops counting a nonce's kept outcome. */
-  #forget(key: string): void {
-    const bytes = this.#kept.get(key);
-    if (bytes === undefined) return;
-    this.#kept.delete(key);
-    this.#keptBytes -= bytes;
+  /** Stops counting a record's kept outcome (its key leaves the queue when reached). */
+  #forget(entry: number | ClaimedNonce): void {
+    if (typeof entry === 'number' || entry.bytes === 0) return;
+    this.#keptBytes -= entry.bytes;
+    entry.bytes = 0;
+  }
+
+  /** Drops the queue's consumed head once it is most of the array. */
+  #compactKept(): void {
+    if (this.#keptHead > 1024 && this.#keptHead * 2 > this.#kept.length) {
+      this.#kept = this.#kept.slice(this.#keptHead);
+      this.#keptHead = 0;
+    }
   }
 
   async getFailures(key: string, now: number, window: number): Promise<ThrottleState> {
@@ -190,8 +213,14 @@ export class MemoryStore implements Store {
     for (const [key, entry] of this.#nonces) {
       if (expiryOf(entry) > now) continue;
       this.#nonces.delete(key);
-      this.#forget(key);
+      this.#forget(entry);
     }
+    // Keys whose records are gone or no longer kept leave the queue.
+    this.#kept = this.#kept.slice(this.#keptHead).filter((key) => {
+      const entry = this.#nonces.get(key);
+      return entry !== undefined && typeof entry !== 'number' && entry.bytes !== 0;
+    });
+    this.#keptHead = 0;
     for (const [key, list] of this.#failures) {
       const live = list.filter((f) => f.until > now);
       if (live.length === 0) this.#failures.delete(key);

@@ -28,15 +28,15 @@ interface SessionDoc {
   version: number;
 }
 /**
- * A seen nonce. A signed call's also holds its claim (`ts`, `bh`, `rt`) and, once it ended, its
- * answer `o` (null: not kept); written with the nonce, so the claim costs no round trip of its own.
+ * A seen nonce. A signed call's also holds its claim (`m`, its MAC; `rt`, a retry's own) and,
+ * once it ended, its answer `o` (null: not kept); written with the nonce, so the claim costs no
+ * round trip of its own.
  */
 interface NonceDoc {
   _id: string;
   expires: number;
   expiresAt: Date;
-  ts?: string;
-  bh?: string;
+  m?: string;
   rt?: boolean;
   o?: { s: number; l?: string; ra?: number; b: string } | null;
 }
@@ -318,8 +318,7 @@ export class MongoStore implements Store {
     const lifetime = Math.max(expires, now + this.#options.nonceTtl);
     const fields: Omit<NonceDoc, '_id'> = { expires: lifetime, expiresAt: toDate(lifetime) };
     if (claim !== undefined) {
-      fields.ts = claim.timestamp;
-      fields.bh = claim.bodyHash;
+      fields.m = claim.mac;
       if (claim.retry === true) fields.rt = true;
     }
     return this.#guard(async () => {
@@ -330,7 +329,7 @@ export class MongoStore implements Store {
         if (!isDuplicateKey(err)) throw err;
       }
       // Seen before: fresh again only if that record expired and was not yet removed.
-      const stale: Record<string, ''> = Object.fromEntries((['ts', 'bh', 'rt', 'o'] as const).filter((k) => !(k in fields)).map((k) => [k, '' as const]));
+      const stale: Record<string, ''> = Object.fromEntries((['m', 'rt', 'o'] as const).filter((k) => !(k in fields)).map((k) => [k, '' as const]));
       const revived = await this.#nonces.updateOne({ _id, expires: { $lte: now } }, { $set: fields, ...(Object.keys(stale).length > 0 ? { $unset: stale } : {}) });
       return revived.modifiedCount === 1;
     });
@@ -340,8 +339,8 @@ export class MongoStore implements Store {
     return this.#guard(async () => {
       const doc = await this.#nonces.findOne({ _id: `${sessionId}\n${nonce}`, expires: { $gt: now } });
       if (doc === null) return null;
-      if (doc.bh === undefined || doc.ts === undefined || doc.rt === true || doc.o === null) return { state: 'unkept' };
-      const claim: CallClaim = { timestamp: doc.ts, bodyHash: doc.bh };
+      if (doc.m === undefined || doc.rt === true || doc.o === null) return { state: 'unkept' };
+      const claim: CallClaim = { mac: doc.m };
       if (doc.o === undefined) return { state: 'running', claim };
       const outcome: KeptOutcome = { status: doc.o.s, body: doc.o.b, ...(doc.o.l === undefined ? {} : { location: doc.o.l }), ...(doc.o.ra === undefined ? {} : { retryAfter: doc.o.ra }) };
       return { state: 'done', claim, outcome };
@@ -355,7 +354,7 @@ export class MongoStore implements Store {
         : { s: outcome.status, b: outcome.body, ...(outcome.location === undefined ? {} : { l: outcome.location }), ...(outcome.retryAfter === undefined ? {} : { ra: outcome.retryAfter }) };
     return this.#guard(async () => {
       // Only a call still running takes its outcome: a record revived since belongs to another call.
-      await this.#nonces.updateOne({ _id: `${sessionId}\n${nonce}`, bh: { $exists: true }, o: { $exists: false } }, { $set: { o } });
+      await this.#nonces.updateOne({ _id: `${sessionId}\n${nonce}`, m: { $exists: true }, o: { $exists: false } }, { $set: { o } });
     });
   }
 

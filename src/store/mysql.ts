@@ -91,8 +91,7 @@ const MIGRATIONS: readonly (readonly Migration[])[] = [
   // `kept`: NULL while the call runs, 0 when its answer is not kept, 1 with the answer beside it.
   [
     addColumns(TABLES.nonces, {
-      ts: 'VARCHAR(12) NULL',
-      body_hash: 'VARCHAR(64) NULL',
+      mac: 'VARCHAR(64) NULL',
       retry: 'TINYINT NOT NULL DEFAULT 0',
       kept: 'TINYINT NULL',
       status: 'SMALLINT NULL',
@@ -395,13 +394,12 @@ export class MySqlStore implements Store {
 
   rememberNonce(sessionId: string, nonce: string, expires: number, now: number, claim?: CallClaim): Promise<boolean> {
     const lifetime = Math.max(expires, now + this.#options.nonceTtl);
-    const ts = claim?.timestamp ?? null;
-    const bodyHash = claim?.bodyHash ?? null;
+    const mac = claim?.mac ?? null;
     const retry = claim?.retry === true ? 1 : 0;
     return this.#guard(async () => {
       try {
         // The claim rides on the nonce's own insert: no query of its own on the hot path.
-        await this.#write(`INSERT INTO ${TABLES.nonces} (session_id, nonce, expires, ts, body_hash, retry) VALUES (?, ?, ?, ?, ?, ?)`, [sessionId, nonce, lifetime, ts, bodyHash, retry]);
+        await this.#write(`INSERT INTO ${TABLES.nonces} (session_id, nonce, expires, mac, retry) VALUES (?, ?, ?, ?, ?)`, [sessionId, nonce, lifetime, mac, retry]);
         return true;
       } catch (err) {
         if (!isDuplicateKey(err)) throw err;
@@ -409,8 +407,8 @@ export class MySqlStore implements Store {
       // Seen before: fresh again only if that row expired and the sweep has not removed it yet.
       // The row lock makes this a single winner too: a second revival no longer matches `expires <= now`.
       const revived = await this.#write(
-        `UPDATE ${TABLES.nonces} SET expires = ?, ts = ?, body_hash = ?, retry = ?, kept = NULL, status = NULL, location = NULL, retry_after = NULL, body = NULL WHERE session_id = ? AND nonce = ? AND expires <= ?`,
-        [lifetime, ts, bodyHash, retry, sessionId, nonce, now],
+        `UPDATE ${TABLES.nonces} SET expires = ?, mac = ?, retry = ?, kept = NULL, status = NULL, location = NULL, retry_after = NULL, body = NULL WHERE session_id = ? AND nonce = ? AND expires <= ?`,
+        [lifetime, mac, retry, sessionId, nonce, now],
       );
       return revived.affectedRows === 1;
     });
@@ -418,10 +416,10 @@ export class MySqlStore implements Store {
 
   findCall(sessionId: string, nonce: string, now: number): Promise<CallRecord | null> {
     return this.#guard(async () => {
-      const [row] = await this.#rows(`SELECT ts, body_hash, retry, kept, status, location, retry_after, body FROM ${TABLES.nonces} WHERE session_id = ? AND nonce = ? AND expires > ?`, [sessionId, nonce, now]);
+      const [row] = await this.#rows(`SELECT mac, retry, kept, status, location, retry_after, body FROM ${TABLES.nonces} WHERE session_id = ? AND nonce = ? AND expires > ?`, [sessionId, nonce, now]);
       if (row === undefined) return null;
-      if (row.body_hash === null || row.ts === null || Number(row.retry) === 1 || (row.kept !== null && Number(row.kept) === 0)) return { state: 'unkept' };
-      const claim: CallClaim = { timestamp: String(row.ts), bodyHash: String(row.body_hash) };
+      if (row.mac === null || Number(row.retry) === 1 || (row.kept !== null && Number(row.kept) === 0)) return { state: 'unkept' };
+      const claim: CallClaim = { mac: String(row.mac) };
       if (row.kept === null) return { state: 'running', claim };
       const outcome: KeptOutcome = {
         status: Number(row.status),
@@ -436,7 +434,7 @@ export class MySqlStore implements Store {
   keepOutcome(sessionId: string, nonce: string, outcome: KeptOutcome | null): Promise<void> {
     return this.#guard(async () => {
       // Only a call still running takes its outcome: a row revived since belongs to another call.
-      const where = `WHERE session_id = ? AND nonce = ? AND body_hash IS NOT NULL AND kept IS NULL`;
+      const where = `WHERE session_id = ? AND nonce = ? AND mac IS NOT NULL AND kept IS NULL`;
       if (outcome === null) await this.#write(`UPDATE ${TABLES.nonces} SET kept = 0 ${where}`, [sessionId, nonce]);
       else {
         await this.#write(`UPDATE ${TABLES.nonces} SET kept = 1, status = ?, location = ?, retry_after = ?, body = ? ${where}`, [

@@ -55,10 +55,12 @@ export interface ThrottleState {
  * (PROTOCOL.md §6, v2 retries) can tell whether it is the same request.
  */
 export interface CallClaim {
-  /** The call's `x-timestamp`, as sent. */
-  readonly timestamp: string;
-  /** SHA-256 of the request body, base64url. */
-  readonly bodyHash: string;
+  /**
+   * The call's v2 MAC (hex) over its timestamp, nonce and body: a retry is the same request when
+   * the MAC of its x-retry-timestamp, x-retry-of and body is this one, so neither the body nor
+   * a hash of it need be kept. '' for a retry's own nonce.
+   */
+  readonly mac: string;
   /** The nonce of a retry: a retry naming it is answered "outcome not kept". */
   readonly retry?: boolean;
 }
