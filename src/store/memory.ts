@@ -3,30 +3,33 @@
  * no database is configured; sessions live as long as the process and are not shared.
  */
 import { ApiError } from '../core/errors.ts';
+import { OutcomeRing } from './outcome-ring.ts';
 import type { AccountRecord, CallClaim, CallRecord, KeptOutcome, PasswordHash, SessionRecord, Store, ThrottleState } from './types.ts';
 
 /**
- * A claimed call's nonce, one object with a fixed shape (many live at once): `outcome` undefined
- * while it runs, null when its answer is not kept.
+ * A claimed call's nonce, one object with a fixed shape (many live at once). Its answer, once
+ * kept, is in the ring at `start`; the MAC moves there with it.
  */
 class ClaimedNonce {
-  outcome: KeptOutcome | null | undefined = undefined;
-  /** What the kept outcome is counted as, while it is kept. */
-  bytes = 0;
+  state: 'running' | 'done' | 'unkept';
+  status = 0;
+  start = 0;
+  length = 0;
+  location: string | undefined = undefined;
+  retryAfter: number | undefined = undefined;
   constructor(
     readonly expires: number,
-    readonly mac: string,
-    readonly retry: boolean,
-  ) {}
+    public mac: string,
+    retry: boolean,
+  ) {
+    this.state = retry ? 'unkept' : 'running';
+  }
 }
 
 export interface MemoryStoreOptions {
-  /** Most bytes of kept outcomes held at once; past it the oldest are dropped (32 MiB by default). */
+  /** Bytes of the arena kept outcomes are held in; past it the oldest are dropped (32 MiB by default). */
   outcomeMemory?: number;
 }
-
-/** Bytes an outcome is counted as: its strings (UTF-16 in memory) and the record around them. */
-const outcomeBytes = (o: KeptOutcome) => 2 * (o.body.length + (o.location?.length ?? 0)) + 96;
 
 /** Stored copies, so a caller that mutates what it was given cannot change the store behind its back. */
 function copySession(s: SessionRecord): SessionRecord {
@@ -41,25 +44,18 @@ export class MemoryStore implements Store {
   #sessions = new Map<string, SessionRecord>();
   /** A plain nonce is its expiry alone; a claimed call's carries what its retries need. */
   #nonces = new Map<string, number | ClaimedNonce>();
-  /**
-   * Keys of kept outcomes, oldest first, from `#keptHead` on (a queue without shifting); a key
-   * whose outcome is gone meanwhile is skipped when reached.
-   */
-  #kept: string[] = [];
-  #keptHead = 0;
-  #keptBytes = 0;
-  readonly #outcomeMemory: number;
+  readonly #outcomes: OutcomeRing;
   /** Failure times per throttle key, oldest first, each with the time it leaves the window. */
   #failures = new Map<string, { id: string; at: number; until: number }[]>();
   #failureIds = 0;
 
   constructor(options: MemoryStoreOptions = {}) {
-    this.#outcomeMemory = options.outcomeMemory ?? 32 * 1024 * 1024;
+    this.#outcomes = new OutcomeRing(options.outcomeMemory ?? 32 * 1024 * 1024);
   }
 
-  /** Bytes of kept outcomes held now (for tests and the operator). */
+  /** Bytes of the kept outcomes' arena in use (for tests and the operator). */
   get keptOutcomeBytes(): number {
-    return this.#keptBytes;
+    return this.#outcomes.used;
   }
 
   async init(): Promise<void> {}
@@ -132,8 +128,6 @@ export class MemoryStore implements Store {
     const key = `${sessionId}\n${nonce}`;
     const seen = this.#nonces.get(key);
     if (seen !== undefined && expiryOf(seen) > now) return false;
-    if (seen !== undefined) this.#forget(seen);
-    // Outcomes are immutable values: kept as given, not copied.
     this.#nonces.set(key, claim === undefined ? expires : new ClaimedNonce(expires, claim.mac, claim.retry === true));
     return true;
   }
@@ -141,48 +135,31 @@ export class MemoryStore implements Store {
   async findCall(sessionId: string, nonce: string, now: number): Promise<CallRecord | null> {
     const seen = this.#nonces.get(`${sessionId}\n${nonce}`);
     if (seen === undefined || expiryOf(seen) <= now) return null;
-    if (typeof seen === 'number' || seen.retry || seen.outcome === null) return { state: 'unkept' };
-    if (seen.outcome === undefined) return { state: 'running', claim: { mac: seen.mac } };
-    return { state: 'done', claim: { mac: seen.mac }, outcome: seen.outcome };
+    if (typeof seen === 'number' || seen.state === 'unkept') return { state: 'unkept' };
+    if (seen.state === 'running') return { state: 'running', claim: { mac: seen.mac } };
+    // Overwritten by newer outcomes: dropped for room.
+    if (!this.#outcomes.intact(seen.start)) return { state: 'unkept' };
+    const outcome: { status: number; body: string; location?: string; retryAfter?: number } = { status: seen.status, body: this.#outcomes.body(seen.start, seen.length) };
+    if (seen.location !== undefined) outcome.location = seen.location;
+    if (seen.retryAfter !== undefined) outcome.retryAfter = seen.retryAfter;
+    return { state: 'done', claim: { mac: this.#outcomes.mac(seen.start) }, outcome };
   }
 
   async keepOutcome(sessionId: string, nonce: string, outcome: KeptOutcome | null): Promise<void> {
-    const key = `${sessionId}\n${nonce}`;
-    const seen = this.#nonces.get(key);
-    if (seen === undefined || typeof seen === 'number' || seen.outcome !== undefined) return;
-    const bytes = outcome === null ? 0 : outcomeBytes(outcome);
-    if (outcome === null || bytes > this.#outcomeMemory) {
-      seen.outcome = null;
+    const seen = this.#nonces.get(`${sessionId}\n${nonce}`);
+    if (seen === undefined || typeof seen === 'number' || seen.state !== 'running') return;
+    const placed = outcome === null ? null : this.#outcomes.put(seen.mac, outcome.body);
+    seen.mac = '';
+    if (outcome === null || placed === null) {
+      seen.state = 'unkept';
       return;
     }
-    seen.outcome = outcome;
-    seen.bytes = bytes;
-    this.#kept.push(key);
-    this.#keptBytes += bytes;
-    // Past the bound the oldest outcomes go first: their retries get "outcome not kept".
-    while (this.#keptBytes > this.#outcomeMemory && this.#keptHead < this.#kept.length) {
-      const oldest = this.#nonces.get(this.#kept[this.#keptHead++]!);
-      if (oldest !== undefined && typeof oldest !== 'number' && oldest.bytes !== 0) {
-        this.#forget(oldest);
-        oldest.outcome = null;
-      }
-    }
-    this.#compactKept();
-  }
-
-  /** Stops counting a record's kept outcome (its key leaves the queue when reached). */
-  #forget(entry: number | ClaimedNonce): void {
-    if (typeof entry === 'number' || entry.bytes === 0) return;
-    this.#keptBytes -= entry.bytes;
-    entry.bytes = 0;
-  }
-
-  /** Drops the queue's consumed head once it is most of the array. */
-  #compactKept(): void {
-    if (this.#keptHead > 1024 && this.#keptHead * 2 > this.#kept.length) {
-      this.#kept = this.#kept.slice(this.#keptHead);
-      this.#keptHead = 0;
-    }
+    seen.state = 'done';
+    seen.status = outcome.status;
+    seen.start = placed.start;
+    seen.length = placed.length;
+    seen.location = outcome.location;
+    seen.retryAfter = outcome.retryAfter;
   }
 
   async getFailures(key: string, now: number, window: number): Promise<ThrottleState> {
@@ -210,17 +187,7 @@ export class MemoryStore implements Store {
 
   async sweep(now: number): Promise<void> {
     for (const [id, s] of this.#sessions) if (s.expires <= now) this.#sessions.delete(id);
-    for (const [key, entry] of this.#nonces) {
-      if (expiryOf(entry) > now) continue;
-      this.#nonces.delete(key);
-      this.#forget(entry);
-    }
-    // Keys whose records are gone or no longer kept leave the queue.
-    this.#kept = this.#kept.slice(this.#keptHead).filter((key) => {
-      const entry = this.#nonces.get(key);
-      return entry !== undefined && typeof entry !== 'number' && entry.bytes !== 0;
-    });
-    this.#keptHead = 0;
+    for (const [key, entry] of this.#nonces) if (expiryOf(entry) <= now) this.#nonces.delete(key);
     for (const [key, list] of this.#failures) {
       const live = list.filter((f) => f.until > now);
       if (live.length === 0) this.#failures.delete(key);
