@@ -50,6 +50,8 @@ interface Row {
   /** Calls per HTTP request (10 for the batch). */
   entries?: number;
   signed?: boolean;
+  /** One of a pair compared with each other: run again in reverse order at the end of each round (ABBA), so drift cancels. */
+  pair?: boolean;
 }
 
 function pinned(core: string, command: string, args: string[]): [string, string[]] {
@@ -178,8 +180,8 @@ async function throughput(): Promise<{ rows: Row[]; results: Map<string, Measure
     { name: 'simpleapi echo, JSON-RPC', server: 'simpleapi', body: RPC_BODY },
     { name: 'simpleapi echo, JSON-RPC batch of 10 (per entry)', server: 'simpleapi', body: BATCH_BODY, entries: 10 },
     { name: 'simpleapi v2-signed session call, embedded store', server: 'simpleapi', body: SIGNED_BODY, signed: true },
-    { name: 'simpleapi v2-signed session call, embedded store, outcomes kept for retries (own server)', server: 'keep', body: SIGNED_BODY, signed: true },
-    { name: 'simpleapi v2-signed session call, embedded store, outcomes not kept (own server, --no-keep-outcomes)', server: 'nokeep', body: SIGNED_BODY, signed: true },
+    { name: 'simpleapi v2-signed session call, embedded store, outcomes kept for retries (own server)', server: 'keep', body: SIGNED_BODY, signed: true, pair: true },
+    { name: 'simpleapi v2-signed session call, embedded store, outcomes not kept (own server, --no-keep-outcomes)', server: 'nokeep', body: SIGNED_BODY, signed: true, pair: true },
   ];
   if (MONGODB_URL !== '') rows.push({ name: 'simpleapi v2-signed session call, MongoDB (FerretDB)', server: 'mongo', body: SIGNED_BODY, signed: true });
   else notes.push('MongoDB row left out: MONGODB_URL is not set.');
@@ -197,7 +199,7 @@ async function throughput(): Promise<{ rows: Row[]; results: Map<string, Measure
   try {
     for (let round = 1; round <= ROUNDS; round++) {
       process.stderr.write(`round ${round}/${ROUNDS}:`);
-      for (const row of rows) {
+      for (const row of [...rows, ...rows.filter((r) => r.pair === true).reverse()]) {
         const server = running.get(row.server)!;
         const signed = row.signed ? sessions.get(row.server) : undefined;
         const core = row.server === 'workers' ? '' : '1';
@@ -317,7 +319,7 @@ async function main(): Promise<void> {
     `## simpleapi bench, ${started.toISOString().slice(0, 16).replace('T', ' ')} UTC`,
     '',
     `Command: \`npm run bench\` (BENCH_ROUNDS=${ROUNDS}, BENCH_SECONDS=${SECONDS}${MONGODB_URL ? ', MONGODB_URL set' : ''}${MYSQL_URL ? ', MYSQL_URL set' : ''}); ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}); Node ${process.version}.`,
-    `Servers pinned to core 0, autocannon (${CONNECTIONS} connections) to core 1; --workers=2 and its load share both cores. Medians of ${ROUNDS} interleaved rounds; CPU is the server's user+system time per request (per entry for the batch).`,
+    `Servers pinned to core 0, autocannon (${CONNECTIONS} connections) to core 1; --workers=2 and its load share both cores. Medians of ${ROUNDS} interleaved rounds; CPU is the server's user+system time per request (per entry for the batch). The two "own server" rows run twice a round, A B ... B A, and are compared with each other.`,
     '',
     ...lines,
     '',
@@ -341,7 +343,7 @@ async function main(): Promise<void> {
   writeFileSync(join(ROOT, `bench/results/${stamp}.md`), report);
   appendFileSync(
     join(ROOT, 'bench/results/history.tsv'),
-    `${started.toISOString()}\traw=${fmt(raw)}\tjayson=${fmt(jayson)}\tjson-rpc-2.0=${fmt(jsonrpc2)}\tsimple=${fmt(simpleCpu)}\trpc=${fmt(rpcCpu)}\tsigned=${fmt(signedCpu)}\tus/req\tstartup1000=${fmt(startupMs[1]! / 1000, 2)}s\tsession=${fmt(memory.bytesPerSession, 0)}B\n`,
+    `${started.toISOString()}\traw=${fmt(raw)}\tjayson=${fmt(jayson)}\tjson-rpc-2.0=${fmt(jsonrpc2)}\tsimple=${fmt(simpleCpu)}\trpc=${fmt(rpcCpu)}\tsigned=${fmt(signedCpu)}\tsigned-kept=${fmt(keptCpu)}\tsigned-unkept=${fmt(unkeptCpu)}\tus/req\tstartup1000=${fmt(startupMs[1]! / 1000, 2)}s\tsession=${fmt(memory.bytesPerSession, 0)}B\n`,
   );
 }
 
