@@ -34,7 +34,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'hmac.window', flag: 'hmac-window', schema: seconds(1), default: 300, description: 'v2: seconds a timestamp may differ from the server clock' },
   { key: 'retries.keep', flag: 'keep-outcomes', schema: { type: 'boolean' }, default: true, description: "v2: keep each signed call's answer for the signing window, so a retry (x-retry-of) gets it without the method running again" },
   { key: 'retries.maxOutcome', flag: 'outcome-limit', schema: { type: 'integer', minimum: 0, maximum: 8388608 }, default: 65536, description: 'Largest answer in bytes kept for retries; a retry of a larger one is Conflict "outcome not kept"' },
-  { key: 'retries.memory', flag: 'outcome-memory', schema: { type: 'integer', minimum: 0, maximum: 17179869184 }, default: 33554432, description: 'Embedded store: most bytes of kept answers held at once; past it the oldest are dropped' },
+  { key: 'retries.memory', flag: 'outcome-memory', schema: { type: 'integer', minimum: 0, maximum: 2147483648 }, default: 33554432, description: 'Embedded store: most bytes of kept answers held at once; past it the oldest are dropped' },
   { key: 'session.ttl', flag: 'session-ttl', schema: seconds(1), default: 86400, description: 'Seconds a session lives after its last signed use' },
   { key: 'session.touchFraction', flag: 'session-touch-fraction', schema: { type: 'number', minimum: 0, maximum: 1 }, default: 0.01, description: 'Skip a session write when it would move expiry by less than this fraction of the TTL' },
   { key: 'login.maxFailures', flag: 'login-max-failures', schema: { type: 'integer', minimum: 1 }, default: 5, description: 'Failed logins per user_id within the window before TooManyRequests' },

@@ -1,6 +1,7 @@
 /**
  * The MongoDB store (official driver): what lets many instances serve the same users. A signed
- * call costs two round trips on the hot path: the session read and the nonce insert; the
+ * call costs two round trips before its answer: the session read and the nonce insert (which
+ * also says the call is running, for §6 retries); its outcome is written after the answer. The
  * sliding-expiry write is skipped unless it would move expiry by `session.touchFraction`.
  */
 import { Binary, MongoClient, MongoServerError, ObjectId, type Collection, type Db } from 'mongodb';

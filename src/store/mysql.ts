@@ -1,8 +1,9 @@
 /**
  * The MySQL / MariaDB store (mysql2's promise pool): the second shared database many instances
- * can serve the same users on. A signed call costs two queries on the hot path, as on MongoDB:
- * the session read and the nonce insert (the sliding-expiry write is skipped unless it would move
- * expiry by `session.touchFraction`).
+ * can serve the same users on. A signed call costs two queries before its answer, as on MongoDB:
+ * the session read and the nonce insert (which also says the call is running, for §6 retries);
+ * its outcome is written after the answer (the sliding-expiry write is skipped unless it would
+ * move expiry by `session.touchFraction`).
  *
  * There are no TTL indexes in SQL: expiry columns are indexed, every read checks them, and
  * `sweep` deletes what has expired. Conditional writes are single statements, which InnoDB makes
