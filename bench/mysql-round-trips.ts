@@ -1,5 +1,7 @@
 // Database round trips per v2-signed session call on MySQL/MariaDB: an in-process server on a
-// MySqlStore whose query counter is read before and after CALLS signed calls. Needs MYSQL_URL.
+// MySqlStore whose query counter is read before and after CALLS signed calls. The outcome kept for
+// retries (§6) is written after the answer: counted apart, so the figure before the answer shows.
+// Needs MYSQL_URL.
 import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
 import { loadConfig } from '../src/config.ts';
@@ -15,6 +17,12 @@ base.pathname = `/${db}`;
 const log = createLogger({ level: 'silent' });
 const store = await MySqlStore.connect(base.toString(), { dbName: db, connectTimeout: 10, nonceTtl: 601, log });
 await store.init();
+let outcomeWrites = 0;
+const keepOutcome = store.keepOutcome.bind(store);
+store.keepOutcome = (...args) => {
+  outcomeWrites++;
+  return keepOutcome(...args);
+};
 const config = loadConfig({ argvOptions: { port: 0, methodsDir: resolve(import.meta.dirname, 'methods'), logLevel: 'silent' }, cwd: resolve(import.meta.dirname, '..'), env: {} });
 const server = await startServer({ config, store, log });
 try {
@@ -31,9 +39,13 @@ try {
     await res.arrayBuffer();
   };
   await call(); // the first may touch the session's expiry
+  await new Promise((r) => setTimeout(r, 100));
   const before = store.queries;
+  const writesBefore = outcomeWrites;
   for (let i = 0; i < CALLS; i++) await call();
-  process.stdout.write(JSON.stringify({ perCall: (store.queries - before) / CALLS }));
+  await new Promise((r) => setTimeout(r, 200)); // the last outcome is written just after its answer
+  const total = store.queries - before;
+  process.stdout.write(JSON.stringify({ perCall: total / CALLS, beforeAnswer: (total - (outcomeWrites - writesBefore)) / CALLS }));
 } finally {
   await server.close();
   await store.sql.query(`DROP DATABASE IF EXISTS \`${db}\``);

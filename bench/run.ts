@@ -60,6 +60,8 @@ interface Row {
   /** Calls per HTTP request (10 for the batch). */
   entries?: number;
   signed?: boolean;
+  /** One of a pair compared with each other: run again in reverse order at the end of each round (ABBA), so drift cancels. */
+  pair?: boolean;
 }
 
 function pinned(core: string, command: string, args: string[]): [string, string[]] {
@@ -166,6 +168,10 @@ async function throughput(): Promise<{ rows: Row[]; results: Map<string, Measure
     jsonrpc2: { args: [join(ROOT, 'bench/servers/json-rpc-2.0.mjs')], core: '0' },
     simpleapi: { args: simpleapi([]), core: '0' },
     metrics: { args: simpleapi(['--metrics']), core: '0' },
+    // §6 retries' cost: two servers alike but for keeping outcomes, each serving one signed row
+    // only, so neither carries the other rows' heap or JIT history.
+    keep: { args: simpleapi([]), core: '0' },
+    nokeep: { args: simpleapi(['--no-keep-outcomes']), core: '0' },
   };
   if (BASELINE !== '') {
     // Another checkout of simpleapi (an older commit) beside this one, for "no regression" in one run.
@@ -194,6 +200,8 @@ async function throughput(): Promise<{ rows: Row[]; results: Map<string, Measure
     // The same two calls with --metrics, interleaved with the rows above in every round.
     { name: 'simpleapi echo, JSON-RPC, --metrics', server: 'metrics', body: RPC_BODY },
     { name: 'simpleapi v2-signed session call, embedded store, --metrics', server: 'metrics', body: SIGNED_BODY, signed: true },
+    { name: 'simpleapi v2-signed session call, embedded store, outcomes kept for retries (own server)', server: 'keep', body: SIGNED_BODY, signed: true, pair: true },
+    { name: 'simpleapi v2-signed session call, embedded store, outcomes not kept (own server, --no-keep-outcomes)', server: 'nokeep', body: SIGNED_BODY, signed: true, pair: true },
   ];
   if (BASELINE !== '') {
     rows.push(
@@ -224,7 +232,7 @@ async function throughput(): Promise<{ rows: Row[]; results: Map<string, Measure
   try {
     for (let round = 1; round <= ROUNDS; round++) {
       process.stderr.write(`round ${round}/${ROUNDS}:`);
-      for (const row of rows) {
+      for (const row of [...rows, ...rows.filter((r) => r.pair === true).reverse()]) {
         const server = running.get(row.server)!;
         const signed = row.signed ? sessions.get(row.server) : undefined;
         const core = row.server === 'workers' ? '' : '1';
@@ -275,10 +283,10 @@ function dispatchScale(): Promise<{ small: number; large: number }> {
 }
 
 /** Database queries per v2-signed call on MariaDB, counted by the store in-process. */
-function mysqlRoundTrips(): { perCall: number } | null {
+function mysqlRoundTrips(): { perCall: number; beforeAnswer: number } | null {
   if (MYSQL_URL === '') return null;
   const out = execFileSync(process.execPath, [join(ROOT, 'bin/run-ts.js'), join(ROOT, 'bench/mysql-round-trips.ts')], { cwd: ROOT }).toString();
-  return JSON.parse(out) as { perCall: number };
+  return JSON.parse(out) as { perCall: number; beforeAnswer: number };
 }
 
 async function dropMySqlBenchDb(): Promise<void> {
@@ -328,6 +336,8 @@ async function main(): Promise<void> {
   const simpleCpu = cpuOf('simpleapi echo, simple envelope');
   const rpcCpu = cpuOf('simpleapi echo, JSON-RPC');
   const signedCpu = cpuOf('simpleapi v2-signed session call, embedded store');
+  const keptCpu = cpuOf('simpleapi v2-signed session call, embedded store, outcomes kept for retries (own server)');
+  const unkeptCpu = cpuOf('simpleapi v2-signed session call, embedded store, outcomes not kept (own server, --no-keep-outcomes)');
   targets.push(['echo, simple envelope: CPU/req <= jayson and <= json-rpc-2.0', simpleCpu <= jayson && simpleCpu <= jsonrpc2, `${fmt(simpleCpu)} vs ${fmt(jayson)} / ${fmt(jsonrpc2)} us`]);
   targets.push(['echo, JSON-RPC: CPU/req <= jayson and <= json-rpc-2.0', rpcCpu <= jayson && rpcCpu <= jsonrpc2, `${fmt(rpcCpu)} vs ${fmt(jayson)} / ${fmt(jsonrpc2)} us`]);
   targets.push(['v2-signed session call (embedded): CPU/req <= 1.33x jayson', signedCpu <= 1.33 * jayson, `${fmt(signedCpu / jayson, 2)}x`]);
@@ -335,16 +345,19 @@ async function main(): Promise<void> {
   const metricsSigned = cpuOf('simpleapi v2-signed session call, embedded store, --metrics') / signedCpu;
   targets.push(['--metrics on: CPU/req <= 1.05x off (echo, JSON-RPC)', metricsRpc <= 1.05, `${fmt(metricsRpc, 3)}x`]);
   targets.push(['--metrics on: CPU/req <= 1.05x off (v2-signed, embedded)', metricsSigned <= 1.05, `${fmt(metricsSigned, 3)}x`]);
+  targets.push(['v2-signed call with outcomes kept for retries: CPU/req within 10% of not kept', keptCpu <= unkeptCpu * 1.1, `${fmt(keptCpu)} vs ${fmt(unkeptCpu)} us (${fmt(keptCpu / unkeptCpu, 3)}x)`]);
   targets.push(['start-up with 1,000 method files < 3 s', startupMs[1]! < 3000, `${fmt(startupMs[1]! / 1000, 2)} s`]);
   targets.push(['dispatch with 10,000 methods within 10% of 10', scale.large <= scale.small * 1.1, `${fmt(scale.small, 0)} ns vs ${fmt(scale.large, 0)} ns`]);
-  if (roundTrips !== null) targets.push(['MariaDB: database round trips per v2-signed session call <= 2', roundTrips.perCall <= 2, `${fmt(roundTrips.perCall, 2)}`]);
+  if (roundTrips !== null) {
+    targets.push(['MariaDB: database round trips per v2-signed session call before the answer <= 2', roundTrips.beforeAnswer <= 2, `${fmt(roundTrips.beforeAnswer, 2)} (and ${fmt(roundTrips.perCall - roundTrips.beforeAnswer, 2)} after it: the kept outcome)`]);
+  }
   targets.push(['embedded store: < 1.5 KB resident per idle session at 100,000', memory.bytesPerSession < 1536, `${fmt(memory.bytesPerSession, 0)} B`]);
 
   const report = [
     `## simpleapi bench, ${started.toISOString().slice(0, 16).replace('T', ' ')} UTC`,
     '',
     `Command: \`npm run bench\` (BENCH_ROUNDS=${ROUNDS}, BENCH_SECONDS=${SECONDS}${MONGODB_URL ? ', MONGODB_URL set' : ''}${MYSQL_URL ? ', MYSQL_URL set' : ''}); ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}); Node ${process.version}.`,
-    `Servers pinned to core 0, autocannon (${CONNECTIONS} connections) to core 1; --workers=2 and its load share both cores. Medians of ${ROUNDS} interleaved rounds; CPU is the server's user+system time per request (per entry for the batch).`,
+    `Servers pinned to core 0, autocannon (${CONNECTIONS} connections) to core 1; --workers=2 and its load share both cores. Medians of ${ROUNDS} interleaved rounds; CPU is the server's user+system time per request (per entry for the batch). The two "own server" rows run twice a round, A B ... B A, and are compared with each other.`,
     '',
     ...lines,
     '',
@@ -354,7 +367,7 @@ async function main(): Promise<void> {
     `| one dispatch, 10 methods registered | ${fmt(scale.small, 0)} ns |`,
     `| one dispatch, 10,000 methods registered | ${fmt(scale.large, 0)} ns |`,
     `| embedded store, 100,000 idle sessions | ${fmt(memory.bytesPerSession, 0)} B resident per session |`,
-    ...(roundTrips === null ? [] : [`| MariaDB, v2-signed session call | ${fmt(roundTrips.perCall, 2)} database round trips per call |`]),
+    ...(roundTrips === null ? [] : [`| MariaDB, v2-signed session call | ${fmt(roundTrips.beforeAnswer, 2)} database round trips before the answer, ${fmt(roundTrips.perCall, 2)} in all (the outcome kept for retries is written after the answer) |`]),
     '',
     '| target | met | measured |',
     '|---|---|---|',
@@ -368,7 +381,7 @@ async function main(): Promise<void> {
   writeFileSync(join(ROOT, `bench/results/${stamp}.md`), report);
   appendFileSync(
     join(ROOT, 'bench/results/history.tsv'),
-    `${started.toISOString()}\traw=${fmt(raw)}\tjayson=${fmt(jayson)}\tjson-rpc-2.0=${fmt(jsonrpc2)}\tsimple=${fmt(simpleCpu)}\trpc=${fmt(rpcCpu)}\tsigned=${fmt(signedCpu)}\tmetrics-rpc=${fmt(metricsRpc, 3)}x\tmetrics-signed=${fmt(metricsSigned, 3)}x\tus/req\tstartup1000=${fmt(startupMs[1]! / 1000, 2)}s\tsession=${fmt(memory.bytesPerSession, 0)}B\n`,
+    `${started.toISOString()}\traw=${fmt(raw)}\tjayson=${fmt(jayson)}\tjson-rpc-2.0=${fmt(jsonrpc2)}\tsimple=${fmt(simpleCpu)}\trpc=${fmt(rpcCpu)}\tsigned=${fmt(signedCpu)}\tmetrics-rpc=${fmt(metricsRpc, 3)}x\tmetrics-signed=${fmt(metricsSigned, 3)}x\tsigned-kept=${fmt(keptCpu)}\tsigned-unkept=${fmt(unkeptCpu)}\tus/req\tstartup1000=${fmt(startupMs[1]! / 1000, 2)}s\tsession=${fmt(memory.bytesPerSession, 0)}B\n`,
   );
 }
 

@@ -85,7 +85,8 @@ export async function assembleCore(deps: CoreDeps): Promise<Core> {
     dispatcher,
     jobs,
     settings: {
-      auth: { scheme: config.hmac.scheme, window: config.hmac.window, sessionTtl: config.session.ttl, touchFraction: config.session.touchFraction },
+      auth: { scheme: config.hmac.scheme, window: config.hmac.window, sessionTtl: config.session.ttl, touchFraction: config.session.touchFraction, keepOutcomes: config.retries.keep && config.hmac.scheme === 'v2' },
+      maxOutcome: config.retries.maxOutcome,
       maxDepth: config.json.maxDepth,
       batchLimit: config.batchLimit,
       bodyLimit: config.bodyLimit,

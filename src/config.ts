@@ -33,6 +33,9 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'db.connectTimeout', flag: 'db-connect-timeout', schema: seconds(0), default: 10, description: 'Seconds to wait for the database at start-up (0: wait forever)' },
   { key: 'hmac.scheme', flag: 'hmac-scheme', schema: { enum: ['v1', 'v2'] }, default: 'v2', description: 'Request signing scheme (docs/protocol.md §6); v1 only for old clients' },
   { key: 'hmac.window', flag: 'hmac-window', schema: seconds(1), default: 300, description: 'v2: seconds a timestamp may differ from the server clock' },
+  { key: 'retries.keep', flag: 'keep-outcomes', schema: { type: 'boolean' }, default: true, description: "v2: keep each signed call's answer for the signing window, so a retry (x-retry-of) gets it without the method running again" },
+  { key: 'retries.maxOutcome', flag: 'outcome-limit', schema: { type: 'integer', minimum: 0, maximum: 8388608 }, default: 65536, description: 'Largest answer in bytes kept for retries; a retry of a larger one is Conflict "outcome not kept"' },
+  { key: 'retries.memory', flag: 'outcome-memory', schema: { type: 'integer', minimum: 0, maximum: 2147483648 }, default: 33554432, description: 'Embedded store: most bytes of kept answers held at once; past it the oldest are dropped' },
   { key: 'session.ttl', flag: 'session-ttl', schema: seconds(1), default: 86400, description: 'Seconds a session lives after its last signed use' },
   { key: 'session.touchFraction', flag: 'session-touch-fraction', schema: { type: 'number', minimum: 0, maximum: 1 }, default: 0.01, description: 'Skip a session write when it would move expiry by less than this fraction of the TTL' },
   { key: 'session.maxState', flag: 'session-max-state', schema: { type: 'integer', minimum: 2, maximum: 16777216 }, default: 65536, description: 'Largest session state in bytes of JSON; a saveState() past it fails with PayloadTooLarge' },
@@ -102,6 +105,7 @@ export interface Config {
   methodsDir: string;
   db: { url: string; name: string; connectTimeout: number };
   hmac: { scheme: 'v1' | 'v2'; window: number };
+  retries: { keep: boolean; maxOutcome: number; memory: number };
   session: { ttl: number; touchFraction: number; maxState: number; maxPerUser: number };
   login: { maxFailures: number; maxFailuresPerIp: number; maxFailuresPerUser: number; window: number };
   rateLimit: { address: number; user: number; window: number };

@@ -176,6 +176,68 @@ export function storeContract(name: string, open: () => Promise<Store>, close: (
       });
     });
 
+    describe('kept outcomes (retries)', () => {
+      const claim = (mac = 'a'.repeat(64)) => ({ mac });
+
+      it('a claimed nonce is running, then done with the outcome exactly as kept', async () => {
+        const s = uuidv4();
+        expect(await store.findCall(s, 'nonce-claimed-call', now)).toBeNull();
+        expect(await store.rememberNonce(s, 'nonce-claimed-call', now + 600, now, claim())).toBe(true);
+        expect(await store.findCall(s, 'nonce-claimed-call', now)).toEqual({ state: 'running', claim: claim() });
+        const outcome = { status: 202, location: '/jobs/abc', retryAfter: 7, body: '{"job_id":"abc","text":"h\u00e9llo \ud83d\ude00"}' };
+        await store.keepOutcome(s, 'nonce-claimed-call', outcome);
+        expect(await store.findCall(s, 'nonce-claimed-call', now)).toEqual({ state: 'done', claim: claim(), outcome });
+        // The claim did not make the nonce reusable.
+        expect(await store.rememberNonce(s, 'nonce-claimed-call', now + 600, now, claim())).toBe(false);
+        // Another session's nonce of the same text is another record.
+        expect(await store.findCall(uuidv4(), 'nonce-claimed-call', now)).toBeNull();
+      });
+
+      it('an outcome without location, retry-after or body comes back without them', async () => {
+        const s = uuidv4();
+        await store.rememberNonce(s, 'nonce-no-content-x', now + 600, now, claim());
+        await store.keepOutcome(s, 'nonce-no-content-x', { status: 204, body: '' });
+        expect(await store.findCall(s, 'nonce-no-content-x', now)).toEqual({ state: 'done', claim: claim(), outcome: { status: 204, body: '' } });
+      });
+
+      it('unkept: an outcome kept as null, a retry\'s own nonce, a plain nonce', async () => {
+        const s = uuidv4();
+        await store.rememberNonce(s, 'nonce-too-large-xx', now + 600, now, claim());
+        await store.keepOutcome(s, 'nonce-too-large-xx', null);
+        expect(await store.findCall(s, 'nonce-too-large-xx', now)).toEqual({ state: 'unkept' });
+        await store.rememberNonce(s, 'nonce-of-a-retry-x', now + 600, now, { mac: '', retry: true });
+        expect(await store.findCall(s, 'nonce-of-a-retry-x', now)).toEqual({ state: 'unkept' });
+        await store.rememberNonce(s, 'nonce-plain-get-xx', now + 600, now);
+        expect(await store.findCall(s, 'nonce-plain-get-xx', now)).toEqual({ state: 'unkept' });
+        // An outcome for a plain nonce is not taken either.
+        await store.keepOutcome(s, 'nonce-plain-get-xx', { status: 200, body: '1' });
+        expect(await store.findCall(s, 'nonce-plain-get-xx', now)).toEqual({ state: 'unkept' });
+      });
+
+      it('the first outcome stays: a second keepOutcome changes nothing', async () => {
+        const s = uuidv4();
+        await store.rememberNonce(s, 'nonce-kept-twice-x', now + 600, now, claim());
+        await store.keepOutcome(s, 'nonce-kept-twice-x', { status: 200, body: '"first"' });
+        await store.keepOutcome(s, 'nonce-kept-twice-x', { status: 500, body: '"second"' });
+        expect(await store.findCall(s, 'nonce-kept-twice-x', now)).toMatchObject({ state: 'done', outcome: { status: 200, body: '"first"' } });
+      });
+
+      it('a record lives as long as its nonce: expired, it is gone, and a revival starts afresh', async () => {
+        const s = uuidv4();
+        await store.rememberNonce(s, 'nonce-kept-expires', now + 5, now, claim('0'.repeat(64)));
+        await store.keepOutcome(s, 'nonce-kept-expires', { status: 200, body: '"old"' });
+        expect(await store.findCall(s, 'nonce-kept-expires', now + 4000)).toBeNull();
+        expect(await store.rememberNonce(s, 'nonce-kept-expires', now + 5000, now + 4000, claim('1'.repeat(64)))).toBe(true);
+        expect(await store.findCall(s, 'nonce-kept-expires', now + 4000)).toEqual({ state: 'running', claim: claim('1'.repeat(64)) });
+      });
+
+      it('concurrent claims of one nonce with claims: exactly one wins', async () => {
+        const s = uuidv4();
+        const results = await Promise.all([1, 2, 3, 4].map(() => store.rememberNonce(s, 'nonce-claim-racing', now + 600, now, claim())));
+        expect(results.filter(Boolean)).toHaveLength(1);
+      });
+    });
+
     describe('login throttling', () => {
       // `now` is a multiple of 60, so the window [now, now + 60) is the one these counts fall in.
       it('counts failures per key in fixed windows; resetAt is when the window ends', async () => {

@@ -78,6 +78,8 @@ export async function callCommand(positional: string[], flags: Record<string, st
     // A background method is waited for, with its progress on stderr (stdout keeps only the result).
     const result = await client.call(method, params, {
       wait: true,
+      // §6 retries: the answer is the kept outcome of an earlier attempt, the method ran once.
+      onAnswer: (a) => void (a.retried && process.stderr.write(`simpleapi: answered from the first attempt (retried, ${a.attempts} attempts; the method ran once)\n`)),
       onProgress: (job) => {
         const percent = job.progress === null ? '' : ` ${Math.round(job.progress.fraction * 100)}%`;
         process.stderr.write(`job ${job.job_id}: ${job.state}${percent}${job.progress?.note ? ` ${job.progress.note}` : ''}\n`);

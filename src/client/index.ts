@@ -7,7 +7,7 @@
  * await api.login('alice@example.com', 'correct horse');
  * const sum = await api.call('math.sum', [1, 2, 3]);
  */
-import { HmacKey, newNonce, sameHex, v1Key, v2Key, v2RequestBytes, v2ResponseBytes } from './signing.ts';
+import { HmacKey, newNonce, sameHex, v1Key, v2Key, v2RequestBytes, v2ResponseBytes, v2RetryBytes } from './signing.ts';
 
 export interface SessionGrant {
   user_id: string;
@@ -32,6 +32,29 @@ export interface ClientOptions {
   fetch?: typeof fetch;
   /** The local clock in milliseconds; `Date.now` by default. */
   clock?: () => number;
+  /**
+   * How many times a signed call (v2) is sent again after a network error or an unsigned 502,
+   * 503 or 504; 2 by default, 0 turns retrying off. A POST is retried as PROTOCOL.md §6 "v2
+   * retries" says (`x-retry-of` naming the first attempt), so the method runs at most once; a
+   * GET is simply signed anew. Unsigned calls (no session) are never retried.
+   */
+  retries?: number;
+  /** Milliseconds before the first retry, doubled for each further one up to 5 s (with jitter); 250 by default. */
+  retryDelayMs?: number;
+  /** Milliseconds one attempt may take before it counts as lost (and is retried); no limit by default. */
+  attemptTimeoutMs?: number;
+}
+
+/** How an answer came, for `CallOptions.onAnswer`. */
+export interface AnswerInfo {
+  status: number;
+  /** Requests sent for this answer: 1 unless it was retried. */
+  attempts: number;
+  /**
+   * The server answered from the kept outcome of an earlier attempt (`x-retried: 1`): the method
+   * ran once, for that attempt, and not again.
+   */
+  retried: boolean;
 }
 
 /** An error answer from the server, with its §4 code, type and details. */
@@ -63,7 +86,7 @@ export interface RawResponse {
   streamed?: boolean;
 }
 
-/** Receives a response that is not JSON (a raw method's event stream) chunk by chunk. */
+/** Receives a response that is not JSON (a streaming method's events) chunk by chunk. */
 export type StreamHandler = (chunks: AsyncIterable<Uint8Array>, response: { status: number; headers: { get(name: string): string | null } }) => Promise<void>;
 
 export interface BatchEntry {
@@ -92,10 +115,12 @@ export interface CallOptions {
   onProgress?: (status: JobStatus) => void;
   /** Longest wait in milliseconds; 10 minutes by default. */
   timeoutMs?: number;
+  /** Called once the call's answer arrived, with how it came (retried or not). */
+  onAnswer?: (info: AnswerInfo) => void;
   /**
-   * A response that is not JSON (a raw method's `text/event-stream`) is handed here as it
-   * arrives, and call resolves undefined. Raw methods answer unsigned: it is not verified.
-   * Without it, such a response is an InvalidResponse error.
+   * A response that is not JSON (a streaming method's `text/event-stream` or NDJSON) is handed
+   * here as it arrives, and call resolves undefined. A signed stream's MAC is an HTTP trailer,
+   * which fetch does not expose: streamed events are not verified.
    */
   onStream?: StreamHandler;
 }
@@ -171,7 +196,7 @@ export class SimpleApiClient<M extends MethodMap = AnyMethods> {
    */
   async call<K extends keyof M & string>(method: K, params?: M[K]['params'], options: CallOptions = {}): Promise<M[K]['result']> {
     const body = JSON.stringify({ method, parameters: params === undefined ? {} : params });
-    const { response, value } = await this.#send(body, false, undefined, options.onStream);
+    const { response, value } = await this.#send(body, undefined, options.onAnswer, options.onStream);
     if (response.streamed === true) return undefined as M[K]['result'];
     if (response.status === 202) {
       const handle: JobHandle = { job_id: (value as { job_id: string }).job_id, location: response.headers.get('location') ?? `/jobs/${(value as { job_id: string }).job_id}` };
@@ -184,7 +209,7 @@ export class SimpleApiClient<M extends MethodMap = AnyMethods> {
   /** The state of a background job (signed when this client has a session). */
   async job(handle: JobHandle | string): Promise<JobStatus> {
     const location = typeof handle === 'string' ? `/jobs/${handle}` : handle.location;
-    const { response, value } = await this.#send('', false, { method: 'GET', path: location });
+    const { response, value } = await this.#send('', { method: 'GET', path: location });
     if (response.status === 200 || response.status === 202) return value as JobStatus;
     throw errorFromSimple(value, response);
   }
@@ -208,9 +233,9 @@ export class SimpleApiClient<M extends MethodMap = AnyMethods> {
   }
 
   /** Calls several methods in one JSON-RPC batch; results come back in the order asked. */
-  async batch(entries: readonly BatchEntry[]): Promise<(BatchResult | undefined)[]> {
+  async batch(entries: readonly BatchEntry[], options: Pick<CallOptions, 'onAnswer'> = {}): Promise<(BatchResult | undefined)[]> {
     const requests = entries.map((e, i) => ({ jsonrpc: '2.0', method: e.method, params: e.params ?? {}, ...(e.notify ? {} : { id: i }) }));
-    const { response, value } = await this.#send(JSON.stringify(requests));
+    const { response, value } = await this.#send(JSON.stringify(requests), undefined, options.onAnswer);
     if (response.status === 204) return entries.map(() => undefined);
     if (!Array.isArray(value)) throw errorFromRpc(value, response);
     const byId = new Map<unknown, { id: unknown; result?: unknown; error?: unknown }>(value.map((r: { id: unknown }) => [r.id, r]));
@@ -236,53 +261,110 @@ export class SimpleApiClient<M extends MethodMap = AnyMethods> {
     return grant;
   }
 
-  async #send(body: string, retried = false, target?: { method: 'GET'; path: string }, onStream?: StreamHandler): Promise<{ response: RawResponse; value: unknown }> {
+  /**
+   * Sends a request, signed when there is a session, and checks the answer's signature. A signed
+   * v2 request is sent again after a network error or an unsigned 502/503/504 (and while the
+   * server says the first attempt still runs); a POST's retries name its first attempt (§6).
+   */
+  async #send(body: string, target?: { method: 'GET'; path: string }, onAnswer?: (info: AnswerInfo) => void, onStream?: StreamHandler): Promise<{ response: RawResponse; value: unknown }> {
     const bytes = encoder.encode(body);
     const session = this.#session;
     if (session === null) {
       const response = await this.#transport(bytes, {}, target, onStream);
+      onAnswer?.({ status: response.status, attempts: 1, retried: false });
       return { response, value: response.status === 204 || response.streamed === true ? undefined : parseJson(response.body) };
     }
-    const headers: Record<string, string> = { 'x-session-id': session.sessionId };
+    const v2 = this.#options.scheme === 'v2';
+    const retries = v2 ? Math.max(0, this.#options.retries ?? 2) : 0;
     // §6: a POST signs its body; any other request signs its target, exactly as sent.
     const signed = target === undefined ? bytes : encoder.encode(target.path);
-    let signedOver: (responseBody: Uint8Array) => Uint8Array = (b) => b;
-    if (this.#options.scheme === 'v2') {
-      const timestamp = String(Math.floor(this.#now() / 1000) + this.#clockOffset);
-      const nonce = newNonce();
-      headers['x-timestamp'] = timestamp;
-      headers['x-nonce'] = nonce;
-      headers['x-hmac'] = await session.key.hex(v2RequestBytes(timestamp, nonce, signed));
-      signedOver = (b) => v2ResponseBytes(nonce, b);
-    } else {
-      headers['x-hmac'] = await session.key.hex(signed);
+    let first: { nonce: string; timestamp: string } | undefined;
+    let clockFixed = false;
+    for (let attempt = 1, retried = 0; ; attempt++) {
+      const headers: Record<string, string> = { 'x-session-id': session.sessionId };
+      let signedOver: (responseBody: Uint8Array) => Uint8Array = (b) => b;
+      if (v2) {
+        const timestamp = String(Math.floor(this.#now() / 1000) + this.#clockOffset);
+        const nonce = newNonce();
+        headers['x-timestamp'] = timestamp;
+        headers['x-nonce'] = nonce;
+        if (first === undefined || target !== undefined) {
+          headers['x-hmac'] = await session.key.hex(v2RequestBytes(timestamp, nonce, signed));
+          if (target === undefined) first = { nonce, timestamp };
+        } else {
+          headers['x-retry-of'] = first.nonce;
+          headers['x-retry-timestamp'] = first.timestamp;
+          headers['x-hmac'] = await session.key.hex(v2RetryBytes(timestamp, nonce, first.timestamp, first.nonce, signed));
+        }
+        signedOver = (b) => v2ResponseBytes(nonce, b);
+      } else {
+        headers['x-hmac'] = await session.key.hex(signed);
+      }
+      let response: RawResponse;
+      try {
+        response = await this.#transport(bytes, headers, target, onStream);
+      } catch (err) {
+        // No answer: the method may or may not have run. A retry of a POST names this first attempt.
+        if (retried >= retries || !isNetworkError(err)) throw err;
+        await sleep(this.#backoff(++retried));
+        continue;
+      }
+      if (response.streamed === true) {
+        onAnswer?.({ status: response.status, attempts: attempt, retried: false });
+        return { response, value: undefined };
+      }
+      const isSigned = response.headers.get('x-hmac') !== null;
+      if (!isSigned && (response.status === 502 || response.status === 503 || response.status === 504) && retried < retries) {
+        // A proxy's answer, or the server's before it verified anything: not the method's.
+        await sleep(Math.max(this.#backoff(++retried), Math.min(30, retryAfterOf(response) ?? 0) * 1000));
+        continue;
+      }
+      const value = response.status === 204 ? undefined : parseJson(response.body);
+      // §6: the server signs every answer once the request's MAC verified, and none before. An
+      // unsigned 401 is the server refusing the session or the MAC, or someone on the path: either
+      // way nothing in it is trusted, least of all a clock.
+      if (response.status === 401 && !isSigned) {
+        onAnswer?.({ status: response.status, attempts: attempt, retried: false });
+        return { response, value };
+      }
+      await verify(session.key, signedOver(response.body), response);
+      const serverTime = serverTimeHint(value);
+      if (response.status === 401 && serverTime !== undefined && !clockFixed && !this.#clockCorrected) {
+        // A wrong clock is corrected once from the signed hint, then the call is sent again. The
+        // refused attempt ran nothing (§6 step 3), so a first attempt starts afresh.
+        this.#clockCorrected = true;
+        clockFixed = true;
+        this.#clockOffset = serverTime - Math.floor(this.#now() / 1000);
+        if (headers['x-retry-of'] === undefined) first = undefined;
+        continue;
+      }
+      if (response.status === 409 && conflictReason(value) === 'first attempt still running' && retried < retries) {
+        retried++;
+        await sleep(Math.min(30, retryAfterOf(response) ?? 1) * 1000);
+        continue;
+      }
+      onAnswer?.({ status: response.status, attempts: attempt, retried: response.headers.get('x-retried') === '1' });
+      return { response, value };
     }
-    const response = await this.#transport(bytes, headers, target, onStream);
-    if (response.streamed === true) return { response, value: undefined };
-    const value = response.status === 204 ? undefined : parseJson(response.body);
-    // §6: the server signs every answer once the request's MAC verified, and none before. An
-    // unsigned 401 is the server refusing the session or the MAC, or someone on the path: either
-    // way nothing in it is trusted, least of all a clock.
-    if (response.status === 401 && response.headers.get('x-hmac') === null) return { response, value };
-    await verify(session.key, signedOver(response.body), response);
-    const serverTime = serverTimeHint(value);
-    if (response.status === 401 && serverTime !== undefined && !retried && !this.#clockCorrected) {
-      // A wrong clock is corrected once from the signed hint, then the call is sent again.
-      this.#clockCorrected = true;
-      this.#clockOffset = serverTime - Math.floor(this.#now() / 1000);
-      return this.#send(body, true, target, onStream);
-    }
-    return { response, value };
+  }
+
+  /** Milliseconds before retry `n` (1-based): doubling from retryDelayMs up to 5 s, with jitter. */
+  #backoff(n: number): number {
+    const base = Math.min(5000, (this.#options.retryDelayMs ?? 250) * 2 ** (n - 1));
+    return base / 2 + Math.random() * (base / 2);
   }
 
   async #transport(body: Uint8Array, headers: Record<string, string>, target?: { method: 'GET'; path: string }, onStream?: StreamHandler): Promise<RawResponse> {
     const allHeaders: Record<string, string> = target === undefined ? { 'content-type': 'application/json', ...headers } : headers;
+    const timeout = this.#options.attemptTimeoutMs;
     if (this.#options.socketPath !== undefined) {
-      return unixRequest(this.#options.socketPath, target?.path ?? this.#options.path ?? '/', target === undefined ? body : undefined, allHeaders, target?.method ?? 'POST', onStream);
+      return unixRequest(this.#options.socketPath, target?.path ?? this.#options.path ?? '/', target === undefined ? body : undefined, allHeaders, target?.method ?? 'POST', timeout, onStream);
     }
     const doFetch = this.#options.fetch ?? globalThis.fetch;
     const url = target === undefined ? this.#options.url! : new URL(target.path, this.#options.url).href;
-    const res = await doFetch(url, target === undefined ? { method: 'POST', headers: allHeaders, body: body as BodyInit } : { method: 'GET', headers: allHeaders });
+    const init: RequestInit = target === undefined ? { method: 'POST', headers: allHeaders, body: body as BodyInit } : { method: 'GET', headers: allHeaders };
+    if (timeout !== undefined && timeout > 0) init.signal = AbortSignal.timeout(timeout);
+    const res = await doFetch(url, init);
     if (onStream !== undefined && res.body !== null && !isJson(res.headers.get('content-type'))) {
       await onStream(chunksOf(res.body), res);
       return { status: res.status, headers: res.headers, body: new Uint8Array(0), streamed: true };
@@ -334,6 +416,26 @@ function serverTimeHint(value: unknown): number | undefined {
   return hint?.server_time;
 }
 
+/** An error that means no answer came (fetch's TypeError, a socket error, an attempt's timeout), not one the server sent. */
+function isNetworkError(err: unknown): boolean {
+  if (err instanceof TypeError) return true;
+  if (!(err instanceof Error)) return false;
+  return err.name === 'TimeoutError' || typeof (err as { code?: unknown }).code === 'string';
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** The `reason` of a Conflict's details, in either envelope. */
+function conflictReason(value: unknown): string | undefined {
+  const error = (value as { error?: { details?: unknown; data?: { details?: unknown } } } | null)?.error;
+  const details = error?.details ?? error?.data?.details;
+  if (!Array.isArray(details)) return undefined;
+  const reason = details.find((d) => typeof d?.reason === 'string')?.reason;
+  return reason;
+}
+
 function retryAfterOf(response: RawResponse): number | undefined {
   const raw = response.headers.get('retry-after');
   return raw === null ? undefined : Number(raw);
@@ -352,7 +454,7 @@ function errorFromRpc(value: unknown, response: RawResponse): SimpleApiError {
   return new SimpleApiError(String(data.code ?? e.code), e.message, String(data.type ?? 'server'), data.details as unknown[] | undefined, response.status, e.code, retryAfterOf(response));
 }
 
-async function unixRequest(socketPath: string, path: string, body: Uint8Array | undefined, headers: Record<string, string>, method: string, onStream?: StreamHandler): Promise<RawResponse> {
+async function unixRequest(socketPath: string, path: string, body: Uint8Array | undefined, headers: Record<string, string>, method: string, timeoutMs?: number, onStream?: StreamHandler): Promise<RawResponse> {
   const http = await import('node:http');
   return new Promise((resolve, reject) => {
     const req = http.request({ socketPath, path, method, headers: { ...headers, 'content-length': String(body?.length ?? 0) } }, (res) => {
@@ -374,10 +476,15 @@ async function unixRequest(socketPath: string, path: string, body: Uint8Array | 
           total.set(c, offset);
           offset += c.length;
         }
-        resolve({ status: res.statusCode ?? 0, headers: responseHeaders, body: total });
+        resolve({
+          status: res.statusCode ?? 0,
+          headers: { get: (name) => (res.headers[name.toLowerCase()] as string | undefined) ?? null },
+          body: total,
+        });
       });
     });
     req.on('error', reject);
+    if (timeoutMs !== undefined && timeoutMs > 0) req.setTimeout(timeoutMs, () => req.destroy(Object.assign(new Error(`no answer within ${timeoutMs} ms`), { code: 'ETIMEDOUT' })));
     req.end(body);
   });
 }

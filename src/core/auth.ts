@@ -7,8 +7,8 @@
 import { validate as isUuid } from 'uuid';
 import { ApiError } from './errors.ts';
 import type { AuthFailureReason } from './metrics.ts';
-import { NONCE_PATTERN, isValidTimestamp, macMatches, signV1, signV2Request, signV2Response, startV1, startV2Response, type Scheme } from './signing.ts';
-import type { SessionRecord, Store } from '../store/types.ts';
+import { NONCE_PATTERN, isValidTimestamp, macMatches, signV1, signV2Request, signV2Response, signV2Retry, startV1, startV2Response, type Scheme } from './signing.ts';
+import type { CallClaim, SessionRecord, Store } from '../store/types.ts';
 import { nowSeconds } from './clock.ts';
 
 export interface AuthSettings {
@@ -17,6 +17,24 @@ export interface AuthSettings {
   window: number;
   sessionTtl: number;
   touchFraction: number;
+  /**
+   * v2: record each signed call's timestamp and body hash with its nonce, so its outcome can be
+   * kept for retries (§6 v2 retries). Off, a retry of a call that arrived is "outcome not kept".
+   */
+  keepOutcomes: boolean;
+}
+
+/** A verified v2 POST, as §6's retries need it. */
+export interface SignedCall {
+  readonly nonce: string;
+  readonly timestamp: string;
+  /**
+   * The v2 MAC of the first attempt: this request's own, or for a retry the one its first attempt
+   * carried if it is the same request (over x-retry-timestamp, x-retry-of and this body).
+   */
+  readonly mac: string;
+  /** The first attempt this request retries (`x-retry-of`, `x-retry-timestamp`). */
+  readonly retryOf?: { readonly nonce: string; readonly timestamp: string };
 }
 
 /** Signs a response; made only for a key the request proved it holds (or just received). */
@@ -30,7 +48,8 @@ export interface ResponseSigner {
 export type AuthResult =
   /** No `x-session-id`: only public methods. `nonce` is its well-formed `x-nonce`, else ''. */
   | { readonly kind: 'anonymous'; readonly nonce: string }
-  | { readonly kind: 'verified'; readonly session: SessionRecord; readonly sign: ResponseSigner }
+  /** `call`: a v2 POST to the endpoint (its nonce claimed in step 4); absent for GET and v1. */
+  | { readonly kind: 'verified'; readonly session: SessionRecord; readonly sign: ResponseSigner; readonly call?: SignedCall }
   /** `sign` is there when the MAC verified and a later check failed (§6 steps 3 and 4); `reason` is for metrics. */
   | { readonly kind: 'refused'; readonly error: ApiError; readonly reason: AuthFailureReason; readonly sign?: ResponseSigner };
 
@@ -59,22 +78,35 @@ function signerFor(scheme: Scheme, session: Pick<SessionRecord, 'key' | 'userId'
 /**
  * §6 in its order: (1) a live session and well-formed headers, (2) the MAC, (3) the timestamp
  * window, (4) a fresh nonce. `signed` is what the client signed: the body of a POST, the request
- * target of any other request. A request without `x-session-id` is settled without a promise,
- * which keeps public calls cheap.
+ * target of any other request. `call` is true for a POST to the endpoint: only there do the
+ * retry headers count (§6: GET ignores them) and is the call claimed for its retries. A request
+ * without `x-session-id` is settled without a promise, which keeps public calls cheap.
  *
- * @example const auth = await authenticate(headers, body, store, settings); if (auth.kind === 'refused') ...
+ * @example const auth = await authenticate(headers, body, store, settings, true); if (auth.kind === 'refused') ...
  */
-export function authenticate(headers: Headers, signed: Buffer, store: Store, settings: AuthSettings): AuthResult | Promise<AuthResult> {
+export function authenticate(headers: Headers, signed: Buffer, store: Store, settings: AuthSettings, call = false): AuthResult | Promise<AuthResult> {
   const sessionId = headers['x-session-id'];
   if (sessionId === undefined) {
     // §6: a create/login answer is signed over the request's x-nonce when it sent a well-formed one.
     const nonce = headerValue(headers, 'x-nonce');
     return { kind: 'anonymous', nonce: nonce !== undefined && NONCE_PATTERN.test(nonce) ? nonce : '' };
   }
-  return verify(headers, sessionId, signed, store, settings);
+  return verify(headers, sessionId, signed, store, settings, call);
 }
 
-async function verify(headers: Headers, sessionId: string | string[], signed: Buffer, store: Store, settings: AuthSettings): Promise<AuthResult> {
+/** §6 step 1 for the retry headers: both or neither, well-formed, and not naming the request itself. */
+function retryHeaders(headers: Headers, nonce: string): { nonce: string; timestamp: string } | ApiError | undefined {
+  const of = headers['x-retry-of'];
+  const timestamp = headers['x-retry-timestamp'];
+  if (of === undefined && timestamp === undefined) return undefined;
+  if (typeof of !== 'string' || typeof timestamp !== 'string') return badSignature('x-retry-of and x-retry-timestamp go together, once each');
+  if (!NONCE_PATTERN.test(of)) return badSignature('x-retry-of must be the first attempt\'s nonce: 16 to 64 characters of [A-Za-z0-9_-]');
+  if (!isValidTimestamp(timestamp)) return badSignature('x-retry-timestamp must be Unix seconds');
+  if (of === nonce) return badSignature('x-retry-of names this request\'s own nonce: a retry has a fresh one');
+  return { nonce: of, timestamp };
+}
+
+async function verify(headers: Headers, sessionId: string | string[], signed: Buffer, store: Store, settings: AuthSettings, call: boolean): Promise<AuthResult> {
   const refuse = (reason: AuthFailureReason, error: ApiError, sign?: ResponseSigner): AuthResult => (sign === undefined ? { kind: 'refused', error, reason } : { kind: 'refused', error, reason, sign });
   const now = nowSeconds();
   // Step 1: the session, then the headers' form. Nothing up to step 2 is signed.
@@ -86,25 +118,43 @@ async function verify(headers: Headers, sessionId: string | string[], signed: Bu
   let expected: string;
   let timestamp = '';
   let nonce = '';
+  let retryOf: { nonce: string; timestamp: string } | undefined;
   if (settings.scheme === 'v2') {
     timestamp = headerValue(headers, 'x-timestamp') ?? '';
     nonce = headerValue(headers, 'x-nonce') ?? '';
     if (!isValidTimestamp(timestamp)) return refuse('bad_timestamp', badSignature('x-timestamp must be Unix seconds'));
     if (!NONCE_PATTERN.test(nonce)) return refuse('bad_nonce', badSignature('x-nonce must be 16 to 64 characters of [A-Za-z0-9_-]'));
-    expected = signV2Request(session.key, timestamp, nonce, signed);
+    if (call) {
+      const retry = retryHeaders(headers, nonce);
+      if (retry instanceof ApiError) return refuse('bad_retry', retry);
+      retryOf = retry;
+    }
+    expected = retryOf === undefined ? signV2Request(session.key, timestamp, nonce, signed) : signV2Retry(session.key, timestamp, nonce, retryOf.timestamp, retryOf.nonce, signed);
   } else {
     expected = signV1(session.userId, signed);
   }
   // Step 2: from here on the request proved it holds the key, so every answer is signed.
   if (!macMatches(expected, mac)) return refuse('mac_mismatch', badSignature('x-hmac does not match the request'));
   const sign = signerFor(settings.scheme, session, nonce);
+  let signedCall: SignedCall | undefined;
   if (settings.scheme === 'v2') {
     // Step 3, with the server's clock for the client to correct its own from (a signed answer).
     if (Math.abs(Number(timestamp) - now) > settings.window) {
       return refuse('clock_skew', badSignature(`x-timestamp is more than ${settings.window} s from the server clock`, [{ server_time: now }]), sign);
     }
     // Step 4. A nonce lives as long as its timestamp could be accepted; past that step 3 refuses it.
-    const fresh = await store.rememberNonce(session.sessionId, nonce, Number(timestamp) + settings.window + 1, now);
+    // A call's record also says it is running, in the same write, for its retries to find.
+    let claim: CallClaim | undefined;
+    if (call) {
+      if (retryOf === undefined) {
+        signedCall = { nonce, timestamp, mac: expected };
+        if (settings.keepOutcomes) claim = { mac: expected };
+      } else {
+        signedCall = { nonce, timestamp, mac: signV2Request(session.key, retryOf.timestamp, retryOf.nonce, signed), retryOf };
+        if (settings.keepOutcomes) claim = { mac: '', retry: true };
+      }
+    }
+    const fresh = await store.rememberNonce(session.sessionId, nonce, Number(timestamp) + settings.window + 1, now, claim);
     if (!fresh) return refuse('nonce_replayed', badSignature('x-nonce was already used'), sign);
   }
   const expires = now + settings.sessionTtl;
@@ -112,7 +162,7 @@ async function verify(headers: Headers, sessionId: string | string[], signed: Bu
     await store.touchSession(session.sessionId, expires);
     session.expires = expires;
   }
-  return { kind: 'verified', session, sign };
+  return signedCall === undefined ? { kind: 'verified', session, sign } : { kind: 'verified', session, sign, call: signedCall };
 }
 
 /** A session a create or login just started; its key may sign the answer (§6). */

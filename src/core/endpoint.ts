@@ -13,10 +13,14 @@ import { NO_METRICS, type Metrics } from './metrics.ts';
 import type { CoreRequest, CoreResponse, StreamedBody } from './request.ts';
 import { framedStream, releasingBody, streamFormat, STREAM_CONTENT_TYPES, StreamSlots } from './stream.ts';
 import type { TraceContext } from './trace.ts';
+import { conflictReply, decideRetry, keepLater, outcomeOf, replayResponse, type RetrySettings } from './retry.ts';
+import { nowSeconds } from './clock.ts';
 import type { Store } from '../store/types.ts';
 
 export interface EndpointSettings {
   auth: AuthSettings;
+  /** Largest answer body in bytes kept for retries (§6 v2 retries). */
+  maxOutcome: number;
   maxDepth: number;
   batchLimit: number;
   /** Only for the message: the transport enforces it while reading. */
@@ -154,6 +158,7 @@ export function createEndpoint(deps: { store: Store; log: Logger; dispatcher: Di
   const { store, log, dispatcher, settings } = deps;
   const metrics = deps.metrics ?? NO_METRICS;
   const slots = new StreamSlots(settings.streams?.max ?? 1000, settings.streams?.perAddress ?? 16);
+  const retrySettings: RetrySettings = { window: settings.auth.window, keepOutcomes: settings.auth.keepOutcomes, maxOutcome: settings.maxOutcome };
 
   const respond = (requestId: string, traceId: string, label: string, reply: Reply, form: Form, signer: ResponseSigner | undefined, request: CoreRequest, close = false): CoreResponse => {
     if (reply.taken === true) return { status: 0, headers: {}, taken: true, label };
@@ -193,6 +198,14 @@ export function createEndpoint(deps: { store: Store; log: Logger; dispatcher: Di
     return respond(requestId, traceId, '-', errorReply(error, form), form, undefined, request, close);
   };
 
+  /** Runs the envelope and answers it; `issued`: the answer carries a session a create/login started. */
+  const answer = async (requestId: string, traceId: string, label: string, envelope: Envelope, form: Form, scope: CallScope, auth: AuthResult, request: CoreRequest): Promise<{ response: CoreResponse; issued: boolean }> => {
+    let reply = await dispatcher.reply(envelope, scope);
+    // A raw method that failed after it began writing has answered all that can be answered.
+    if (reply.taken !== true && request.http?.res.headersSent === true) reply = { status: 0, taken: true };
+    return { response: respond(requestId, traceId, label, reply, form, responseSigner(auth, reply.issued, settings.auth.scheme), request), issued: reply.issued !== undefined };
+  };
+
   return async (request: CoreRequest, requestId: string, trace: TraceContext): Promise<CoreResponse> => {
     const body = request.body;
     const traceId = trace.traceId;
@@ -217,7 +230,7 @@ export function createEndpoint(deps: { store: Store; log: Logger; dispatcher: Di
     const form = envelope.form;
     const label = labelOf(envelope);
     if (metrics.on && envelope.kind === 'batch') metrics.batch(envelope.entries.length);
-    const pending = authenticate(request.headers, body, store, settings.auth);
+    const pending = authenticate(request.headers, body, store, settings.auth, true);
     let auth: AuthResult;
     try {
       auth = pending instanceof Promise ? await pending : pending;
@@ -235,6 +248,27 @@ export function createEndpoint(deps: { store: Store; log: Logger; dispatcher: Di
       return respond(requestId, traceId, label, errorReply(auth.error, form), form, auth.sign, request);
     }
     if (envelope.kind === 'error') metrics.refused(envelope.error.code);
+    // §6 v2 retries: the call's outcome is kept under the nonce of its first attempt.
+    let keptUnder: string | undefined;
+    if (auth.kind === 'verified' && auth.call !== undefined) {
+      const call = auth.call;
+      if (call.retryOf === undefined) keptUnder = settings.auth.keepOutcomes ? call.nonce : undefined;
+      else {
+        let decision;
+        try {
+          decision = await decideRetry(store, auth.session.sessionId, { ...call, retryOf: call.retryOf }, retrySettings, nowSeconds());
+        } catch (err) {
+          return respond(requestId, traceId, label, errorReply(toApiError(err), form), form, auth.sign, request);
+        }
+        if (decision.kind === 'replay') {
+          const replayed = replayResponse(decision.outcome, requestId, label);
+          replayed.headers['x-hmac'] = auth.sign.sign(replayed.body ?? '');
+          return replayed;
+        }
+        if (decision.kind === 'refuse') return respond(requestId, traceId, label, conflictReply(decision.error, form), form, auth.sign, request);
+        keptUnder = settings.auth.keepOutcomes ? call.retryOf.nonce : undefined;
+      }
+    }
     const scope: CallScope = {
       requestId,
       traceId,
@@ -246,9 +280,15 @@ export function createEndpoint(deps: { store: Store; log: Logger; dispatcher: Di
       },
       http: request.http ?? null,
     };
-    let reply = await dispatcher.reply(envelope, scope);
-    // A raw method that failed after it began writing has answered all that can be answered.
-    if (reply.taken !== true && request.http?.res.headersSent === true) reply = { status: 0, taken: true };
-    return respond(requestId, traceId, label, reply, form, responseSigner(auth, reply.issued, settings.auth.scheme), request);
+    if (keptUnder === undefined || scope.session === null) return (await answer(requestId, traceId, label, envelope, form, scope, auth, request)).response;
+    const sessionId = scope.session.sessionId;
+    try {
+      const { response, issued } = await answer(requestId, traceId, label, envelope, form, scope, auth, request);
+      keepLater(store, sessionId, keptUnder, outcomeOf(response, issued, settings.maxOutcome), log, requestId);
+      return response;
+    } catch (err) {
+      keepLater(store, sessionId, keptUnder, null, log, requestId);
+      throw err;
+    }
   };
 }

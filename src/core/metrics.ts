@@ -19,6 +19,7 @@ export type AuthFailureReason =
   | 'missing_mac'
   | 'bad_timestamp'
   | 'bad_nonce'
+  | 'bad_retry'
   | 'mac_mismatch'
   | 'clock_skew'
   | 'nonce_replayed'

@@ -9,7 +9,7 @@ import type { Store } from './types.ts';
 
 export async function openStore(config: Config, log: Logger): Promise<Store> {
   const url = config.db.url;
-  if (url === '') return new MemoryStore();
+  if (url === '') return new MemoryStore({ outcomeMemory: config.retries.memory });
   const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(url)?.[1]?.toLowerCase();
   const options = { dbName: config.db.name, connectTimeout: config.db.connectTimeout, nonceTtl: config.hmac.window * 2 + 1, log };
   let store: Store;

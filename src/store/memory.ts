@@ -3,7 +3,35 @@
  * no database is configured; sessions live as long as the process and are not shared.
  */
 import { ApiError } from '../core/errors.ts';
-import { throttleWindow, type AccountRecord, type PasswordHash, type SessionRecord, type Store, type ThrottleState } from './types.ts';
+import { OutcomeRing } from './outcome-ring.ts';
+import { throttleWindow, type AccountRecord, type CallClaim, type CallRecord, type KeptOutcome, type PasswordHash, type SessionRecord, type Store, type ThrottleState } from './types.ts';
+
+/**
+ * A claimed call's nonce, one object with a fixed shape (many live at once). Its answer, once
+ * kept, is in the ring at `start`; the MAC moves there with it.
+ */
+class ClaimedNonce {
+  state: 'running' | 'done' | 'unkept';
+  status = 0;
+  start = 0;
+  length = 0;
+  location: string | undefined = undefined;
+  retryAfter: number | undefined = undefined;
+  constructor(
+    readonly expires: number,
+    public mac: string,
+    retry: boolean,
+  ) {
+    this.state = retry ? 'unkept' : 'running';
+  }
+}
+
+export interface MemoryStoreOptions {
+  /** Bytes of the arena kept outcomes are held in; past it the oldest are dropped (32 MiB by default). */
+  outcomeMemory?: number;
+  /** Nonces remembered at most (each about 150 bytes); 2,000,000 by default. */
+  maxNonces?: number;
+}
 
 /** A session as kept here; `state` is this store's own copy, never handed out. */
 type StoredSession = SessionRecord;
@@ -42,15 +70,22 @@ export class MemoryStore implements Store {
   #sessions = new Map<string, StoredSession>();
   /** Session ids per userKey, so a user's sessions are found without a scan. */
   #byUser = new Map<string, Set<string>>();
-  #nonces = new Map<string, number>();
+  /** A plain nonce is its expiry alone; a claimed call's carries what its retries need. */
+  #nonces = new Map<string, number | ClaimedNonce>();
   readonly #maxNonces: number;
+  readonly #outcomes: OutcomeRing;
 
-  /** `maxNonces`: nonces remembered at most (each about 150 bytes); 2,000,000 by default. */
-  constructor(options: { maxNonces?: number } = {}) {
+  constructor(options: MemoryStoreOptions = {}) {
     this.#maxNonces = options.maxNonces ?? 2_000_000;
+    this.#outcomes = new OutcomeRing(options.outcomeMemory ?? 32 * 1024 * 1024);
   }
   /** One counter per throttle key: its window's index, the count, and when the window ends. */
   #failures = new Map<string, { index: number; count: number; until: number }>();
+
+  /** Bytes of the kept outcomes' arena in use (for tests and the operator). */
+  get keptOutcomeBytes(): number {
+    return this.#outcomes.used;
+  }
 
   async init(): Promise<void> {}
   async close(): Promise<void> {}
@@ -147,21 +182,51 @@ export class MemoryStore implements Store {
    * nearly expiry order), so the level holds between sweeps; and past `maxNonces` a new one is
    * refused (Unavailable) rather than remembered in memory the process does not have.
    */
-  async rememberNonce(sessionId: string, nonce: string, expires: number, now: number): Promise<boolean> {
+  async rememberNonce(sessionId: string, nonce: string, expires: number, now: number, claim?: CallClaim): Promise<boolean> {
     const key = `${sessionId}\n${nonce}`;
     const seen = this.#nonces.get(key);
-    if (seen !== undefined && seen > now) return false;
+    if (seen !== undefined && expiryOf(seen) > now) return false;
     let dropped = 0;
-    for (const [old, until] of this.#nonces) {
-      if (until > now || dropped >= 4) break;
+    for (const [old, entry] of this.#nonces) {
+      if (expiryOf(entry) > now || dropped >= 4) break;
       this.#nonces.delete(old);
       dropped++;
     }
     if (seen === undefined && this.#nonces.size >= this.#maxNonces) {
       throw new ApiError('Unavailable', 'The server is holding as many signed-request nonces as it may; try again shortly', { retryAfter: 5 });
     }
-    this.#nonces.set(key, expires);
+    this.#nonces.set(key, claim === undefined ? expires : new ClaimedNonce(expires, claim.mac, claim.retry === true));
     return true;
+  }
+
+  async findCall(sessionId: string, nonce: string, now: number): Promise<CallRecord | null> {
+    const seen = this.#nonces.get(`${sessionId}\n${nonce}`);
+    if (seen === undefined || expiryOf(seen) <= now) return null;
+    if (typeof seen === 'number' || seen.state === 'unkept') return { state: 'unkept' };
+    if (seen.state === 'running') return { state: 'running', claim: { mac: seen.mac } };
+    // Overwritten by newer outcomes: dropped for room.
+    if (!this.#outcomes.intact(seen.start)) return { state: 'unkept' };
+    const outcome: { status: number; body: string; location?: string; retryAfter?: number } = { status: seen.status, body: this.#outcomes.body(seen.start, seen.length) };
+    if (seen.location !== undefined) outcome.location = seen.location;
+    if (seen.retryAfter !== undefined) outcome.retryAfter = seen.retryAfter;
+    return { state: 'done', claim: { mac: this.#outcomes.mac(seen.start) }, outcome };
+  }
+
+  async keepOutcome(sessionId: string, nonce: string, outcome: KeptOutcome | null): Promise<void> {
+    const seen = this.#nonces.get(`${sessionId}\n${nonce}`);
+    if (seen === undefined || typeof seen === 'number' || seen.state !== 'running') return;
+    const placed = outcome === null ? null : this.#outcomes.put(seen.mac, outcome.body);
+    seen.mac = '';
+    if (outcome === null || placed === null) {
+      seen.state = 'unkept';
+      return;
+    }
+    seen.state = 'done';
+    seen.status = outcome.status;
+    seen.start = placed.start;
+    seen.length = placed.length;
+    seen.location = outcome.location;
+    seen.retryAfter = outcome.retryAfter;
   }
 
   async countFailures(key: string, now: number, window: number): Promise<ThrottleState> {
@@ -184,7 +249,11 @@ export class MemoryStore implements Store {
 
   async sweep(now: number): Promise<void> {
     for (const [id, s] of this.#sessions) if (s.expires <= now) this.#drop(id);
-    for (const [key, expires] of this.#nonces) if (expires <= now) this.#nonces.delete(key);
+    for (const [key, entry] of this.#nonces) if (expiryOf(entry) <= now) this.#nonces.delete(key);
     for (const [key, counter] of this.#failures) if (counter.until <= now) this.#failures.delete(key);
   }
+}
+
+function expiryOf(entry: number | ClaimedNonce): number {
+  return typeof entry === 'number' ? entry : entry.expires;
 }

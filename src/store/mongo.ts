@@ -1,6 +1,7 @@
 /**
  * The MongoDB store (official driver): what lets many instances serve the same users. A signed
- * call costs two round trips on the hot path: the session read and the nonce insert; the
+ * call costs two round trips before its answer: the session read and the nonce insert (which
+ * also says the call is running, for §6 retries); its outcome is written after the answer. The
  * sliding-expiry write is skipped unless it would move expiry by `session.touchFraction`.
  */
 import { Binary, MongoClient, MongoServerError, type Collection, type Db } from 'mongodb';
@@ -9,7 +10,7 @@ import { ApiError } from '../core/errors.ts';
 import { mapDriverError } from './mongo-errors.ts';
 
 export { mapDriverError };
-import { throttleWindow, type AccountRecord, type MethodResources, type PasswordHash, type SessionRecord, type Store, type ThrottleState } from './types.ts';
+import { throttleWindow, type AccountRecord, type CallClaim, type CallRecord, type KeptOutcome, type MethodResources, type PasswordHash, type SessionRecord, type Store, type ThrottleState } from './types.ts';
 import type { JobExecutor, JobRunner, JobSettings } from '../core/jobs.ts';
 import { nowSeconds } from '../core/clock.ts';
 
@@ -29,10 +30,18 @@ interface SessionDoc {
   state: Record<string, unknown>;
   version: number;
 }
+/**
+ * A seen nonce. A signed call's also holds its claim (`m`, its MAC; `rt`, a retry's own) and,
+ * once it ended, its answer `o` (null: not kept); written with the nonce, so the claim costs no
+ * round trip of its own.
+ */
 interface NonceDoc {
   _id: string;
   expires: number;
   expiresAt: Date;
+  m?: string;
+  rt?: boolean;
+  o?: { s: number; l?: string; ra?: number; b: string } | null;
 }
 /**
  * The n-th failure of a throttle key in window `w`: `_id` is `key \n w \n n`, unique, so of
@@ -309,19 +318,48 @@ export class MongoStore implements Store {
     return dropped.deletedCount === 1;
   }
 
-  rememberNonce(sessionId: string, nonce: string, expires: number, now: number): Promise<boolean> {
+  rememberNonce(sessionId: string, nonce: string, expires: number, now: number, claim?: CallClaim): Promise<boolean> {
     const _id = `${sessionId}\n${nonce}`;
     const lifetime = Math.max(expires, now + this.#options.nonceTtl);
+    const fields: Omit<NonceDoc, '_id'> = { expires: lifetime, expiresAt: toDate(lifetime) };
+    if (claim !== undefined) {
+      fields.m = claim.mac;
+      if (claim.retry === true) fields.rt = true;
+    }
     return this.#guard(async () => {
       try {
-        await this.#nonces.insertOne({ _id, expires: lifetime, expiresAt: toDate(lifetime) });
+        await this.#nonces.insertOne({ _id, ...fields });
         return true;
       } catch (err) {
         if (!isDuplicateKey(err)) throw err;
       }
       // Seen before: fresh again only if that record expired and was not yet removed.
-      const revived = await this.#nonces.updateOne({ _id, expires: { $lte: now } }, { $set: { expires: lifetime, expiresAt: toDate(lifetime) } });
+      const stale: Record<string, ''> = Object.fromEntries((['m', 'rt', 'o'] as const).filter((k) => !(k in fields)).map((k) => [k, '' as const]));
+      const revived = await this.#nonces.updateOne({ _id, expires: { $lte: now } }, { $set: fields, ...(Object.keys(stale).length > 0 ? { $unset: stale } : {}) });
       return revived.modifiedCount === 1;
+    });
+  }
+
+  findCall(sessionId: string, nonce: string, now: number): Promise<CallRecord | null> {
+    return this.#guard(async () => {
+      const doc = await this.#nonces.findOne({ _id: `${sessionId}\n${nonce}`, expires: { $gt: now } });
+      if (doc === null) return null;
+      if (doc.m === undefined || doc.rt === true || doc.o === null) return { state: 'unkept' };
+      const claim: CallClaim = { mac: doc.m };
+      if (doc.o === undefined) return { state: 'running', claim };
+      const outcome: KeptOutcome = { status: doc.o.s, body: doc.o.b, ...(doc.o.l === undefined ? {} : { location: doc.o.l }), ...(doc.o.ra === undefined ? {} : { retryAfter: doc.o.ra }) };
+      return { state: 'done', claim, outcome };
+    });
+  }
+
+  keepOutcome(sessionId: string, nonce: string, outcome: KeptOutcome | null): Promise<void> {
+    const o: NonceDoc['o'] =
+      outcome === null
+        ? null
+        : { s: outcome.status, b: outcome.body, ...(outcome.location === undefined ? {} : { l: outcome.location }), ...(outcome.retryAfter === undefined ? {} : { ra: outcome.retryAfter }) };
+    return this.#guard(async () => {
+      // Only a call still running takes its outcome: a record revived since belongs to another call.
+      await this.#nonces.updateOne({ _id: `${sessionId}\n${nonce}`, m: { $exists: true }, o: { $exists: false } }, { $set: { o } });
     });
   }
 

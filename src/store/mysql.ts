@@ -1,8 +1,9 @@
 /**
  * The MySQL / MariaDB store (mysql2's promise pool): the second shared database many instances
- * can serve the same users on. A signed call costs two queries on the hot path, as on MongoDB:
- * the session read and the nonce insert (the sliding-expiry write is skipped unless it would move
- * expiry by `session.touchFraction`).
+ * can serve the same users on. A signed call costs two queries before its answer, as on MongoDB:
+ * the session read and the nonce insert (which also says the call is running, for §6 retries);
+ * its outcome is written after the answer (the sliding-expiry write is skipped unless it would
+ * move expiry by `session.touchFraction`).
  *
  * There are no TTL indexes in SQL: expiry columns are indexed, every read checks them, and
  * `sweep` deletes what has expired. Conditional writes are single statements, which InnoDB makes
@@ -11,7 +12,7 @@
 import { createPool, type Pool, type PoolConnection, type ResultSetHeader, type RowDataPacket } from 'mysql2/promise';
 import type { Logger } from 'pino';
 import { ApiError } from '../core/errors.ts';
-import { throttleWindow, type AccountRecord, type MethodResources, type PasswordHash, type SessionRecord, type Store, type ThrottleState } from './types.ts';
+import { throttleWindow, type AccountRecord, type CallClaim, type CallRecord, type KeptOutcome, type MethodResources, type PasswordHash, type SessionRecord, type Store, type ThrottleState } from './types.ts';
 
 export interface MySqlStoreOptions {
   /** The database used when the URL names none. */
@@ -32,12 +33,27 @@ export const TABLES = {
   throttle: 'simpleapi_throttle',
 } as const;
 
+type Migration = string | ((conn: PoolConnection) => Promise<void>);
+
+/**
+ * Adds the columns a table lacks, in one ALTER: idempotent where `ADD COLUMN IF NOT EXISTS` is
+ * not (MySQL has no such clause).
+ */
+function addColumns(table: string, columns: Record<string, string>): Migration {
+  return async (conn) => {
+    const [rows] = await conn.query<RowDataPacket[]>('SELECT COLUMN_NAME AS name FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?', [table]);
+    const present = new Set(rows.map((r) => String(r.name).toLowerCase()));
+    const missing = Object.entries(columns).filter(([name]) => !present.has(name));
+    if (missing.length > 0) await conn.query(`ALTER TABLE ${table} ${missing.map(([name, type]) => `ADD COLUMN ${name} ${type}`).join(', ')}`);
+  };
+}
+
 /**
  * Each entry brings the schema from the version before it to its own (index + 1); a later change
- * appends an entry, and start-up runs the ones a database has not had. Statements stay idempotent
+ * appends an entry, and start-up runs the ones a database has not had. Steps stay idempotent
  * so a run cut short can be run again.
  */
-const MIGRATIONS: readonly (readonly string[])[] = [
+const MIGRATIONS: readonly (readonly Migration[])[] = [
   [
     `CREATE TABLE IF NOT EXISTS ${TABLES.accounts} (
       user_key VARCHAR(512) NOT NULL PRIMARY KEY,
@@ -83,6 +99,19 @@ const MIGRATIONS: readonly (readonly string[])[] = [
       INDEX throttle_expires (expires)
     ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
     'DROP TABLE IF EXISTS simpleapi_login_failures',
+  ],
+  // 3: a signed call's nonce row carries its claim and, once it ended, its answer (§6 retries).
+  // `kept`: NULL while the call runs, 0 when its answer is not kept, 1 with the answer beside it.
+  [
+    addColumns(TABLES.nonces, {
+      mac: 'VARCHAR(64) NULL',
+      retry: 'TINYINT NOT NULL DEFAULT 0',
+      kept: 'TINYINT NULL',
+      status: 'SMALLINT NULL',
+      location: 'VARCHAR(2048) NULL',
+      retry_after: 'INT NULL',
+      body: 'LONGTEXT NULL',
+    }),
   ],
 ];
 
@@ -240,7 +269,7 @@ export class MySqlStore implements Store {
       throw new Error(`the database's schema is version ${current}, newer than this server's ${SCHEMA_VERSION}: upgrade simpleapi`);
     }
     for (let v = current + 1; v <= SCHEMA_VERSION; v++) {
-      for (const statement of MIGRATIONS[v - 1]!) await conn.query(statement);
+      for (const step of MIGRATIONS[v - 1]!) await (typeof step === 'string' ? conn.query(step) : step(conn));
       await conn.query(`INSERT INTO ${TABLES.schema} (name, version, updated) VALUES ('store', ?, UNIX_TIMESTAMP()) ON DUPLICATE KEY UPDATE version = ?, updated = UNIX_TIMESTAMP()`, [v, v]);
       this.#options.log.info({ version: v }, `database schema at version ${v}`);
     }
@@ -386,19 +415,60 @@ export class MySqlStore implements Store {
     });
   }
 
-  rememberNonce(sessionId: string, nonce: string, expires: number, now: number): Promise<boolean> {
+  rememberNonce(sessionId: string, nonce: string, expires: number, now: number, claim?: CallClaim): Promise<boolean> {
     const lifetime = Math.max(expires, now + this.#options.nonceTtl);
+    const mac = claim?.mac ?? null;
+    const retry = claim?.retry === true ? 1 : 0;
     return this.#guard(async () => {
       try {
-        await this.#write(`INSERT INTO ${TABLES.nonces} (session_id, nonce, expires) VALUES (?, ?, ?)`, [sessionId, nonce, lifetime]);
+        // The claim rides on the nonce's own insert: no query of its own on the hot path.
+        await this.#write(`INSERT INTO ${TABLES.nonces} (session_id, nonce, expires, mac, retry) VALUES (?, ?, ?, ?, ?)`, [sessionId, nonce, lifetime, mac, retry]);
         return true;
       } catch (err) {
         if (!isDuplicateKey(err)) throw err;
       }
       // Seen before: fresh again only if that row expired and the sweep has not removed it yet.
       // The row lock makes this a single winner too: a second revival no longer matches `expires <= now`.
-      const revived = await this.#write(`UPDATE ${TABLES.nonces} SET expires = ? WHERE session_id = ? AND nonce = ? AND expires <= ?`, [lifetime, sessionId, nonce, now]);
+      const revived = await this.#write(
+        `UPDATE ${TABLES.nonces} SET expires = ?, mac = ?, retry = ?, kept = NULL, status = NULL, location = NULL, retry_after = NULL, body = NULL WHERE session_id = ? AND nonce = ? AND expires <= ?`,
+        [lifetime, mac, retry, sessionId, nonce, now],
+      );
       return revived.affectedRows === 1;
+    });
+  }
+
+  findCall(sessionId: string, nonce: string, now: number): Promise<CallRecord | null> {
+    return this.#guard(async () => {
+      const [row] = await this.#rows(`SELECT mac, retry, kept, status, location, retry_after, body FROM ${TABLES.nonces} WHERE session_id = ? AND nonce = ? AND expires > ?`, [sessionId, nonce, now]);
+      if (row === undefined) return null;
+      if (row.mac === null || Number(row.retry) === 1 || (row.kept !== null && Number(row.kept) === 0)) return { state: 'unkept' };
+      const claim: CallClaim = { mac: String(row.mac) };
+      if (row.kept === null) return { state: 'running', claim };
+      const outcome: KeptOutcome = {
+        status: Number(row.status),
+        body: String(row.body ?? ''),
+        ...(row.location === null ? {} : { location: String(row.location) }),
+        ...(row.retry_after === null ? {} : { retryAfter: Number(row.retry_after) }),
+      };
+      return { state: 'done', claim, outcome };
+    });
+  }
+
+  keepOutcome(sessionId: string, nonce: string, outcome: KeptOutcome | null): Promise<void> {
+    return this.#guard(async () => {
+      // Only a call still running takes its outcome: a row revived since belongs to another call.
+      const where = `WHERE session_id = ? AND nonce = ? AND mac IS NOT NULL AND kept IS NULL`;
+      if (outcome === null) await this.#write(`UPDATE ${TABLES.nonces} SET kept = 0 ${where}`, [sessionId, nonce]);
+      else {
+        await this.#write(`UPDATE ${TABLES.nonces} SET kept = 1, status = ?, location = ?, retry_after = ?, body = ? ${where}`, [
+          outcome.status,
+          outcome.location ?? null,
+          outcome.retryAfter ?? null,
+          outcome.body,
+          sessionId,
+          nonce,
+        ]);
+      }
     });
   }
 

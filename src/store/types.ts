@@ -1,5 +1,6 @@
 /**
- * The store interface: accounts, sessions, seen nonces and login throttling. The embedded store
+ * The store interface: accounts, sessions, seen nonces (with the outcomes kept for retries) and
+ * login throttling. The embedded store
  * (`memory.ts`), the MongoDB store (`mongo.ts`) and the MySQL/MariaDB store (`mysql.ts`)
  * implement it and pass `test/store.contract.ts`.
  *
@@ -57,6 +58,38 @@ export function throttleWindow(now: number, window: number): { index: number; re
   return { index, resetAt: (index + 1) * window };
 }
 
+/**
+ * What the nonce record of a signed call says about the call, so that a retry naming its nonce
+ * (PROTOCOL.md §6, v2 retries) can tell whether it is the same request.
+ */
+export interface CallClaim {
+  /**
+   * The call's v2 MAC (hex) over its timestamp, nonce and body: a retry is the same request when
+   * the MAC of its x-retry-timestamp, x-retry-of and body is this one, so neither the body nor
+   * a hash of it need be kept. '' for a retry's own nonce.
+   */
+  readonly mac: string;
+  /** The nonce of a retry: a retry naming it is answered "outcome not kept". */
+  readonly retry?: boolean;
+}
+
+/** A finished call's answer, kept with its nonce so a retry gets it without running anything. */
+export interface KeptOutcome {
+  readonly status: number;
+  readonly location?: string;
+  /** Seconds, as the answer's `Retry-After` said. */
+  readonly retryAfter?: number;
+  /** The body exactly as sent; '' for none. */
+  readonly body: string;
+}
+
+/** A claimed nonce as a retry finds it. */
+export type CallRecord =
+  | { readonly state: 'running'; readonly claim: CallClaim }
+  | { readonly state: 'done'; readonly claim: CallClaim; readonly outcome: KeptOutcome }
+  /** Nothing a retry can use: a retry's own nonce, a GET's, an answer too large or streamed, or dropped for room. */
+  | { readonly state: 'unkept' };
+
 /** What a store gives methods for their own data (`ctx.db`); null where it has none. */
 export interface MethodResources {
   /** MongoDB's database, for methods' own collections. */
@@ -108,8 +141,19 @@ export interface Store {
    */
   saveSessionState(sessionId: string, state: Record<string, unknown>, expectedVersion: number): Promise<number | null>;
 
-  /** Records a nonce for a session; false when it was already seen and has not expired. */
-  rememberNonce(sessionId: string, nonce: string, expires: number, now: number): Promise<boolean>;
+  /**
+   * Records a nonce for a session; false when it was already seen and has not expired. With a
+   * `claim` the record also says the call is running, in the same write (one round trip), until
+   * `keepOutcome` records how it ended.
+   */
+  rememberNonce(sessionId: string, nonce: string, expires: number, now: number, claim?: CallClaim): Promise<boolean>;
+  /** The live record of a nonce, or null when it was never seen or has expired. */
+  findCall(sessionId: string, nonce: string, now: number): Promise<CallRecord | null>;
+  /**
+   * Records the answer of a call claimed with `rememberNonce`, or with null that it is not kept.
+   * A store may drop kept outcomes to stay within its bounds; they are then `unkept`.
+   */
+  keepOutcome(sessionId: string, nonce: string, outcome: KeptOutcome | null): Promise<void>;
 
   /** The failures counted for a throttle key in the window holding `now`; O(1), whatever the count. */
   countFailures(key: string, now: number, window: number): Promise<ThrottleState>;

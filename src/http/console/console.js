@@ -579,6 +579,7 @@ async function runCall(m, params, out, form, note = null) {
     body = el('p', { className: 'error-box', textContent: String(err?.message ?? err) });
   }
   if (first?.response) title.push(badge(`HTTP ${first.response.status}`, 'neutral'));
+  if (rec.exchanges.some((x) => x.response?.headers['x-retried'] === '1')) title.push(badge('retried', 'neutral retried', 'The first attempt got no answer; the server answered the retry with that attempt\'s kept outcome (x-retried: 1): the method ran once'));
   title.push(signatureBadge(rec.exchanges, err instanceof SignatureError ? err : null));
   put(view.title, ...title);
   put(view.body, note ? el('p', { className: 'note', textContent: note.text }) : null, body);
