@@ -15,7 +15,7 @@ import { framedStream, releasingBody, streamFormat, STREAM_CONTENT_TYPES, Stream
 import type { TraceContext } from './trace.ts';
 import { conflictReply, decideRetry, keepLater, outcomeOf, replayResponse, type RetrySettings } from './retry.ts';
 import { nowSeconds } from './clock.ts';
-import type { Store } from '../store/types.ts';
+import type { SessionRecord, Store } from '../store/types.ts';
 
 export interface EndpointSettings {
   auth: AuthSettings;
@@ -119,6 +119,28 @@ function serialize(reply: Reply, form: Form, log: Logger, requestId: string, tra
   }
   if (refused > 0) log.warn({ reqId: requestId, limit, refused }, 'batch entries over the answer limit were answered with errors');
   return { status: reply.status, text: `[${parts.join(',')}]` };
+}
+
+/**
+ * A call's scope over its request. A class, so the request's signal is read (and made) only if a
+ * method asks for ctx.signal, through a getter on the prototype: a getter in an object literal
+ * would give every request's scope a shape of its own, which the collector then has to keep.
+ */
+class RequestCallScope implements CallScope {
+  readonly ip: string;
+  readonly http: CallScope['http'];
+  constructor(
+    readonly request: CoreRequest,
+    readonly requestId: string,
+    readonly traceId: string,
+    readonly session: SessionRecord | null,
+  ) {
+    this.ip = request.ip;
+    this.http = request.http ?? null;
+  }
+  get signal(): AbortSignal {
+    return this.request.signal;
+  }
 }
 
 /** Counts a stream as open until its pieces end or the transport stops it, whichever comes first. */
@@ -269,17 +291,7 @@ export function createEndpoint(deps: { store: Store; log: Logger; dispatcher: Di
         keptUnder = settings.auth.keepOutcomes ? call.retryOf.nonce : undefined;
       }
     }
-    const scope: CallScope = {
-      requestId,
-      traceId,
-      ip: request.ip,
-      session: auth.kind === 'verified' ? auth.session : null,
-      // Read only if a method asks for ctx.signal: making it costs an AbortController per request.
-      get signal() {
-        return request.signal;
-      },
-      http: request.http ?? null,
-    };
+    const scope = new RequestCallScope(request, requestId, traceId, auth.kind === 'verified' ? auth.session : null);
     if (keptUnder === undefined || scope.session === null) return (await answer(requestId, traceId, label, envelope, form, scope, auth, request)).response;
     const sessionId = scope.session.sessionId;
     try {
