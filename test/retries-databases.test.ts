@@ -16,7 +16,7 @@ describe.skipIf(!hasMongo)('MongoDB', () => {
   retryScenarios('two processes on one MongoDB', async () => {
     const args = [...fixtureArgs, `--db-url=${MONGODB_URL}`, `--db-name=${uniqueDbName('retries')}`];
     const [a, b] = await Promise.all([spawnServer(args), spawnServer(args)]);
-    return { a: a.url!, b: b.url!, runs: runsOver([a.url!, b.url!]), close: async () => void (await Promise.all([a.stop(), b.stop()])) };
+    return { a: a.url!, b: b.url!, runs: runsOver([a.url!, b.url!]), close: async () => void (await Promise.all([a.stop(), b.stop()])), jobsAtLeastOnce: true };
   });
 });
 
