@@ -51,7 +51,9 @@ function formOf(raw: Buffer): 'simple' | 'rpc' {
     return Array.isArray(value) || (value !== null && typeof value === 'object' && Object.prototype.hasOwnProperty.call(value, 'jsonrpc')) ? 'rpc' : 'simple';
   } catch {
     const text = raw.toString('latin1');
-    return text.trimStart().startsWith('[') || text.includes('"jsonrpc"') ? 'rpc' : 'simple';
+    // JSON's whitespace only (RFC 8259: space, tab, LF, CR): trimStart() would also drop a 0xA0
+    // byte (U+00A0 in latin1), which is no whitespace to a JSON parser, nor to the server.
+    return text.replace(/^[ \t\n\r]+/, '').startsWith('[') || text.includes('"jsonrpc"') ? 'rpc' : 'simple';
   }
 }
 
