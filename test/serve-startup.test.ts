@@ -119,12 +119,19 @@ describe('--log-format', () => {
       return;
     }
     const out = await new Promise<string>((done) => {
-      const command = `${process.execPath} ${resolve(ROOT, 'bin/simpleapi.js')} serve --port=0`;
+      // The shell prints its pid, then becomes the server (exec): the test stops the server by that
+      // pid. Stopping only `script` left the server behind on a dead terminal, spinning a core.
+      const command = `sh -c 'echo SERVER_PID=$$; exec ${process.execPath} ${resolve(ROOT, 'bin/simpleapi.js')} serve --port=0'`;
       const proc = spawn('/usr/bin/script', ['-qfec', command, '/dev/null'], { cwd: ROOT, env: { PATH: process.env.PATH, HOME: process.env.HOME, TERM: 'dumb' } });
       let text = '';
+      let stopped = false;
       proc.stdout.on('data', (c: Buffer) => {
         text += c.toString('utf8');
-        if (text.includes('listening on')) proc.kill('SIGTERM');
+        const pid = /SERVER_PID=(\d+)/.exec(text)?.[1];
+        if (!stopped && pid !== undefined && text.includes('listening on')) {
+          stopped = true;
+          process.kill(Number(pid), 'SIGTERM');
+        }
       });
       proc.on('close', () => done(text));
     });
