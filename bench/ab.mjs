@@ -1,0 +1,29 @@
+// A/B of whole servers: CPU microseconds per request of simpleapi checkouts (or one checkout with
+// different flags), measured side by side: each server pinned to core 0, autocannon on core 1,
+// ROUNDS interleaved rounds of SECONDS s, CPU from /proc/<pid>/stat. Used to show what a change
+// costs against the last release without the whole `npm run bench`.
+//   node bench/ab.mjs '[{"name":"release","cwd":"/path/to/old/checkout","args":[]},{"name":"now","cwd":".","args":["--rate-limit-address=1000000000"]}]'
+// BODY (default: a JSON-RPC echo), ROUNDS (3), SECONDS (4). Only 127.0.0.1 is a target.
+import { spawn, execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+const body = process.env.BODY ?? '{"jsonrpc":"2.0","method":"echo","params":{"a":1,"b":[1,2,3],"c":"hello"},"id":1}';
+const configs = JSON.parse(process.argv[2]); // [{name, cwd, args}]
+const tick = 100;
+function cpu(pid) { const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' '); return (Number(f[11]) + Number(f[12])) / tick; }
+async function start(c) {
+  const proc = spawn('taskset', ['-c', '0', 'node', 'bin/simpleapi.js', 'serve', '--port=0', '--methods-dir=bench/methods', '--log-level=info', ...c.args], { cwd: c.cwd, stdio: ['ignore', 'pipe', 'inherit'] });
+  return new Promise((res) => { let buf = ''; proc.stdout.on('data', (d) => { buf += d; const m = /"url":"(http:[^"]+)"/.exec(buf); if (m) { res({ proc, url: m[1] + '/' }); proc.stdout.removeAllListeners('data'); proc.stdout.resume(); } }); });
+}
+const servers = [];
+for (const c of configs) servers.push({ c, ...(await start(c)), us: [] });
+for (let round = 0; round < Number(process.env.ROUNDS ?? 3); round++) {
+  for (const s of servers) {
+    execFileSync('taskset', ['-c', '1', 'npx', 'autocannon', '-c', '10', '-d', '1', '-m', 'POST', '-H', 'content-type: application/json', '-b', body, s.url], { stdio: 'ignore' });
+    const before = cpu(s.proc.pid);
+    const out = execFileSync('taskset', ['-c', '1', 'npx', 'autocannon', '-j', '-c', '10', '-d', process.env.SECONDS ?? '4', '-m', 'POST', '-H', 'content-type: application/json', '-b', body, s.url], { encoding: 'utf8' });
+    const after = cpu(s.proc.pid);
+    const n = JSON.parse(out).requests.total;
+    s.us.push(((after - before) * 1e6) / n);
+  }
+}
+for (const s of servers) { s.us.sort((a, b) => a - b); console.log(`${s.c.name.padEnd(40)} ${s.us[Math.floor(s.us.length / 2)].toFixed(1)} us/req  (${s.us.map((x) => x.toFixed(1)).join(', ')})`); s.proc.kill(); }
