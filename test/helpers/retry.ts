@@ -3,6 +3,7 @@
  * project's client: the tests choose every header.
  */
 import { createHmac } from 'node:crypto';
+import { jsonOrUndefined } from './server.ts';
 import { freshNonce, nowSeconds, type Grant } from './signed.ts';
 
 export interface Attempt {
@@ -63,12 +64,7 @@ export async function postSigned(url: string, grant: Grant, body: string, o: Ret
   }
   const res = await fetch(url, { method: 'POST', headers, body, ...(o.signal === undefined ? {} : { signal: o.signal }) });
   const text = await res.text();
-  let json: unknown;
-  try {
-    json = text === '' ? undefined : JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
+  const json = jsonOrUndefined(text);
   const expected = createHmac('sha256', key).update(`simpleapi-v2-response\n${nonce}\n${text}`, 'utf8').digest('hex');
   return { status: res.status, headers: res.headers, text, json, nonce, timestamp, signed: res.headers.get('x-hmac') === expected, retried: res.headers.get('x-retried') === '1' };
 }

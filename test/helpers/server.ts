@@ -166,13 +166,16 @@ export const rpc = (method: string, params: unknown, id: unknown = 1): string =>
 export async function post(url: string, body: string | Uint8Array, headers: Record<string, string> = {}): Promise<HttpAnswer> {
   const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: body as BodyInit });
   const text = await res.text();
-  let json: unknown;
+  return { status: res.status, headers: res.headers, text, json: jsonOrUndefined(text) };
+}
+
+/** An answer's body as JSON; undefined when it is empty or not JSON (the test then reads `text`). */
+export function jsonOrUndefined(text: string): unknown {
   try {
-    json = text === '' ? undefined : JSON.parse(text);
+    return text === '' ? undefined : JSON.parse(text);
   } catch {
-    json = undefined;
+    return undefined;
   }
-  return { status: res.status, headers: res.headers, text, json };
 }
 
 /** A TCP port nothing listens on right now. */
