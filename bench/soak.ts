@@ -2,7 +2,9 @@
  * `npm run load`: the bounded load and soak runs of the hardening issue, against a server on the
  * embedded store (a child process, as users run it).
  *   1. LOAD_CONNECTIONS (1000) keep-alive connections for LOAD_SECONDS (30 s), each alternating a
- *      public echo and a v2-signed session call: zero errors, zero non-2xx, zero dropped.
+ *      public echo and a v2-signed session call: zero errors, zero non-2xx, zero dropped. Every
+ *      connection is first answered once, then all load the server together (bench/hold.mjs
+ *      says why it is not autocannon here).
  *   2. A soak of SOAK_SECONDS (120 s) at 100 connections, the server's old space capped at
  *      SOAK_HEAP_MIB (192), sampling the server's resident memory
  *      every SOAK_SAMPLE_SECONDS (10 s): the curve is printed. The server must still answer at the
@@ -66,11 +68,12 @@ interface LoadResult {
   errors: number;
   timeouts: number;
   resets: number;
+  connectMs: number;
 }
 
 function load(job: Record<string, unknown>): Promise<LoadResult> {
   return new Promise((done, fail) => {
-    const proc = spawn(process.execPath, [join(ROOT, 'bench/load.mjs'), JSON.stringify(job)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+    const proc = spawn(process.execPath, [join(ROOT, 'bench/hold.mjs'), JSON.stringify(job)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     proc.stdout.on('data', (c) => (out += c));
     proc.on('exit', (code) => (code === 0 ? done(JSON.parse(out) as LoadResult) : fail(new Error(`load exited ${code}`))));
@@ -93,6 +96,7 @@ try {
   console.log(`load: ${LOAD_CONNECTIONS} keep-alive connections for ${LOAD_SECONDS} s, public and signed calls alternating`);
   const heavy = await load({ ...job, connections: LOAD_CONNECTIONS, duration: LOAD_SECONDS });
   const heavyOk = heavy.errors === 0 && heavy.non2xx === 0 && heavy.timeouts === 0 && heavy.resets === 0;
+  console.log(`  all ${LOAD_CONNECTIONS} connections answered once within ${(heavy.connectMs / 1000).toFixed(1)} s; then`);
   console.log(`  ${heavy.requests} requests, ${heavy.rps.toFixed(0)} req/s, p99 ${heavy.p99} ms; errors ${heavy.errors}, non-2xx ${heavy.non2xx}, timeouts ${heavy.timeouts}, resets ${heavy.resets}: ${heavyOk ? 'ok' : 'FAILED'}`);
   failed ||= !heavyOk;
 
