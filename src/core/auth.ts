@@ -65,14 +65,26 @@ function badSignature(message: string, details?: unknown[]): ApiError {
   return new ApiError('BadSignature', message, details === undefined ? {} : { details });
 }
 
+/** A session's key (or v1's user id) and the nonce an answer is signed over. */
+class SessionSigner implements ResponseSigner {
+  constructor(
+    readonly scheme: Scheme,
+    readonly session: Pick<SessionRecord, 'key' | 'userId'>,
+    readonly nonce: string,
+  ) {}
+
+  sign(body: string | Buffer): string {
+    return this.scheme === 'v2' ? signV2Response(this.session.key, this.nonce, body) : signV1(this.session.userId, body);
+  }
+
+  begin(): { update(piece: string | Buffer): void; digest(): string } {
+    const hmac = this.scheme === 'v2' ? startV2Response(this.session.key, this.nonce) : startV1(this.session.userId);
+    return { update: (piece) => void hmac.update(piece), digest: () => hmac.digest('hex') };
+  }
+}
+
 function signerFor(scheme: Scheme, session: Pick<SessionRecord, 'key' | 'userId'>, nonce: string): ResponseSigner {
-  return {
-    sign: (body) => (scheme === 'v2' ? signV2Response(session.key, nonce, body) : signV1(session.userId, body)),
-    begin() {
-      const hmac = scheme === 'v2' ? startV2Response(session.key, nonce) : startV1(session.userId);
-      return { update: (piece) => void hmac.update(piece), digest: () => hmac.digest('hex') };
-    },
-  };
+  return new SessionSigner(scheme, session, nonce);
 }
 
 /**
@@ -106,8 +118,11 @@ function retryHeaders(headers: Headers, nonce: string): { nonce: string; timesta
   return { nonce: of, timestamp };
 }
 
+function refuse(reason: AuthFailureReason, error: ApiError, sign?: ResponseSigner): AuthResult {
+  return sign === undefined ? { kind: 'refused', error, reason } : { kind: 'refused', error, reason, sign };
+}
+
 async function verify(headers: Headers, sessionId: string | string[], signed: Buffer, store: Store, settings: AuthSettings, call: boolean): Promise<AuthResult> {
-  const refuse = (reason: AuthFailureReason, error: ApiError, sign?: ResponseSigner): AuthResult => (sign === undefined ? { kind: 'refused', error, reason } : { kind: 'refused', error, reason, sign });
   const now = nowSeconds();
   // Step 1: the session, then the headers' form. Nothing up to step 2 is signed.
   if (typeof sessionId !== 'string' || !isUuid(sessionId)) return refuse('bad_session_id', new ApiError('Unauthenticated', 'x-session-id is not a session id'));

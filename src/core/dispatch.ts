@@ -81,9 +81,9 @@ export class Dispatcher {
    * answers synchronously costs no promise.
    */
   run(call: Call, scope: CallScope, inBatch = false): CallOutcome | Promise<CallOutcome> {
-    // §3: names are looked up, never turned into paths; the table has no prototype.
-    const table = this.#methods.current;
-    const record = isValidMethodName(call.method) ? table[call.method] : undefined;
+    // §3: names are looked up, never turned into paths. The table has no prototype and holds only
+    // well-formed names, so a name that is not one finds nothing without being checked first.
+    const record = this.#methods.current[call.method];
     if (!this.#metrics.on) return this.#limited(record, call, scope, inBatch);
     const started = performance.now();
     const outcome = this.#limited(record, call, scope, inBatch);

@@ -39,23 +39,43 @@ type StoredSession = SessionRecord;
 /**
  * The caller's own copy of a stored session. The state is copied only when it is read: most
  * signed requests never look at it, and copying it on every one made each signed call of a
- * session with 40 MB of state take 54 ms. Measured on a 60 KB state:
- * 4.5 us per getSession that leaves it unread, 74 us when it is read (structuredClone; parsing
- * the same state from JSON text took 214 us). A caller that mutates its copy changes nothing stored.
+ * session with 40 MB of state take 54 ms. Measured on a 60 KB state: 74 us when it is read
+ * (structuredClone; parsing the same state from JSON text took 214 us). A caller that mutates its
+ * copy changes nothing stored. A class with the lazy `state` on its prototype, not an object with
+ * a property defined on it: that made every copy a dictionary-mode object (4.8 us per signed call).
  */
-function copySession(s: StoredSession): SessionRecord {
-  const { state: kept, ...rest } = s;
-  let state: Record<string, unknown> | undefined;
-  const record = rest as SessionRecord;
-  Object.defineProperty(record, 'state', {
-    enumerable: true,
-    configurable: true,
-    get: () => (state ??= structuredClone(kept)),
-    set: (value: Record<string, unknown>) => {
-      state = value;
-    },
-  });
-  return record;
+class SessionCopy implements SessionRecord {
+  readonly sessionId: string;
+  readonly userKey: string;
+  readonly userId: string;
+  readonly key: Buffer;
+  expires: number;
+  version: number;
+  #kept: Record<string, unknown>;
+  #state: Record<string, unknown> | undefined = undefined;
+
+  constructor(s: StoredSession) {
+    this.sessionId = s.sessionId;
+    this.userKey = s.userKey;
+    this.userId = s.userId;
+    this.key = s.key;
+    this.expires = s.expires;
+    this.version = s.version;
+    this.#kept = s.state;
+  }
+
+  get state(): Record<string, unknown> {
+    return (this.#state ??= structuredClone(this.#kept));
+  }
+
+  set state(value: Record<string, unknown>) {
+    this.#state = value;
+  }
+
+  /** What JSON.stringify and the console's views see: the fields, the state included. */
+  toJSON(): SessionRecord {
+    return { sessionId: this.sessionId, userKey: this.userKey, userId: this.userId, key: this.key, expires: this.expires, state: this.state, version: this.version };
+  }
 }
 
 function stored(s: SessionRecord): StoredSession {
@@ -134,7 +154,7 @@ export class MemoryStore implements Store {
       this.#drop(sessionId);
       return null;
     }
-    return copySession(found);
+    return new SessionCopy(found);
   }
 
   async touchSession(sessionId: string, expires: number): Promise<void> {
