@@ -5,7 +5,7 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../src/log.ts';
-import { RateLimits } from '../src/core/rate-limit.ts';
+import { ProcessCounter, RateLimits } from '../src/core/rate-limit.ts';
 import { buildRecord, createAjv, RegistryError } from '../src/core/registry.ts';
 import { jobTimeoutOf } from '../src/core/jobs.ts';
 import { post, startTestServer, type TestServer } from './helpers/server.ts';
@@ -17,6 +17,40 @@ import type { Store } from '../src/store/types.ts';
 
 const call = (method: string, parameters: unknown = {}) => JSON.stringify({ method, parameters });
 const batch = (n: number, method = 'echo') => JSON.stringify(Array.from({ length: n }, (_, i) => ({ jsonrpc: '2.0', method, params: [i], id: i })));
+
+describe('the in-process counter', () => {
+  it('counts a fixed window from the first call, refused calls included, then starts again', () => {
+    const counter = new ProcessCounter(3, 60);
+    const t = 1_000_000;
+    expect([1, 2, 3].map(() => counter.take('k', 'here', t))).toEqual([null, null, null]);
+    const refused = counter.take('k', 'here', t + 20_000);
+    expect(refused?.code).toBe('TooManyRequests');
+    expect(refused?.retryAfter).toBe(40);
+    expect(counter.take('other', 'here', t + 20_000)).toBeNull();
+    // The window ends 60 s after its first call, not after the last refused one.
+    expect(counter.take('k', 'here', t + 59_999)?.code).toBe('TooManyRequests');
+    expect(counter.take('k', 'here', t + 60_000)).toBeNull();
+  });
+
+  it('drops expired windows as it goes, without waiting to be full', () => {
+    const counter = new ProcessCounter(5, 10);
+    for (let i = 0; i < 500; i++) counter.take(`ip${i}`, 'here', 0);
+    for (let i = 0; i < 1024; i++) counter.take('busy', 'here', 20_000);
+    expect(counter.size).toBe(1);
+  });
+
+  it('holds at most maxKeys keys: expired windows go first, then the oldest live one', () => {
+    const counter = new ProcessCounter(1, 10, 100);
+    for (let i = 0; i < 100; i++) counter.take(`old${i}`, 'here', 0);
+    expect(counter.size).toBe(100);
+    counter.take('new', 'here', 5_000);
+    expect(counter.size).toBe(100); // one live window forgotten for room
+    expect(counter.take('old1', 'here', 5_000)?.code).toBe('TooManyRequests');
+    expect(counter.take('old0', 'here', 5_000)).toBeNull(); // the oldest was the one forgotten
+    counter.take('later', 'here', 20_000); // every old window has expired: all of them go
+    expect(counter.size).toBeLessThanOrEqual(3);
+  });
+});
 
 describe('rate limits (embedded store)', () => {
   const servers: TestServer[] = [];

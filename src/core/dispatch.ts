@@ -102,8 +102,8 @@ export class Dispatcher {
     if (limits === undefined) return this.#run(record, call, scope, inBatch);
     const caller = { ip: scope.ip, userKey: scope.session?.userKey ?? null };
     const counted = limits.check(record?.name ?? '', record?.rateLimit, caller);
-    if (counted === null) return this.#run(record, call, scope, inBatch);
-    return counted.then((refused) => (refused === null ? this.#run(record, call, scope, inBatch) : { ok: false, error: refused }));
+    if (counted instanceof Promise) return counted.then((refused) => (refused === null ? this.#run(record, call, scope, inBatch) : { ok: false, error: refused }));
+    return counted === null ? this.#run(record, call, scope, inBatch) : { ok: false, error: counted };
   }
 
   #run(record: MethodRecord | undefined, call: Call, scope: CallScope, inBatch: boolean): CallOutcome | Promise<CallOutcome> {

@@ -71,17 +71,20 @@ export function formOfBody(body: Buffer): Form {
   }
 }
 
+function rejectEntry(message: string, id: RpcId): RejectedEntry {
+  return { error: new ApiError('InvalidRequest', message), id };
+}
+
 function parseRpcEntry(entry: unknown): Call | RejectedEntry {
   if (!isPlainObject(entry)) return { error: new ApiError('InvalidRequest', 'A JSON-RPC request must be an object'), id: null };
   const idPresent = hasOwn(entry, 'id');
   const id = idPresent && isValidId(entry.id) ? entry.id : null;
-  const reject = (message: string): RejectedEntry => ({ error: new ApiError('InvalidRequest', message), id });
-  if (idPresent && !isValidId(entry.id)) return reject('id must be a string, a number or null');
-  if (entry.jsonrpc !== '2.0') return reject('jsonrpc must be exactly "2.0"');
-  if (typeof entry.method !== 'string') return reject('method must be a string');
+  if (idPresent && !isValidId(entry.id)) return rejectEntry('id must be a string, a number or null', id);
+  if (entry.jsonrpc !== '2.0') return rejectEntry('jsonrpc must be exactly "2.0"', id);
+  if (typeof entry.method !== 'string') return rejectEntry('method must be a string', id);
   let params: unknown = {};
   if (hasOwn(entry, 'params')) {
-    if (entry.params === null || typeof entry.params !== 'object') return reject('params must be an object or an array');
+    if (entry.params === null || typeof entry.params !== 'object') return rejectEntry('params must be an object or an array', id);
     params = entry.params;
   }
   const call: Call = { method: entry.method, params };
