@@ -50,10 +50,11 @@ function randomHex(bytes: number): string {
   return hex;
 }
 
-function nonZero(bytes: number): string {
+function nonZero(bytes: 8 | 16): string {
+  const zero = bytes === 16 ? ZERO_TRACE : ZERO_SPAN;
   for (;;) {
     const hex = randomHex(bytes);
-    if (!/^0+$/.test(hex)) return hex;
+    if (hex !== zero) return hex;
   }
 }
 
