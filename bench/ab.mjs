@@ -10,12 +10,20 @@ const body = process.env.BODY ?? '{"jsonrpc":"2.0","method":"echo","params":{"a"
 const configs = JSON.parse(process.argv[2]); // [{name, cwd, args}]
 const tick = 100;
 function cpu(pid) { const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' '); return (Number(f[11]) + Number(f[12])) / tick; }
-async function start(c) {
-  const proc = spawn('taskset', ['-c', '0', 'node', 'bin/simpleapi.js', 'serve', '--port=0', '--methods-dir=bench/methods', '--log-level=info', ...c.args], { cwd: c.cwd, stdio: ['ignore', 'pipe', 'inherit'] });
-  return new Promise((res) => { let buf = ''; proc.stdout.on('data', (d) => { buf += d; const m = /"url":"(http:[^"]+)"/.exec(buf); if (m) { res({ proc, url: m[1] + '/' }); proc.stdout.removeAllListeners('data'); proc.stdout.resume(); } }); });
+async function start(c, i) {
+  // A port of our choosing and /health polled: at --log-level=warn there is no listening line to read.
+  const port = 41000 + (process.pid % 1000) * 10 + i;
+  const proc = spawn('taskset', ['-c', '0', 'node', 'bin/simpleapi.js', 'serve', `--port=${port}`, '--methods-dir=bench/methods', '--log-level=info', ...c.args], { cwd: c.cwd, stdio: ['ignore', 'pipe', 'inherit'] });
+  proc.stdout.resume();
+  const url = `http://127.0.0.1:${port}/`;
+  for (let tries = 0; tries < 200; tries++) {
+    if (await fetch(new URL('/health', url)).then((r) => r.ok, () => false)) return { proc, url };
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${c.name} did not answer /health within 20 s`);
 }
 const servers = [];
-for (const c of configs) servers.push({ c, ...(await start(c)), us: [] });
+for (const [i, c] of configs.entries()) servers.push({ c, ...(await start(c, i)), us: [] });
 for (let round = 0; round < Number(process.env.ROUNDS ?? 3); round++) {
   for (const s of servers) {
     execFileSync('taskset', ['-c', '1', 'npx', 'autocannon', '-c', '10', '-d', '1', '-m', 'POST', '-H', 'content-type: application/json', '-b', body, s.url], { stdio: 'ignore' });

@@ -60,13 +60,18 @@ class Connection {
     this.buffer = Buffer.alloc(0);
     this.sentAt = 0;
     this.socket = connect({ host: target.hostname, port, noDelay: true });
-    this.socket.on('connect', () => this.send());
+    let connected = false;
+    this.socket.on('connect', () => {
+      connected = true;
+      this.send();
+    });
     this.socket.on('data', (chunk) => this.read(chunk));
     this.socket.on('error', () => {});
     this.socket.on('close', () => {
       if (stopping && !this.sentAt) return;
       if (this.sentAt && measuring) counts.resets++;
-      if (!stopping) this.open();
+      // A refused connect is tried again shortly, not in a tight loop.
+      if (!stopping) setTimeout(() => this.open(), connected ? 0 : 50);
     });
   }
 
@@ -123,12 +128,18 @@ class Connection {
 const connections = [];
 const started = performance.now();
 const early = setInterval(() => connections.forEach((c) => c.check(performance.now())), 1000);
-await new Promise((allAnswered) => {
-  let waiting = job.connections;
-  const answered = () => --waiting === 0 && allAnswered();
+let waiting = job.connections;
+const allAnswered = await new Promise((settle) => {
+  const answered = () => --waiting === 0 && settle(true);
   for (let i = 0; i < job.connections; i++) connections.push(new Connection(answered));
+  // A server that closes connections past a cap of its own never answers them all.
+  setTimeout(() => settle(false), timeoutMs).unref();
 });
 clearInterval(early);
+if (!allAnswered) {
+  process.stderr.write(`hold: ${waiting} of ${job.connections} connections were not answered within ${timeoutMs / 1000} s (does the server cap connections per address?)\n`);
+  process.exit(1);
+}
 const connectMs = performance.now() - started;
 
 measuring = true;
