@@ -152,28 +152,7 @@ class RequestCallScope implements CallScope {
 /** Counts a stream as open until its pieces end or the transport stops it, whichever comes first. */
 function countedStream(body: StreamedBody, metrics: Metrics): StreamedBody {
   metrics.streamOpened();
-  let open = true;
-  const closed = () => {
-    if (open) {
-      open = false;
-      metrics.streamClosed();
-    }
-  };
-  async function* pieces(): AsyncGenerator<string> {
-    try {
-      yield* body.pieces;
-    } finally {
-      closed();
-    }
-  }
-  return {
-    pieces: pieces(),
-    trailers: body.trailers,
-    stop: () => {
-      closed();
-      body.stop();
-    },
-  };
+  return releasingBody(body, () => metrics.streamClosed());
 }
 
 /**

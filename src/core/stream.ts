@@ -120,8 +120,14 @@ export class StreamSlots {
   }
 }
 
-/** `body` that gives its slot back once it ends, stops, or is never read. */
-export function releasingBody(body: StreamedBody, release: () => void): StreamedBody {
+/** `body` that calls `release` once, when it ends or stops, whichever comes first. */
+export function releasingBody(body: StreamedBody, onEnd: () => void): StreamedBody {
+  let ended = false;
+  const release = () => {
+    if (ended) return;
+    ended = true;
+    onEnd();
+  };
   async function* pieces(): AsyncGenerator<string> {
     try {
       yield* body.pieces;
