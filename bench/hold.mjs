@@ -10,8 +10,8 @@
 // on ours. That measures accept order under a burst, not whether a thousand connections are
 // served. Here every connection first gets one answer (the time that takes is printed), then all
 // of them load the server together, and a request unanswered for `timeout` seconds counts.
-import { createHmac, randomBytes } from 'node:crypto';
 import { connect } from 'node:net';
+import { signV2 } from './sign-v2.mjs';
 
 const job = JSON.parse(process.argv[2]);
 const target = new URL(job.url);
@@ -23,11 +23,8 @@ function request(body, extra = '') {
   return `POST ${target.pathname} HTTP/1.1\r\nhost: ${target.host}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${extra}\r\n${body}`;
 }
 const publicRequest = request(job.mixed ?? job.body);
-/** A fresh timestamp, nonce and MAC for every signed request, as a real client sends them. */
 function signedRequest() {
-  const timestamp = String(Math.floor(Date.now() / 1000));
-  const nonce = randomBytes(16).toString('base64url');
-  const mac = createHmac('sha256', key).update(`simpleapi-v2\n${timestamp}\n${nonce}\n`).update(job.body).digest('hex');
+  const { timestamp, nonce, mac } = signV2(key, job.body);
   return request(job.body, `x-session-id: ${job.signed.session_id}\r\nx-timestamp: ${timestamp}\r\nx-nonce: ${nonce}\r\nx-hmac: ${mac}\r\n`);
 }
 

@@ -2,8 +2,8 @@
 // argv[2]: JSON { url, body, connections, duration, signed?: { session_id, session_key }, mixed?: publicBody }
 // With `mixed`, each connection alternates a public request (that body) and a signed one.
 // Prints autocannon's result as JSON on stdout.
-import { createHmac, randomBytes } from 'node:crypto';
 import autocannon from 'autocannon';
+import { signV2 } from './sign-v2.mjs';
 
 const job = JSON.parse(process.argv[2]);
 const headers = { 'content-type': 'application/json' };
@@ -25,9 +25,7 @@ if (job.signed) {
     ...(job.mixed ? [{ method: 'POST', headers, body: job.mixed }] : []),
     {
       setupRequest(request) {
-        const timestamp = String(Math.floor(Date.now() / 1000));
-        const nonce = randomBytes(16).toString('base64url');
-        const mac = createHmac('sha256', key).update(`simpleapi-v2\n${timestamp}\n${nonce}\n`).update(job.body).digest('hex');
+        const { timestamp, nonce, mac } = signV2(key, job.body);
         request.headers = { ...headers, 'x-session-id': job.signed.session_id, 'x-timestamp': timestamp, 'x-nonce': nonce, 'x-hmac': mac };
         request.body = job.body;
         return request;

@@ -150,15 +150,19 @@ interface LoadResult {
   errors: number;
 }
 
-function load(url: string, body: string, seconds: number, signed?: { session_id: string; session_key: string }, core = '1'): Promise<LoadResult> {
-  const job = JSON.stringify({ url, body, connections: CONNECTIONS, duration: seconds, signed });
-  const [cmd, argv] = pinned(core, process.execPath, [join(ROOT, 'bench/load.mjs'), job]);
+/** Runs a load driver (bench/load.mjs or bench/hold.mjs) on `core` and reads its JSON result. */
+function drive<T>(script: string, job: unknown, core: string): Promise<T> {
+  const [cmd, argv] = pinned(core, process.execPath, [join(ROOT, script), JSON.stringify(job)]);
   return new Promise((done, fail) => {
     const proc = spawn(cmd, argv, { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     proc.stdout.on('data', (c) => (out += c));
-    proc.on('exit', (code) => (code === 0 ? done(JSON.parse(out) as LoadResult) : fail(new Error(`load exited ${code}`))));
+    proc.on('exit', (code) => (code === 0 ? done(JSON.parse(out) as T) : fail(new Error(`${script} exited ${code}`))));
   });
+}
+
+function load(url: string, body: string, seconds: number, signed?: { session_id: string; session_key: string }, core = '1'): Promise<LoadResult> {
+  return drive('bench/load.mjs', { url, body, connections: CONNECTIONS, duration: seconds, signed }, core);
 }
 
 /** Keep-alive connections for the p99 table (BENCH_MANY_CONNECTIONS). */
@@ -178,14 +182,7 @@ interface ManyMeasured {
 
 /** One run of bench/hold.mjs: every connection answered once, then all of them busy (it says why not autocannon). */
 function hold(url: string, body: string, seconds: number): Promise<LoadResult & { timeouts: number; resets: number; connectMs: number }> {
-  const job = JSON.stringify({ url, body, connections: MANY, duration: seconds });
-  const [cmd, argv] = pinned('1', process.execPath, [join(ROOT, 'bench/hold.mjs'), job]);
-  return new Promise((done, fail) => {
-    const proc = spawn(cmd, argv, { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    proc.stdout.on('data', (c) => (out += c));
-    proc.on('exit', (code) => (code === 0 ? done(JSON.parse(out)) : fail(new Error(`hold exited ${code}`))));
-  });
+  return drive('bench/hold.mjs', { url, body, connections: MANY, duration: seconds }, '1');
 }
 
 async function createSession(url: string, userId: string): Promise<{ session_id: string; session_key: string }> {

@@ -108,6 +108,8 @@ export class ProcessCounter implements Counter {
   }
 }
 
+const inThisProcess: Factory = (_prefix, points, duration) => new ProcessCounter(points, duration);
+
 /** rate-limiter-flexible's limiter, in a database; a counter that failed past its insurance lets the call through. */
 class SharedCounter implements Counter {
   constructor(readonly limiter: RateLimiterAbstract) {}
@@ -144,7 +146,6 @@ async function incIsAtomic(db: Db): Promise<boolean> {
 
 /** Picks where counters live for this store; logs the choice when it is not the obvious one. */
 async function factoryFor(store: Store, log: Logger): Promise<{ make: Factory; where: string }> {
-  const inThisProcess: Factory = (_prefix, points, duration) => new ProcessCounter(points, duration);
   const insurance = (keyPrefix: string, points: number, duration: number) => new RateLimiterMemory({ keyPrefix, points, duration });
   const { db, sql } = store.forMethods;
   if (sql !== null) {
@@ -221,7 +222,7 @@ export class RateLimits {
 
   /** A limiter that counts in this process only, for tools and tests without a store. */
   static inProcess(settings: RateLimitSettings): RateLimits {
-    return new RateLimits((_prefix, points, duration) => new ProcessCounter(points, duration), 'this process', settings);
+    return new RateLimits(inThisProcess, 'this process', settings);
   }
 
   /**
