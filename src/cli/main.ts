@@ -139,10 +139,12 @@ async function serveOne(config: ReturnType<typeof loadConfig>, watchFiles: boole
     format: resolveLogFormat(config.logFormat),
     base: { pid: process.pid, ...(cluster.isWorker ? { worker: cluster.worker!.id } : {}) },
   });
+  // Watch mode imports file by file: its reloads do, and one way of loading is easier to reason about.
+  const methods = watchFiles ? undefined : await discoverMethods(config.methodsDir, undefined, { bundle: { onFallback: (why) => log.debug(`method files imported one by one: ${why}`) } });
   const store = await openStore(config, log);
   let server;
   try {
-    server = await startServer({ config, store, log });
+    server = await startServer({ config, store, log, ...(methods === undefined ? {} : { methods }) });
   } catch (err) {
     await store.close();
     throw err;

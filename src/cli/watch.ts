@@ -60,10 +60,13 @@ export function watchMethods(dir: string, initial: MethodTable, log: Logger, swa
       generation++;
       try {
         // A fresh module URL per generation: Node caches ES modules by URL for the life of the process.
-        const table = await discoverMethods(dir, createAjv(), `watch=${generation}`, (error, name) => {
-          const lastGood = current[name];
-          log.error({ err: { message: error.message } }, lastGood === undefined ? `${name} is broken and not served` : `${name} is broken: its last good version keeps serving`);
-          return lastGood;
+        const table = await discoverMethods(dir, createAjv(), {
+          version: `watch=${generation}`,
+          onBrokenFile: (error, name) => {
+            const lastGood = current[name];
+            log.error({ err: { message: error.message } }, lastGood === undefined ? `${name} is broken and not served` : `${name} is broken: its last good version keeps serving`);
+            return lastGood;
+          },
         });
         current = table;
         swap(table);

@@ -7,6 +7,7 @@ import { relative, sep } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import fg from 'fast-glob';
 import { mapLimited } from './concurrency.ts';
+import { importBundled } from './method-bundle.ts';
 import { Ajv2020 as Ajv } from 'ajv/dist/2020.js';
 import type { ValidateFunction, ErrorObject } from 'ajv';
 import addFormatsModule from 'ajv-formats';
@@ -216,20 +217,44 @@ export function buildRecord(name: string, file: string, mod: Record<string, unkn
 
 const IMPORT_CONCURRENCY = 128;
 
+type Loaded = { mod: Record<string, unknown> } | { error: RegistryError };
+
+/**
+ * One import per file, in parallel: each goes through the TypeScript loader's own thread, and one
+ * at a time start-up with a thousand files took seconds.
+ */
+function importEach(files: readonly string[], version: string | undefined): Promise<Loaded[]> {
+  return mapLimited(files, IMPORT_CONCURRENCY, async (file): Promise<Loaded> => {
+    try {
+      const url = pathToFileURL(file).href + (version === undefined ? '' : `?${version}`);
+      return { mod: (await import(url)) as Record<string, unknown> };
+    } catch (err) {
+      return { error: new RegistryError(`${file}: cannot load: ${(err as Error).message}${loadHint(err)}`) };
+    }
+  });
+}
+
+export interface DiscoverOptions {
+  /** Added to each module's URL, so a reload (watch mode) imports the files afresh. */
+  version?: string;
+  /** Watch mode: a file that does not load or check is reported here, and what it returns (its last good record) serves instead. */
+  onBrokenFile?: (error: RegistryError, name: string) => MethodRecord | undefined;
+  /**
+   * Import every file in one esbuild bundle (method-bundle.ts), falling back to one import per
+   * file when the folder cannot take that path; `onFallback` hears why. For `serve`, where no one
+   * else imports the method modules: a test importing a method file itself would get a second copy.
+   */
+  bundle?: { onFallback?: (why: string) => void };
+}
+
 /**
  * Finds and loads every method under `dir`. Files or folders starting with `_`, `*.test.*` and
- * `*.d.ts` are not methods. `rpc.*` is reserved for built-ins. `version` is added to each
- * module's URL, so a reload imports the files afresh.
+ * `*.d.ts` are not methods. `rpc.*` is reserved for built-ins.
  *
  * @example const table = await discoverMethods('/srv/api/methods'); table['math.sum']
  */
-export async function discoverMethods(
-  dir: string,
-  ajv: Ajv = createAjv(),
-  version?: string,
-  /** Watch mode: a file that does not load or check is reported here, and what it returns (its last good record) serves instead. */
-  onBrokenFile?: (error: RegistryError, name: string) => MethodRecord | undefined,
-): Promise<MethodTable> {
+export async function discoverMethods(dir: string, ajv: Ajv = createAjv(), options: DiscoverOptions = {}): Promise<MethodTable> {
+  const { version, onBrokenFile } = options;
   const files = await fg(['**/*.ts', '**/*.js'], {
     cwd: dir,
     absolute: true,
@@ -242,6 +267,7 @@ export async function discoverMethods(
   files.sort();
   const table: Record<string, MethodRecord> = Object.create(null);
   const names: string[] = [];
+  const fileOf = new Map<string, string>();
   // Names and duplicates first: they need no import, and their errors come in file order.
   for (const file of files) {
     const rel = relative(dir, file);
@@ -250,20 +276,14 @@ export async function discoverMethods(
       throw new RegistryError(`${file}: '${rel.split(sep).join('/')}' is not a valid method name (each part must match ${SEGMENT.source})`);
     }
     if (name === 'rpc' || name.startsWith('rpc.')) throw new RegistryError(`${file}: names under 'rpc.' are reserved for built-ins`);
-    const twin = names.indexOf(name);
-    if (twin !== -1) throw new RegistryError(`${file}: method '${name}' is also defined by ${files[twin]}`);
+    const twin = fileOf.get(name);
+    if (twin !== undefined) throw new RegistryError(`${file}: method '${name}' is also defined by ${twin}`);
+    fileOf.set(name, file);
     names.push(name);
   }
-  // Imports in parallel: each goes through the TypeScript loader's own thread, and one at a time
-  // start-up with a thousand files took seconds.
-  const modules = await mapLimited(files, IMPORT_CONCURRENCY, async (file) => {
-    try {
-      const url = pathToFileURL(file).href + (version === undefined ? '' : `?${version}`);
-      return { mod: (await import(url)) as Record<string, unknown> };
-    } catch (err) {
-      return { error: new RegistryError(`${file}: cannot load: ${(err as Error).message}${loadHint(err)}`) };
-    }
-  });
+  const bundled = options.bundle === undefined || files.length === 0 ? undefined : await importBundled(dir, files);
+  if (bundled !== undefined && 'fallback' in bundled) options.bundle?.onFallback?.(bundled.fallback);
+  const modules = bundled !== undefined && 'modules' in bundled ? bundled.modules.map((mod) => ({ mod })) : await importEach(files, version);
   const compiled = new Map<string, ValidateFunction>();
   files.forEach((file, i) => {
     const name = names[i]!;
