@@ -14,7 +14,8 @@ import type { Store } from '../src/store/types.ts';
 import { hasMongo, openMongoStore, uniqueDbName } from './helpers/mongo.ts';
 import { dropMySqlDb, hasMySql, openMySqlStore, uniqueMySqlDb } from './helpers/mysql.ts';
 import { post, ROOT, SHIPPED_METHODS, startTestServer, type TestServer } from './helpers/server.ts';
-import { createAccount, nowSeconds, postV2, v2Headers, type Grant } from './helpers/signed.ts';
+import { createAccount, getV2, nowSeconds, postV2, v2Headers, type Grant } from './helpers/signed.ts';
+import { ApiError } from '../src/core/errors.ts';
 
 const call = (method: string, parameters: unknown = {}) => JSON.stringify({ method, parameters });
 const whoami = call('whoami');
@@ -106,6 +107,24 @@ describe('2. --trust-proxy takes the right-most untrusted address', () => {
       }
       expect(statuses.slice(0, 10)).toEqual(Array(10).fill(401));
       expect(statuses.slice(10)).toEqual(Array(4).fill(429));
+    } finally {
+      await strict.close();
+    }
+  });
+
+  it('IPv6 addresses count per /64: rotating through one network meets the address budget', async () => {
+    const strict = await startTestServer({ trustProxy: true, 'login.maxFailuresPerIp': 10 });
+    try {
+      const statuses: number[] = [];
+      for (let i = 0; i < 14; i++) {
+        const a = await post(strict.url, call('account.login', { user_id: unique('v6'), password: 'password-xx' }), { 'x-forwarded-for': `2001:db8:1:2:${(i + 1).toString(16)}::${i + 7}` });
+        statuses.push(a.status);
+      }
+      expect(statuses.slice(0, 10)).toEqual(Array(10).fill(401));
+      expect(statuses.slice(10)).toEqual(Array(4).fill(429));
+      // Another /64 has its own budget, and ctx.ip stays the whole address.
+      expect((await post(strict.url, call('account.login', { user_id: unique('v6'), password: 'password-xx' }), { 'x-forwarded-for': '2001:db8:1:3::1' })).status).toBe(401);
+      expect(((await post(strict.url, call('peek'), { 'x-forwarded-for': '2001:db8:1:2::abcd' })).json as { ip: string }).ip).toBe('2001:db8:1:2::abcd');
     } finally {
       await strict.close();
     }
@@ -220,6 +239,40 @@ describe('5. signing oracles: nothing before the MAC verifies is signed', () => 
     }
   });
 
+  it('a store failure after the MAC verified is answered signed (§6: from step 3 on), one before it unsigned', async () => {
+    // A store that stops answering on demand, at the nonce claim (step 4) or the session read (step 1).
+    let failAt: 'nonce' | 'session' | null = null;
+    const down = () => new ApiError('Unavailable', 'The database does not answer; try again shortly', { retryAfter: 5 });
+    class FlakyStore extends MemoryStore {
+      override rememberNonce(...args: Parameters<MemoryStore['rememberNonce']>) {
+        return failAt === 'nonce' ? Promise.reject(down()) : super.rememberNonce(...args);
+      }
+      override getSession(...args: Parameters<MemoryStore['getSession']>) {
+        return failAt === 'session' ? Promise.reject(down()) : super.getSession(...args);
+      }
+    }
+    const flaky = await startTestServer({}, new FlakyStore());
+    try {
+      const mine = await createAccount(flaky.url, unique('flaky'));
+      failAt = 'nonce';
+      const atNonce = await postV2(flaky.url, mine, whoami);
+      expect(atNonce.status).toBe(503);
+      expect(atNonce.headers.get('retry-after')).toBe('5');
+      expect(atNonce.responseSigned).toBe(true);
+      const job = await getV2(flaky.url, `/jobs/${'0'.repeat(8)}-0000-4000-8000-${'0'.repeat(12)}`, mine);
+      expect(job.status).toBe(503);
+      expect(job.signed).toBe(true);
+      failAt = 'session';
+      const atSession = await postV2(flaky.url, mine, whoami);
+      expect(atSession.status).toBe(503);
+      expect(atSession.headers.get('x-hmac')).toBeNull();
+      failAt = null;
+      expect((await postV2(flaky.url, mine, whoami)).status).toBe(200);
+    } finally {
+      await flaky.close();
+    }
+  });
+
   it('a 401 with server_time signed under another key leaves the client clock alone', async () => {
     const other = await createAccount(server.url, unique('other'));
     const { createHmac } = await import('node:crypto');
@@ -250,6 +303,14 @@ describe('7. user_ids are identifiers', () => {
       [`${base}\u0000`, /control character \(U\+0000/],
       [`${base}\n`, /control character \(U\+000A/],
       [`${base}\u00a0x`, /a space other than U\+0020/],
+      // Compatibility forms (RFC 8265 disallows them): mathematical, circled, ligature, superscript.
+      [`\u{1D68A}${base.slice(1)}`, /compatibility form of another character \(U\+1D68A at character 1, which stands for "a"\)/u],
+      [`\u24d0${base.slice(1)}`, /compatibility form .*U\+24D0/],
+      [`\ufb01${base}`, /compatibility form .*U\+FB01.*"fi"/],
+      [`\u1d43${base.slice(1)}`, /compatibility form .*U\+1D43/],
+      // Lisu's ꓮ and Cherokee's Ꭺ pass for Latin A.
+      [`\ua4ee${base.slice(1)}`, /must not mix letters of Lisu and Latin/],
+      [`\u13aa${base.slice(1)}`, /must not mix letters of Cherokee and Latin/],
     ];
     for (const [id, why] of refused) {
       const a = await post(server.url, call('account.create', { user_id: id, password: 'password-one' }), from('203.0.113.7'));
@@ -357,6 +418,28 @@ describe('9. CLI passwords stay off the command line', () => {
     const none = await cli(base, {});
     expect(none.code).toBe(2);
     expect(none.stderr).toContain('--user needs a password');
+  });
+
+  it('params holding a password come from standard input with -; on the command line they are warned about', async () => {
+    const own = await startTestServer({});
+    try {
+      const userId = unique('clip');
+      const piped = await cli(['call', 'account.create', '-', `--url=${own.url}`], {}, JSON.stringify({ user_id: userId, password: 'piped-password' }));
+      expect(piped.code).toBe(0);
+      expect(piped.stderr).toBe('');
+      expect(JSON.parse(piped.stdout)).toMatchObject({ user_id: userId });
+      const argv = await cli(['call', 'account.password', JSON.stringify({ old_password: 'piped-password', new_password: 'second-password' }), `--url=${own.url}`, `--user=${userId}`], { SIMPLEAPI_PASSWORD: 'piped-password' });
+      expect(argv.code).toBe(0);
+      expect(argv.stderr).toContain('warning: the params hold "old_password", which is visible to other users on the command line');
+      const both = await cli(['call', 'account.password', '-', `--url=${own.url}`, `--user=${userId}`, '--password-stdin'], {}, 'second-password\n');
+      expect(both.code).toBe(2);
+      expect(both.stderr).toContain('both read standard input');
+      const bad = await cli(['call', 'echo', '-', `--url=${own.url}`], {}, '{nope');
+      expect(bad.code).toBe(2);
+      expect(bad.stderr).toContain('the params on standard input are not valid JSON');
+    } finally {
+      await own.close();
+    }
   });
 });
 

@@ -38,7 +38,10 @@ describe('simpleapi call', () => {
     // A public method's own Unauthenticated (a wrong password) gets no --user hint.
     const d = await runCli(['call', 'account.login', '{"user_id":"cli-user","password":"wrong-password"}', `--url=${server.url}`]);
     expect(d.code).toBe(1);
-    expect(JSON.parse(d.stderr)).toMatchObject({ error: { code: 'Unauthenticated' } });
+    // The password in the params is warned about first (they could have come on stdin with -).
+    const [warning, ...rest] = d.stderr.split('\n');
+    expect(warning).toContain('warning: the params hold "password"');
+    expect(JSON.parse(rest.join('\n'))).toMatchObject({ error: { code: 'Unauthenticated' } });
   });
 
   it("prints a raw method's event stream as it arrives, and a finite one to its end", async () => {

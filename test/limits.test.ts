@@ -6,6 +6,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../src/log.ts';
 import { ProcessCounter, RateLimits } from '../src/core/rate-limit.ts';
+import { addressKeyOf } from '../src/core/address.ts';
 import { buildRecord, createAjv, RegistryError } from '../src/core/registry.ts';
 import { jobTimeoutOf } from '../src/core/jobs.ts';
 import { post, startTestServer, type TestServer } from './helpers/server.ts';
@@ -193,5 +194,20 @@ describe('password hashing is bounded', () => {
     } finally {
       await server.close();
     }
+  });
+});
+
+describe('the address a limit counts', () => {
+  it('is the IPv4 address itself, the IPv4 inside a mapped IPv6 address, and the /64 of any other IPv6 address', () => {
+    expect(addressKeyOf('192.0.2.1')).toBe('192.0.2.1');
+    expect(addressKeyOf('::ffff:192.0.2.1')).toBe('192.0.2.1');
+    expect(addressKeyOf('::FFFF:c000:0201')).toBe('192.0.2.1');
+    const net = addressKeyOf('2001:db8:1:2::1');
+    for (const same of ['2001:db8:1:2:ffff:ffff:ffff:ffff', '2001:0DB8:0001:0002:0:0:0:9', '2001:db8:1:2::1%eth0']) expect(addressKeyOf(same)).toBe(net);
+    expect(net).toBe('2001:db8:1:2::/64');
+    expect(addressKeyOf('2001:db8:1:3::1')).not.toBe(net);
+    expect(addressKeyOf('64:ff9b::192.0.2.1')).toBe('64:ff9b:0:0::/64');
+    // What is not an address is counted as it is, on its own.
+    for (const odd of ['1::2::3', 'garbage:::', '1:2:3:4:5:6:7:8:9', '']) expect(addressKeyOf(odd)).toBe(odd);
   });
 });

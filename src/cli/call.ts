@@ -17,6 +17,40 @@ const CAUSES: Record<string, string> = {
   EHOSTUNREACH: 'the host is unreachable',
 };
 
+/** Most bytes of params read from standard input. */
+const MAX_STDIN_PARAMS = 16 * 1024 * 1024;
+
+async function readAll(input: NodeJS.ReadableStream): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of input) {
+    const buffer = Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk));
+    size += buffer.length;
+    if (size > MAX_STDIN_PARAMS) throw new Error(`more than ${MAX_STDIN_PARAMS} bytes`);
+    chunks.push(buffer);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+const SECRET_KEY = /pass(word|phrase)?$|secret|token/i;
+
+/** The first key at any depth of `params` that names a secret (`password`, `old_password`, ...). */
+export function secretKeyIn(params: unknown): string | undefined {
+  const stack: unknown[] = [params];
+  for (let seen = 0; stack.length > 0 && seen < 10_000; seen++) {
+    const value = stack.pop();
+    if (value === null || typeof value !== 'object') continue;
+    for (const [key, inner] of Object.entries(value)) {
+      if (!Array.isArray(value) && SECRET_KEY.test(key)) return key;
+      stack.push(inner);
+    }
+  }
+  return undefined;
+}
+
+export const ARGV_PARAMS_WARNING = (key: string) =>
+  `simpleapi: warning: the params hold "${key}", which is visible to other users on the command line (ps, shell history); give the params on standard input instead: simpleapi call <method> - (then type them, or < file)\n`;
+
 /** Where a call goes, and the `--url` it would be without flags: the config's host, port and path. */
 function targetOf(flags: Record<string, string>, config: Config): { url?: string; socketPath?: string; label: string } | string {
   if (flags.unix !== undefined) return { socketPath: flags.unix, label: `unix:${flags.unix}` };
@@ -49,17 +83,23 @@ function connectionCause(err: unknown): { code: string; message: string } | unde
 export async function callCommand(positional: string[], flags: Record<string, string>, config: Config): Promise<number> {
   const [method, rawParams, ...extra] = positional;
   if (method === undefined || extra.length > 0) {
-    process.stderr.write('usage: simpleapi call <method> [json-params] [--url=URL | --port=N | --unix=PATH] [--user=ID [--password-stdin]]\n');
+    process.stderr.write('usage: simpleapi call <method> [json-params | -] [--url=URL | --port=N | --unix=PATH] [--user=ID [--password-stdin]]\n');
+    return 2;
+  }
+  if (rawParams === '-' && flags['password-stdin'] === 'true') {
+    process.stderr.write('simpleapi: the params (-) and --password-stdin both read standard input: give the password with SIMPLEAPI_PASSWORD or the prompt\n');
     return 2;
   }
   let params: unknown = {};
   if (rawParams !== undefined) {
     try {
-      params = JSON.parse(rawParams);
+      params = JSON.parse(rawParams === '-' ? await readAll(process.stdin) : rawParams);
     } catch (err) {
-      process.stderr.write(`simpleapi: the params are not valid JSON: ${(err as Error).message}\n`);
+      process.stderr.write(`simpleapi: the params${rawParams === '-' ? ' on standard input' : ''} are not valid JSON: ${(err as Error).message}\n`);
       return 2;
     }
+    const secret = rawParams === '-' ? undefined : secretKeyIn(params);
+    if (secret !== undefined) process.stderr.write(ARGV_PARAMS_WARNING(secret));
   }
   const password = flags.user === undefined ? null : await readPassword({ flag: flags.password, stdin: flags['password-stdin'] === 'true', env: process.env });
   if (flags.user === undefined ? flags.password !== undefined || flags['password-stdin'] !== undefined : password === null) {
@@ -99,7 +139,7 @@ export async function callCommand(positional: string[], flags: Record<string, st
       const error = { code: err.code, message: err.message, type: err.type, ...(err.details === undefined ? {} : { details: err.details }) };
       process.stderr.write(`${JSON.stringify({ error }, null, 2)}\n`);
       if (err.code === 'Unauthenticated' && flags.user === undefined && (await needsSession(client, method))) {
-        process.stderr.write(`simpleapi: ${method} needs a session: pass --user=<user_id> (the password from --password-stdin, SIMPLEAPI_PASSWORD or the prompt; an account is made with: simpleapi call account.create '{"user_id":"...","password":"..."}')\n`);
+        process.stderr.write(`simpleapi: ${method} needs a session: pass --user=<user_id> (the password from --password-stdin, SIMPLEAPI_PASSWORD or the prompt; an account is made with: simpleapi call account.create -, then {"user_id":"...","password":"..."} on standard input)\n`);
       }
       return 1;
     }

@@ -29,7 +29,7 @@ const DETAILS: Record<string, { usage: string; flags?: Record<string, string>; n
   },
   methods: { usage: 'simpleapi methods [--methods-dir=<dir>]' },
   call: {
-    usage: "simpleapi call <method> ['<json params>'] [--url=<url> | --unix=<socket> | --port=<n>] [--user=<id> [--password-stdin]]",
+    usage: "simpleapi call <method> ['<json params>' | -] [--url=<url> | --unix=<socket> | --port=<n>] [--user=<id> [--password-stdin]]",
     flags: {
       url: 'the endpoint to call (default http://<host>:<port><path> of the configuration)',
       unix: 'call over this Unix domain socket instead of TCP',
@@ -37,7 +37,9 @@ const DETAILS: Record<string, { usage: string; flags?: Record<string, string>; n
       'password-stdin': 'read the password for --user from standard input (or set SIMPLEAPI_PASSWORD, or answer the prompt on a terminal)',
       password: 'the password for --user on the command line: it shows in ps, so a warning is printed',
     },
-    notes: 'Each call logs in afresh: session state (prefs.*) lives in that one session, so a second call starts from {}.',
+    notes:
+      'Each call logs in afresh: session state (prefs.*) lives in that one session, so a second call starts from {}. ' +
+      'With - the params are read from standard input: params holding a password (account.create, account.password) stay out of ps and shell history; given on the command line they are warned about.',
   },
   createuser: {
     usage: 'simpleapi createuser <user_id> --db-url=<mongodb://…>',

@@ -5,7 +5,7 @@
  * writes to the request or keeps state between calls.
  */
 import { validate as isUuid } from 'uuid';
-import { ApiError } from './errors.ts';
+import { ApiError, toApiError } from './errors.ts';
 import type { AuthFailureReason } from './metrics.ts';
 import { NONCE_PATTERN, isValidTimestamp, macMatches, signV1, signV2Request, signV2Response, signV2Retry, startV1, startV2Response, type Scheme } from './signing.ts';
 import type { CallClaim, SessionRecord, Store } from '../store/types.ts';
@@ -152,30 +152,35 @@ async function verify(headers: Headers, sessionId: string | string[], signed: Bu
   if (!macMatches(expected, mac)) return refuse('mac_mismatch', badSignature('x-hmac does not match the request'));
   const sign = signerFor(settings.scheme, session, nonce);
   let signedCall: SignedCall | undefined;
-  if (settings.scheme === 'v2') {
-    // Step 3, with the server's clock for the client to correct its own from (a signed answer).
-    if (Math.abs(Number(timestamp) - now) > settings.window) {
-      return refuse('clock_skew', badSignature(`x-timestamp is more than ${settings.window} s from the server clock`, [{ server_time: now }]), sign);
-    }
-    // Step 4. A nonce lives as long as its timestamp could be accepted; past that step 3 refuses it.
-    // A call's record also says it is running, in the same write, for its retries to find.
-    let claim: CallClaim | undefined;
-    if (call) {
-      if (retryOf === undefined) {
-        signedCall = { nonce, timestamp, mac: expected };
-        if (settings.keepOutcomes) claim = { mac: expected };
-      } else {
-        signedCall = { nonce, timestamp, mac: signV2Request(session.key, retryOf.timestamp, retryOf.nonce, signed), retryOf };
-        if (settings.keepOutcomes) claim = { mac: '', retry: true };
+  try {
+    if (settings.scheme === 'v2') {
+      // Step 3, with the server's clock for the client to correct its own from (a signed answer).
+      if (Math.abs(Number(timestamp) - now) > settings.window) {
+        return refuse('clock_skew', badSignature(`x-timestamp is more than ${settings.window} s from the server clock`, [{ server_time: now }]), sign);
       }
+      // Step 4. A nonce lives as long as its timestamp could be accepted; past that step 3 refuses it.
+      // A call's record also says it is running, in the same write, for its retries to find.
+      let claim: CallClaim | undefined;
+      if (call) {
+        if (retryOf === undefined) {
+          signedCall = { nonce, timestamp, mac: expected };
+          if (settings.keepOutcomes) claim = { mac: expected };
+        } else {
+          signedCall = { nonce, timestamp, mac: signV2Request(session.key, retryOf.timestamp, retryOf.nonce, signed), retryOf };
+          if (settings.keepOutcomes) claim = { mac: '', retry: true };
+        }
+      }
+      const fresh = await store.rememberNonce(session.sessionId, nonce, Number(timestamp) + settings.window + 1, now, claim);
+      if (!fresh) return refuse('nonce_replayed', badSignature('x-nonce was already used'), sign);
     }
-    const fresh = await store.rememberNonce(session.sessionId, nonce, Number(timestamp) + settings.window + 1, now, claim);
-    if (!fresh) return refuse('nonce_replayed', badSignature('x-nonce was already used'), sign);
-  }
-  const expires = now + settings.sessionTtl;
-  if (expires - session.expires >= settings.touchFraction * settings.sessionTtl) {
-    await store.touchSession(session.sessionId, expires);
-    session.expires = expires;
+    const expires = now + settings.sessionTtl;
+    if (expires - session.expires >= settings.touchFraction * settings.sessionTtl) {
+      await store.touchSession(session.sessionId, expires);
+      session.expires = expires;
+    }
+  } catch (err) {
+    // The store failed after the MAC verified: the answer is signed like every other from here on.
+    return refuse('store_unavailable', toApiError(err), sign);
   }
   return signedCall === undefined ? { kind: 'verified', session, sign } : { kind: 'verified', session, sign, call: signedCall };
 }

@@ -242,12 +242,14 @@ export function createEndpoint(deps: { store: Store; log: Logger; dispatcher: Di
     try {
       auth = pending instanceof Promise ? await pending : pending;
     } catch (err) {
-      // The store did not answer (Unavailable) or failed: nothing verified, nothing signed.
+      // The store did not answer (Unavailable) or failed before the MAC was checked: nothing signed.
       const error = toApiError(err);
+      if (error.code === 'InternalError') log.error({ reqId: requestId, traceId, err: error.cause }, 'the store failed while authenticating');
       metrics.refused(error.code);
       return respond(requestId, traceId, label, errorReply(error, form), form, undefined, request);
     }
     if (auth.kind === 'refused') {
+      if (auth.error.code === 'InternalError') log.error({ reqId: requestId, traceId, err: auth.error.cause }, 'the store failed while authenticating');
       if (metrics.on) {
         metrics.refused(auth.error.code);
         metrics.authFailure(auth.reason);

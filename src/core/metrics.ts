@@ -23,6 +23,8 @@ export type AuthFailureReason =
   | 'mac_mismatch'
   | 'clock_skew'
   | 'nonce_replayed'
+  /** The store failed at step 4 or the session's renewal, after the MAC verified. */
+  | 'store_unavailable'
   | 'session_required';
 
 /** The label of a call to a name that is not in the method table. */

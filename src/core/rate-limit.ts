@@ -15,6 +15,7 @@ import type { Logger } from 'pino';
 import { RateLimiterMemory, RateLimiterMongo, RateLimiterMySQL, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import { ApiError } from './errors.ts';
 import type { Store } from '../store/types.ts';
+import { addressKeyOf } from './address.ts';
 
 /** A method's own rule: `points` calls per `duration` seconds, per caller or per client address. */
 export interface RateRule {
@@ -232,14 +233,14 @@ export class RateLimits {
    */
   check(method: string, rule: RateRule | undefined, caller: Caller): ApiError | null | Promise<ApiError | null> {
     const general = caller.userKey === null ? this.#address : this.#user;
-    const first = general === null ? null : general.take(caller.userKey ?? caller.ip, caller.userKey === null ? 'from this address' : 'by this user');
+    const first = general === null ? null : general.take(caller.userKey ?? addressKeyOf(caller.ip), caller.userKey === null ? 'from this address' : 'by this user');
     if (rule === undefined) return first;
     if (first instanceof Promise) return first.then((error) => error ?? this.#takeForMethod(method, rule, caller));
     return first ?? this.#takeForMethod(method, rule, caller);
   }
 
   #takeForMethod(method: string, rule: RateRule, caller: Caller): ApiError | null | Promise<ApiError | null> {
-    const key = rule.per === 'address' || caller.userKey === null ? `a:${caller.ip}` : `u:${caller.userKey}`;
+    const key = rule.per === 'address' || caller.userKey === null ? `a:${addressKeyOf(caller.ip)}` : `u:${caller.userKey}`;
     return this.#forMethod(method, rule).take(key, `to ${method}`);
   }
 

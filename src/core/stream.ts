@@ -6,6 +6,7 @@
 import type { ResponseSigner } from './auth.ts';
 import type { EventStream } from './dispatch.ts';
 import type { StreamedBody } from './request.ts';
+import { addressKeyOf } from './address.ts';
 
 export type StreamFormat = 'sse' | 'ndjson';
 
@@ -100,7 +101,8 @@ export class StreamSlots {
   }
 
   /** A release function (safe to call twice), or null when a limit is reached; says which. */
-  take(ip: string): { release: () => void } | { refused: 'total' | 'address' } {
+  take(clientIp: string): { release: () => void } | { refused: 'total' | 'address' } {
+    const ip = addressKeyOf(clientIp);
     const mine = this.#byAddress.get(ip) ?? 0;
     if (this.#open >= this.#max) return { refused: 'total' };
     if (mine >= this.#perAddress) return { refused: 'address' };

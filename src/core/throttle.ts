@@ -11,6 +11,7 @@
 import { ApiError } from './errors.ts';
 import { nowSeconds } from './clock.ts';
 import type { Store, ThrottleState } from '../store/types.ts';
+import { addressKeyOf } from './address.ts';
 
 export interface ThrottleLimits {
   /** Consecutive failures of one user_id from one address. */
@@ -76,7 +77,8 @@ export class CredentialThrottle {
    * Runs `verify` unless a limit is reached (TooManyRequests with `retryAfter`), records a failure
    * when it answers false, and ends the pair's run of failures when it answers true.
    */
-  check(userKey: string, ip: string, verify: () => Promise<boolean>): Promise<boolean> {
+  check(userKey: string, clientIp: string, verify: () => Promise<boolean>): Promise<boolean> {
+    const ip = addressKeyOf(clientIp);
     const pair = `pair:${userKey}\n${ip}`;
     const previous = this.#pairs.get(pair) ?? Promise.resolve();
     const run = previous.then(

@@ -9,6 +9,7 @@ import { ApiError } from './errors.ts';
 
 /** Full-width and half-width forms, and the ideographic space: what RFC 8265's width mapping folds. */
 const WIDTH_FORMS = /[\u3000\uFF01-\uFFEE]/g;
+const WIDTH_FORM = /[\u3000\uFF01-\uFFEE]/;
 
 /**
  * The matched form of a user_id: width folded (`ａｄａ` is `ada`), NFC, lower case. For an id
@@ -38,22 +39,38 @@ const REFUSED: readonly [RegExp, string][] = [
   [/\p{Cn}/u, 'an unassigned code point'],
 ];
 
-/** Scripts whose letters pass for one another; one id may use only one of them. */
-const SCRIPTS: readonly [string, RegExp][] = [
-  ['Latin', /\p{Script=Latin}/u],
-  ['Greek', /\p{Script=Greek}/u],
-  ['Cyrillic', /\p{Script=Cyrillic}/u],
-  ['Armenian', /\p{Script=Armenian}/u],
-  ['Cherokee', /\p{Script=Cherokee}/u],
-  ['Georgian', /\p{Script=Georgian}/u],
-  ['Hebrew', /\p{Script=Hebrew}/u],
-  ['Arabic', /\p{Script=Arabic}/u],
-  ['Han', /\p{Script=Han}/u],
-  ['Hiragana', /\p{Script=Hiragana}/u],
-  ['Katakana', /\p{Script=Katakana}/u],
-  ['Hangul', /\p{Script=Hangul}/u],
-  ['Bopomofo', /\p{Script=Bopomofo}/u],
-];
+/**
+ * Unicode's scripts, for telling which letters an id mixes: any two can hold look-alikes (Lisu
+ * `ꓮ` passes for Latin `A`, Cherokee `Ꭺ` too). Names this Node's regular expressions do not know
+ * are left out; a letter of none of them counts as a script of its own.
+ */
+const SCRIPT_NAMES = (
+  'Latin Greek Cyrillic Armenian Hebrew Arabic Syriac Thaana Nko Samaritan Mandaic Devanagari Bengali Gurmukhi Gujarati Oriya Tamil Telugu ' +
+  'Kannada Malayalam Sinhala Thai Lao Tibetan Myanmar Georgian Hangul Ethiopic Cherokee Canadian_Aboriginal Ogham Runic Tagalog Hanunoo ' +
+  'Buhid Tagbanwa Khmer Mongolian Limbu Tai_Le New_Tai_Lue Buginese Tai_Tham Balinese Sundanese Batak Lepcha Ol_Chiki Glagolitic Tifinagh ' +
+  'Coptic Hiragana Katakana Bopomofo Han Yi Lisu Vai Bamum Syloti_Nagri Phags_Pa Saurashtra Kayah_Li Rejang Javanese Cham Tai_Viet ' +
+  'Meetei_Mayek Osage Osmanya Adlam Deseret Shavian Gothic Old_Italic Vithkuqi Wancho Toto Nyiakeng_Puachue_Hmong Warang_Citi Medefaidrin ' +
+  'Miao Pahawh_Hmong Mro Bassa_Vah Mende_Kikakui Chakma Sharada Takri Tirhuta Modi Newa Ahom Dogra Masaram_Gondi Gunjala_Gondi ' +
+  'Hanifi_Rohingya Sora_Sompeng Khojki Khudawadi Mahajani Multani Grantha Siddham Bhaiksuki Marchen Zanabazar_Square Soyombo Nandinagari ' +
+  'Dives_Akuru Yezidi Chorasmian Elymaic Sogdian Old_Sogdian Old_Uyghur Tangsa Kawi Nag_Mundari Nushu Tangut Khitan_Small_Script Cypro_Minoan'
+)
+  .split(' ')
+  .flatMap((name): [string, RegExp][] => {
+    try {
+      return [[name, new RegExp(`\\p{Script=${name}}`, 'u')]];
+    } catch {
+      return [];
+    }
+  });
+const LETTER_OR_DIGIT = /[\p{L}\p{N}]/u;
+
+/** The script a letter or digit belongs to; `other` for one of a script not listed above. */
+function scriptOf(c: string): string | null {
+  if (!LETTER_OR_DIGIT.test(c) || /\p{Script=Common}|\p{Script=Inherited}/u.test(c)) return null;
+  for (const [name, pattern] of SCRIPT_NAMES) if (pattern.test(c)) return name;
+  return `other (${hex(c)})`;
+}
+
 /** Mixtures that are normal writing (UTS #39 "highly restrictive"): Japanese, Korean, Chinese with Latin. */
 const ALLOWED_MIXES: readonly (readonly string[])[] = [
   ['Latin', 'Han', 'Hiragana', 'Katakana'],
@@ -70,7 +87,13 @@ export function userIdProblem(userId: string): string | null {
     for (const [pattern, what] of REFUSED) {
       if (pattern.test(c)) return `user_id must not contain ${what} (${hex(c)} at character ${position})`;
     }
-    for (const [name, pattern] of SCRIPTS) if (pattern.test(c)) scripts.add(name);
+    // RFC 8265's IdentifierClass disallows compatibility forms (styled `𝚊`, circled `ⓐ`, `ﬁ`):
+    // they fold to other letters. Width forms are the exception: the matched form folds them.
+    if (!WIDTH_FORM.test(c) && c.normalize('NFKC') !== c.normalize('NFC')) {
+      return `user_id must not contain a compatibility form of another character (${hex(c)} at character ${position}, which stands for ${JSON.stringify(c.normalize('NFKC'))}): write the plain character`;
+    }
+    const script = scriptOf(c);
+    if (script !== null) scripts.add(script);
   }
   if (userId.startsWith(' ') || userId.endsWith(' ')) return 'user_id must not begin or end with a space';
   if (scripts.size > 1 && !ALLOWED_MIXES.some((mix) => [...scripts].every((s) => mix.includes(s)))) {

@@ -13,6 +13,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import { connect, type Socket } from 'node:net';
 import { basename, dirname, join } from 'node:path';
 import { ConfigError, type Config } from '../config.ts';
+import { addressKeyOf } from '../core/address.ts';
 
 /** The server could not listen where it was told to; the message says what to change. */
 export class ListenError extends Error {
@@ -194,7 +195,7 @@ export function createNodeServer(config: Config, handler: (req: IncomingMessage,
 function capPerAddress(server: Server, max: number): void {
   const open = new Map<string, number>();
   server.on('connection', (socket: Socket) => {
-    const address = socket.remoteAddress ?? '';
+    const address = addressKeyOf(socket.remoteAddress ?? '');
     const count = open.get(address) ?? 0;
     if (count >= max) {
       socket.destroy();
