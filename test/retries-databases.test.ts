@@ -5,7 +5,7 @@
  * its database is not configured (helpers/mongo.ts, helpers/mysql.ts).
  */
 import { describe } from 'vitest';
-import { hasMongo, MONGODB_URL, uniqueDbName } from './helpers/mongo.ts';
+import { dropMongoDb, hasMongo, MONGODB_URL, uniqueDbName } from './helpers/mongo.ts';
 import { createMySqlDb, dropMySqlDb, hasMySql, mysqlUrlFor, uniqueMySqlDb } from './helpers/mysql.ts';
 import { spawnServer } from './helpers/server.ts';
 import { retryScenarios, runsOver } from './retry-scenarios.ts';
@@ -14,9 +14,19 @@ const fixtureArgs = ['--port=0', '--methods-dir=test/fixtures/methods'];
 
 describe.skipIf(!hasMongo)('MongoDB', () => {
   retryScenarios('two processes on one MongoDB', async () => {
-    const args = [...fixtureArgs, `--db-url=${MONGODB_URL}`, `--db-name=${uniqueDbName('retries')}`];
+    const dbName = uniqueDbName('retries');
+    const args = [...fixtureArgs, `--db-url=${MONGODB_URL}`, `--db-name=${dbName}`];
     const [a, b] = await Promise.all([spawnServer(args), spawnServer(args)]);
-    return { a: a.url!, b: b.url!, runs: runsOver([a.url!, b.url!]), close: async () => void (await Promise.all([a.stop(), b.stop()])), jobsAtLeastOnce: true };
+    return {
+      a: a.url!,
+      b: b.url!,
+      runs: runsOver([a.url!, b.url!]),
+      close: async () => {
+        await Promise.all([a.stop(), b.stop()]);
+        await dropMongoDb(dbName);
+      },
+      jobsAtLeastOnce: true,
+    };
   });
 });
 

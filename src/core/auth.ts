@@ -173,14 +173,20 @@ async function verify(headers: Headers, sessionId: string | string[], signed: Bu
       const fresh = await store.rememberNonce(session.sessionId, nonce, Number(timestamp) + settings.window + 1, now, claim);
       if (!fresh) return refuse('nonce_replayed', badSignature('x-nonce was already used'), sign);
     }
-    const expires = now + settings.sessionTtl;
-    if (expires - session.expires >= settings.touchFraction * settings.sessionTtl) {
-      await store.touchSession(session.sessionId, expires);
-      session.expires = expires;
-    }
   } catch (err) {
     // The store failed after the MAC verified: the answer is signed like every other from here on.
     return refuse('store_unavailable', toApiError(err), sign);
+  }
+  const expires = now + settings.sessionTtl;
+  if (expires - session.expires >= settings.touchFraction * settings.sessionTtl) {
+    // Renewal is best effort: the nonce is claimed, and failing the call now would leave its
+    // retries a "still running" record for nothing. The next signed call renews it.
+    try {
+      await store.touchSession(session.sessionId, expires);
+      session.expires = expires;
+    } catch {
+      // Left as it was.
+    }
   }
   return signedCall === undefined ? { kind: 'verified', session, sign } : { kind: 'verified', session, sign, call: signedCall };
 }

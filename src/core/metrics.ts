@@ -23,7 +23,7 @@ export type AuthFailureReason =
   | 'mac_mismatch'
   | 'clock_skew'
   | 'nonce_replayed'
-  /** The store failed at step 4 or the session's renewal, after the MAC verified. */
+  /** The store failed at step 4 (the nonce claim), after the MAC verified. */
   | 'store_unavailable'
   | 'session_required';
 

@@ -5,7 +5,7 @@
  * printed, except under CI=true, where that is a failure.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants, mkdtempSync, rmSync } from 'node:fs';
+import { accessSync, constants, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -59,8 +59,16 @@ export async function startThrowAwayMariaDb(): Promise<ThrowAwayMariaDb> {
   if (!hasMariadbBinaries) throw new Error('mariadbd / mariadb-install-db not installed');
   const dir = mkdtempSync(join(tmpdir(), 'simpleapi-mariadb-'));
   const datadir = join(dir, 'data');
+  // Its own temporary folder: two installs sharing /tmp at once break each other's system tables.
+  const tmp = join(dir, 'tmp');
+  mkdirSync(tmp);
   const asUser = process.getuid?.() === 0 ? ['--user=root'] : [];
-  await run(INSTALL_DB!, ['--no-defaults', `--datadir=${datadir}`, '--auth-root-authentication-method=normal', '--skip-test-db', ...asUser], { timeout: 120_000 });
+  try {
+    await run(INSTALL_DB!, ['--no-defaults', `--datadir=${datadir}`, `--tmpdir=${tmp}`, '--auth-root-authentication-method=normal', '--skip-test-db', ...asUser], { timeout: 120_000 });
+  } catch (err) {
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
   const port = await freePort();
   let proc: ChildProcess | null = null;
 
@@ -68,6 +76,7 @@ export async function startThrowAwayMariaDb(): Promise<ThrowAwayMariaDb> {
     const args = [
       '--no-defaults',
       `--datadir=${datadir}`,
+      `--tmpdir=${tmp}`,
       `--socket=${join(dir, 'mariadb.sock')}`,
       `--pid-file=${join(dir, 'mariadb.pid')}`,
       `--log-error=${join(dir, 'error.log')}`,

@@ -32,3 +32,14 @@ export async function openMongoStore(dbName: string, nonceTtl = 601, ttl: 'ask' 
   await store.init();
   return store;
 }
+
+/** Drops a database a test's server processes made (they keep nothing after the test). */
+export async function dropMongoDb(dbName: string): Promise<void> {
+  const { MongoClient } = await import('mongodb');
+  const client = new MongoClient(MONGODB_URL, { serverSelectionTimeoutMS: 10_000 });
+  try {
+    await client.db(dbName).dropDatabase();
+  } finally {
+    await client.close();
+  }
+}
