@@ -78,11 +78,11 @@ export const OPTIONS: readonly OptionSpec[] = [
   },
   { key: 'cors.origins', flag: 'cors-origins', schema: { type: 'string', pattern: '^$|^https?://[^,\\s]+(,https?://[^,\\s]+)*$' }, default: '', description: 'Comma-separated origins allowed to call from browsers; CORS is off when empty' },
   { key: 'jobs.concurrency', flag: 'jobs-concurrency', schema: { type: 'integer', minimum: 1, maximum: 10000 }, default: 4, description: 'Background jobs run at once per process; more wait in the queue' },
-  { key: 'jobs.keep', flag: 'jobs-keep', schema: seconds(1), default: 3600, description: 'Seconds a finished job stays readable at /jobs/<id>' },
+  { key: 'jobs.keep', flag: 'jobs-keep', schema: seconds(1), default: 3600, description: 'Seconds a finished job stays readable at /jobs/<id> (in-process jobs: at most --jobs-max-total finished ones are kept, the oldest forgotten first)' },
   { key: 'jobs.timeout', flag: 'jobs-timeout', schema: seconds(1), default: 3600, description: 'Seconds a background job may run before it is failed with Timeout' },
   { key: 'jobs.maxPerOwner', flag: 'jobs-max-per-owner', schema: { type: 'integer', minimum: 1, maximum: 10000000 }, default: 100, description: 'Queued plus running jobs one user (or, for public jobs, one client address) may have; more are refused with 429 and Retry-After' },
   { key: 'jobs.maxTotal', flag: 'jobs-max-total', schema: { type: 'integer', minimum: 1, maximum: 100000000 }, default: 10000, description: 'Queued plus running jobs in all (per process in-process, in the database on MongoDB); more are refused with 429' },
-  { key: 'jobs.ownerConcurrency', flag: 'jobs-owner-concurrency', schema: { type: 'integer', minimum: 1, maximum: 10000 }, default: 2, description: 'In-process jobs: most of one owner\'s jobs running at once (at most --jobs-concurrency), so another owner\'s job finds a free slot' },
+  { key: 'jobs.ownerConcurrency', flag: 'jobs-owner-concurrency', schema: { type: 'integer', minimum: 1, maximum: 10000 }, default: 2, description: 'Most of one owner\'s jobs running at once (at most --jobs-concurrency; on MongoDB counted across instances), so another owner\'s job finds a free slot' },
   { key: 'jobs.lock', flag: 'jobs-lock', schema: seconds(1), default: 30, description: 'MongoDB: seconds before the job of a process that died is picked up by another' },
   { key: 'jobs.retries', flag: 'jobs-retries', schema: { type: 'integer', minimum: 0, maximum: 100 }, default: 2, description: 'MongoDB: runs again of a job whose process died, before it is failed' },
   { key: 'stream.maxDuration', flag: 'stream-max-duration', schema: seconds(1), default: 600, description: 'Seconds a streaming method\'s answer may last before the server ends it' },
@@ -321,6 +321,24 @@ function fromEnv(env: NodeJS.ProcessEnv): Record<string, unknown> {
 /** Every setting's dotted key, and the objects that hold them, for "did you mean" on a config file. */
 const SETTING_KEYS = [...new Set(OPTIONS.flatMap((o) => o.key.split('.').map((_, i, parts) => parts.slice(0, i + 1).join('.'))))];
 
+/** The SIMPLEAPI_* variables something reads: every option's, the config file's and the CLI password's. */
+const ENV_SUFFIXES = new Set([...OPTIONS.map((o) => envVar(o).slice('SIMPLEAPI_'.length)), 'CONFIG', 'PASSWORD']);
+
+/**
+ * A SIMPLEAPI_* variable one typo away from a setting's (SIMPLEAPI_PROT) would be ignored without
+ * a word, as a config file's near-miss key is not. Others with the prefix are left alone: they may
+ * be someone else's.
+ */
+function checkEnvNames(env: NodeJS.ProcessEnv): void {
+  for (const name of Object.keys(env)) {
+    if (!name.startsWith('SIMPLEAPI_')) continue;
+    const suffix = name.slice('SIMPLEAPI_'.length);
+    if (ENV_SUFFIXES.has(suffix)) continue;
+    const near = suggest(suffix, ENV_SUFFIXES);
+    if (near !== undefined) throw new ConfigError(`environment variable ${name} is not a setting (did you mean SIMPLEAPI_${near}?); rename or unset it`);
+  }
+}
+
 function describeErrors(errors: NonNullable<typeof validateConfig.errors>, source: (path: string) => string): string {
   return errors
     .map((e) => {
@@ -330,6 +348,10 @@ function describeErrors(errors: NonNullable<typeof validateConfig.errors>, sourc
         const full = key === '' ? extra : `${key}.${extra}`;
         const hint = suggest(full, SETTING_KEYS);
         return `unknown setting '${full}'${hint === undefined ? '' : ` (did you mean '${hint}'?)`}`;
+      }
+      if (e.keyword === 'type' && (e.params as { type?: string }).type === 'boolean') {
+        const where = source(key);
+        return `${where}: must be true or false${where.startsWith('--') ? ` (${where} or --no-${where.slice(2)})` : ''}`;
       }
       if (e.keyword === 'enum') {
         const allowed = (e.params as { allowedValues: unknown[] }).allowedValues.map((v) => String(v)).join(', ');
@@ -376,6 +398,7 @@ export function loadConfig(input: LoadConfigInput = {}): Config & { configFile: 
   const fileCheck = validateConfig(deepMerge(defaults(), fromFile));
   if (!fileCheck) throw new ConfigError(`${file}: ${describeErrors(validateConfig.errors ?? [], (k) => `'${k}'`)}`);
 
+  checkEnvNames(env);
   const flags: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(input.argvOptions ?? {})) setPath(flags, key, value);
   const merged = deepMerge(deepMerge(deepMerge(defaults(), fromFile), fromEnv(env)), flags);

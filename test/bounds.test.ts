@@ -189,6 +189,30 @@ describe('nonces on the embedded store', () => {
   });
 });
 
+describe('nonces of one user', () => {
+  it("are capped per user, so one user cannot fill the store's room and lock out everyone's signed calls", async () => {
+    const { MemoryStore } = await import('../src/store/memory.ts');
+    const { createAccount, postV2 } = await import('./helpers/signed.ts');
+    const server = await startTestServer({}, new MemoryStore({ maxNoncesPerUser: 5, maxNonces: 8 }));
+    try {
+      const [a, b] = [await createAccount(server.url, 'nonce-a'), await createAccount(server.url, 'nonce-b')];
+      const whoami = call('whoami');
+      const statuses: number[] = [];
+      for (let i = 0; i < 8; i++) statuses.push((await postV2(server.url, a, whoami)).status);
+      expect(statuses).toEqual([200, 200, 200, 200, 200, 429, 429, 429]);
+      const refused = await postV2(server.url, a, whoami);
+      // After the MAC verified: signed, with when to come back.
+      expect(refused.responseSigned).toBe(true);
+      expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
+      expect((refused.json as { error: { code: string } }).error.code).toBe('TooManyRequests');
+      // The other user still has room: five of the eight the store holds are A's.
+      expect((await postV2(server.url, b, whoami)).status).toBe(200);
+    } finally {
+      await server.close();
+    }
+  });
+});
+
 describe('request lines', () => {
   it('truncate a client-supplied method name and escape its control characters', async () => {
     const server = await startTestServer({ logLevel: 'info' });

@@ -76,6 +76,43 @@ describe('simpleapi call', () => {
     }
   });
 
+  it('something that is not a simpleapi server: says so with its status and the URL', async () => {
+    const { createServer } = await import('node:http');
+    const other = createServer((_req, res) => {
+      res.statusCode = 404;
+      res.end();
+    });
+    await new Promise<void>((r) => other.listen(0, '127.0.0.1', () => r()));
+    try {
+      const port = (other.address() as { port: number }).port;
+      const a = await runCli(['call', 'math.sum', '[1,2]', `--port=${port}`]);
+      expect(a.code).toBe(1);
+      expect(a.stderr).toContain('The server answered HTTP 404 with an empty body; is it a simpleapi server at this address?');
+      expect(a.stderr).toContain(`http://127.0.0.1:${port}/ did not answer as a simpleapi server does`);
+    } finally {
+      other.close();
+    }
+  });
+
+  it('--socket on call is named as the server flag it is; a reader that stops early ends call quietly', async () => {
+    const a = await runCli(['call', 'math.sum', '[1]', `--url=${server.url}`, '--socket=/tmp/nowhere.sock']);
+    expect(a.code).toBe(0);
+    expect(a.stderr).toContain('--socket is where a server listens; to call through a socket, use --unix=/tmp/nowhere.sock');
+    // `| head -3` on an endless stream: the pipe closes under call, which exits without a stack.
+    const piped = await new Promise<{ code: number | null; stdout: string; stderr: string }>((done) => {
+      const cmd = `"${process.execPath}" "${resolve(ROOT, 'bin/simpleapi.js')}" call clock.ticks '{"intervalMs":20}' --url=${server.url} | head -3`;
+      const proc = spawn('sh', ['-c', cmd], { cwd: ROOT, env: { PATH: process.env.PATH, HOME: process.env.HOME } });
+      let stdout = '';
+      let stderr = '';
+      proc.stdout.on('data', (c) => (stdout += c));
+      proc.stderr.on('data', (c) => (stderr += c));
+      proc.on('close', (code) => done({ code, stdout, stderr }));
+    });
+    expect(piped.stdout.split('\n').filter(Boolean)).toHaveLength(3);
+    expect(piped.stderr).not.toContain('EPIPE');
+    expect(piped.stderr).toBe('');
+  });
+
   it('a server it cannot reach: names the URL, the cause and the flags that point call elsewhere', async () => {
     const port = await freePort();
     const down = await runCli(['call', 'math.sum', '[1]', `--port=${port}`]);

@@ -72,6 +72,17 @@ describe('bad flags and values exit 2 naming them', () => {
       expect(c.stderr).toContain(`--${option.flag}: must be one of ${(option.schema.enum as unknown[]).join(', ')}`);
     }
   });
+  it('a near-miss environment variable and a bad boolean say what was meant', async () => {
+    const a = await runCli(['serve'], { SIMPLEAPI_PROT: '8889' });
+    expect(a.code).toBe(2);
+    expect(a.stderr).toContain('environment variable SIMPLEAPI_PROT is not a setting (did you mean SIMPLEAPI_PORT?)');
+    // A variable far from every setting's may be someone else's: left alone.
+    const b = await runCli(['--version'], { SIMPLEAPI_SOMETHING_ELSE: '1' });
+    expect(b.code).toBe(0);
+    const c = await runCli(['serve', '--docs=maybe']);
+    expect(c.code).toBe(2);
+    expect(c.stderr).toContain('--docs: must be true or false (--docs or --no-docs)');
+  });
   it('a bad value or a near-miss key in the config file', async () => {
     const dir = tmp();
     writeFileSync(join(dir, 'server.conf.json'), JSON.stringify({ prot: 1, db: { ulr: 'x' }, zzzzzz: 1 }));

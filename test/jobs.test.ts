@@ -115,6 +115,24 @@ describe('background methods', () => {
   });
 });
 
+describe('finished jobs kept', () => {
+  it('at most jobs.maxTotal of them: past that the oldest finished is forgotten early', async () => {
+    const server = await startTestServer({ 'jobs.maxTotal': 3 });
+    try {
+      const locations: string[] = [];
+      for (let i = 0; i < 5; i++) {
+        const start = await post(server.url, call('jobs.wait', { ms: 0 }));
+        locations.push(start.headers.get('location')!);
+        await waitDone(server, locations[i]!);
+      }
+      const statuses = await Promise.all(locations.map(async (l) => (await poll(server, l)).status));
+      expect(statuses).toEqual([404, 404, 200, 200, 200]);
+    } finally {
+      await server.close();
+    }
+  });
+});
+
 async function waitDone(server: TestServer, location: string): Promise<Record<string, unknown>> {
   for (let i = 0; i < 200; i++) {
     const p = await poll(server, location);

@@ -85,6 +85,24 @@ describe('the HTTP surface', () => {
     const b = await fetch(server.url);
     expect(b.status).toBe(405);
     expect(b.headers.get('allow')).toBe('POST');
+    expect(await b.text()).toContain('/docs');
+    // A browser (it asks for HTML) gets a page that links to the console.
+    const c = await fetch(server.url, { headers: { accept: 'text/html' } });
+    expect(c.status).toBe(405);
+    expect(c.headers.get('content-type')).toContain('text/html');
+    expect(await c.text()).toMatch(/<a href="\/docs"/);
+  });
+
+  it('a near-miss method name gets MethodNotFound with the closest names in details', async () => {
+    const a = await post(server.url, '{"method":"sun","parameters":[1,2]}');
+    expect(a.status).toBe(404);
+    const error = (a.json as { error: { code: string; message: string; details?: { did_you_mean: string[] }[] } }).error;
+    expect(error.code).toBe('MethodNotFound');
+    expect(error.details?.[0]?.did_you_mean).toContain('sum');
+    expect(error.message).toContain("did you mean 'sum'");
+    // Far from every name: no guess.
+    const b = await post(server.url, '{"method":"zzzzzzzzzz"}');
+    expect((b.json as { error: { details?: unknown } }).error.details).toBeUndefined();
   });
 
   it('a declared Content-Length over the limit is refused before the body is sent', async () => {

@@ -111,6 +111,13 @@ export async function callCommand(positional: string[], flags: Record<string, st
     process.stderr.write(`simpleapi: ${target}\n`);
     return 2;
   }
+  // --socket is where `serve` listens; on `call` it changes nothing, which would go unnoticed.
+  if (flags.socket !== undefined && flags.unix === undefined) process.stderr.write(`simpleapi: --socket is where a server listens; to call through a socket, use --unix=${flags.socket || '<path>'} (calling ${target.label})\n`);
+  // `call ... | head` closes the pipe early: that is the reader's choice, not an error.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(0);
+    throw err;
+  });
   const client = new SimpleApiClient({ url: target.url, socketPath: target.socketPath, path: config.path, scheme: config.hmac.scheme });
   try {
     if (flags.user !== undefined) await client.login(flags.user, password!);
@@ -141,6 +148,7 @@ export async function callCommand(positional: string[], flags: Record<string, st
       if (err.code === 'Unauthenticated' && flags.user === undefined && (await needsSession(client, method))) {
         process.stderr.write(`simpleapi: ${method} needs a session: pass --user=<user_id> (the password from --password-stdin, SIMPLEAPI_PASSWORD or the prompt; an account is made with: simpleapi call account.create -, then {"user_id":"...","password":"..."} on standard input)\n`);
       }
+      if (err.code === 'InvalidResponse') process.stderr.write(`simpleapi: ${target.label} did not answer as a simpleapi server does; point call at one with ${REACH_FLAGS}\n`);
       return 1;
     }
     const cause = connectionCause(err);

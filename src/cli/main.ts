@@ -94,7 +94,9 @@ export async function main(argv: readonly string[]): Promise<number> {
         return await listMethods(config);
       case 'call': {
         const { callCommand } = await import('./call.ts');
-        return await callCommand(parsed.positional, parsed.extra, config);
+        // --socket is a server option; call is told it was given, to say so.
+        const socket: Record<string, string> = 'socket' in parsed.options ? { socket: String(parsed.options.socket) } : {};
+        return await callCommand(parsed.positional, { ...parsed.extra, ...socket }, config);
       }
       case 'createuser':
         return await createUser(config, parsed.positional);
@@ -120,7 +122,7 @@ async function serve(config: ReturnType<typeof loadConfig>, watchFiles = false):
     // Each worker would have its own embedded store: a login made on one is unknown to the next.
     throw new ConfigError(
       `--workers=${config.workers} needs a shared database: sessions, nonces and login limits would live in each worker's own memory, ` +
-        'so logins and signed calls would fail on every other request. Give --db-url=mongodb://..., or leave --workers at 1',
+        'so logins and signed calls would fail on every other request. Give --db-url=mongodb://... or --db-url=mysql://..., or leave --workers at 1',
     );
   }
   if (config.workers > 1 && cluster.isPrimary) return runPrimary(config);

@@ -251,7 +251,7 @@ export class SimpleApiClient<M extends MethodMap = AnyMethods> {
     const nonce = newNonce();
     const body = JSON.stringify({ method, parameters: { user_id: userId, password } });
     const response = await this.#transport(encoder.encode(body), { 'x-nonce': nonce });
-    const value = parseJson(response.body);
+    const value = parseJson(response);
     if (response.status !== 200) throw errorFromSimple(value, response);
     const grant = value as SessionGrant;
     // The response is signed with the key it carries (v2) or the user_id (v1): check before trusting it.
@@ -272,7 +272,7 @@ export class SimpleApiClient<M extends MethodMap = AnyMethods> {
     if (session === null) {
       const response = await this.#transport(bytes, {}, target, onStream);
       onAnswer?.({ status: response.status, attempts: 1, retried: false });
-      return { response, value: response.status === 204 || response.streamed === true ? undefined : parseJson(response.body) };
+      return { response, value: response.status === 204 || response.streamed === true ? undefined : parseJson(response) };
     }
     const v2 = this.#options.scheme === 'v2';
     const retries = v2 ? Math.max(0, this.#options.retries ?? 2) : 0;
@@ -319,7 +319,7 @@ export class SimpleApiClient<M extends MethodMap = AnyMethods> {
         await sleep(Math.max(this.#backoff(++retried), Math.min(30, retryAfterOf(response) ?? 0) * 1000));
         continue;
       }
-      const value = response.status === 204 ? undefined : parseJson(response.body);
+      const value = response.status === 204 ? undefined : parseJson(response);
       // §6: the server signs every answer once the request's MAC verified, and none before. An
       // unsigned 401 is the server refusing the session or the MAC, or someone on the path: either
       // way nothing in it is trusted, least of all a clock.
@@ -399,12 +399,13 @@ async function verify(key: HmacKey, signed: Uint8Array, response: RawResponse): 
   }
 }
 
-function parseJson(body: Uint8Array): unknown {
-  const text = decoder.decode(body);
+function parseJson(response: RawResponse): unknown {
+  const text = decoder.decode(response.body);
   try {
     return JSON.parse(text);
   } catch {
-    throw new SimpleApiError('InvalidResponse', `The server answered with something that is not JSON: ${text.slice(0, 200)}`, 'client', undefined, 0);
+    const what = text.trim() === '' ? 'an empty body' : `something that is not JSON: ${text.slice(0, 200)}`;
+    throw new SimpleApiError('InvalidResponse', `The server answered HTTP ${response.status} with ${what}; is it a simpleapi server at this address?`, 'client', undefined, response.status);
   }
 }
 

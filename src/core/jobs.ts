@@ -3,6 +3,7 @@
  * runs on a job runner. The embedded store's runner lives in this process (`memory.ts`); on
  * MongoDB jobs run on Agenda (`agenda.ts`), so any instance may run or report any job.
  */
+import { addressKeyOf } from './address.ts';
 
 export type JobState = 'queued' | 'running' | 'done' | 'failed';
 
@@ -46,7 +47,7 @@ export type JobExecutor = (job: JobStart & { id: string }, progress: (fraction: 
 
 /** Whom a job counts against: its user, or for a public job the client address. */
 export function capKeyOf(start: JobStart): string {
-  return start.owner !== null ? `user:${start.owner}` : `ip:${start.ip ?? ''}`;
+  return start.owner !== null ? `user:${start.owner}` : `ip:${addressKeyOf(start.ip ?? '')}`;
 }
 
 /** Seconds a job may run: the method's own limit, never above jobs.timeout. */

@@ -18,6 +18,8 @@ import { capKeyOf, JOB_CAP_RETRY_AFTER, jobTimeoutOf, type JobError, type JobRun
 import { nowSeconds as now } from '../core/clock.ts';
 
 const JOB_NAME = 'simpleapi.method';
+/** How long a job whose owner has its share running waits before it is looked at again. */
+const OWNER_BUSY_DELAY_MS = 1000;
 export const JOB_COLLECTIONS = { agenda: 'simpleapi_agenda_jobs', status: 'simpleapi_job_status' } as const;
 
 /** What GET /jobs reports, stored under the job id, with what only the runner needs. */
@@ -28,6 +30,8 @@ interface StatusDoc extends Omit<JobView, 'job_id'> {
   capKey?: string;
   /** Runs started so far; more than 1 means a process died under it. */
   attempts: number;
+  /** When this run took the job (ms): the order in which an owner's running jobs keep their slots. */
+  runningSince?: number;
   expiresAt?: Date;
 }
 
@@ -136,15 +140,39 @@ export class AgendaJobRunner implements JobRunner {
     await Promise.race([this.#agenda.stop(), new Promise((r) => setTimeout(r, graceSeconds * 1000).unref())]).catch(() => {});
   }
 
+  /**
+   * Agenda takes jobs in the order they were queued, so one owner's long jobs could fill every
+   * slot. Like the in-process runner, at most `ownerConcurrency` of one owner's jobs run at once,
+   * counted in the database across instances: of the owner's running jobs, the first by
+   * (`runningSince`, id) keep their slots, and a job past them goes back to the queue a moment
+   * later, behind the others, with its attempt given back. Claim first, then look: two instances
+   * starting one owner's jobs together see the same order, so one of them yields.
+   * True when the job was put back.
+   */
+  async #putBackIfOwnerBusy(data: JobData): Promise<boolean> {
+    const perOwner = Math.min(this.#settings.ownerConcurrency ?? this.#settings.concurrency, this.#settings.concurrency);
+    try {
+      const first = await this.#status.find({ capKey: capKeyOf(data), state: 'running' }, { projection: { _id: 1 } }).sort({ runningSince: 1, _id: 1 }).limit(perOwner).toArray();
+      if (first.some((doc) => doc._id === data.id)) return false;
+      await this.#status.updateOne({ _id: data.id, state: 'running' }, { $set: { state: 'queued' }, $inc: { attempts: -1 }, $unset: { runningSince: '' } });
+      await this.#agenda.schedule<JobData>(new Date(Date.now() + OWNER_BUSY_DELAY_MS), JOB_NAME, data);
+      return true;
+    } catch {
+      // The database did not answer: run it rather than risk losing it.
+      return false;
+    }
+  }
+
   async #run(job: Job<JobData>): Promise<void> {
     const data = job.attrs.data;
-    const claimed = await this.#status.findOneAndUpdate({ _id: data.id, state: { $in: ['queued', 'running'] } }, { $set: { state: 'running' }, $inc: { attempts: 1 } }, { returnDocument: 'after' });
+    const claimed = await this.#status.findOneAndUpdate({ _id: data.id, state: { $in: ['queued', 'running'] } }, { $set: { state: 'running', runningSince: Date.now() }, $inc: { attempts: 1 } }, { returnDocument: 'after' });
     if (claimed === null) return; // already finished (a late duplicate run): nothing to do
     if (claimed.attempts > this.#settings.retries + 1) {
       const stops = claimed.attempts - 1;
       await this.#finish(data.id, { error: { code: 'InternalError', message: `The job's process stopped before it finished (${stops} time${stops === 1 ? '' : 's'})`, type: 'server' } });
       return;
     }
+    if (await this.#putBackIfOwnerBusy(data)) return;
     const controller = new AbortController();
     // The lock is renewed while the job runs: only a dead process lets it expire.
     const renew = setInterval(() => void job.touch().catch(() => {}), Math.max(500, (this.#settings.lock * 1000) / 3));

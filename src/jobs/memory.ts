@@ -183,11 +183,14 @@ export class MemoryJobRunner implements JobRunner {
     entry.expires = entry.view.finished + this.#settings.keep;
     this.#active--;
     this.#finished.push(entry);
+    this.#forgetExpired();
   }
 
+  /** Expired jobs go, and past `maxTotal` finished ones the oldest go early: results take memory too. */
   #forgetExpired(): void {
     const t = now();
-    while (this.#finishedHead < this.#finished.length && this.#finished[this.#finishedHead]!.expires! <= t) {
+    const keepAtMost = this.#settings.maxTotal ?? Infinity;
+    while (this.#finishedHead < this.#finished.length && (this.#finished[this.#finishedHead]!.expires! <= t || this.#finished.length - this.#finishedHead > keepAtMost)) {
       this.#jobs.delete(this.#finished[this.#finishedHead]!.view.job_id);
       this.#finishedHead++;
     }

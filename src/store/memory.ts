@@ -3,6 +3,7 @@
  * no database is configured; sessions live as long as the process and are not shared.
  */
 import { ApiError } from '../core/errors.ts';
+import { ProcessCounter } from '../core/rate-limit.ts';
 import { OutcomeRing } from './outcome-ring.ts';
 import { throttleWindow, type AccountRecord, type CallClaim, type CallRecord, type KeptOutcome, type PasswordHash, type SessionRecord, type Store, type ThrottleState } from './types.ts';
 
@@ -31,6 +32,12 @@ export interface MemoryStoreOptions {
   outcomeMemory?: number;
   /** Nonces remembered at most (each about 150 bytes); 2,000,000 by default. */
   maxNonces?: number;
+  /**
+   * New nonces one user may have remembered per 600 s, across their sessions; 200,000 by default
+   * (over 300 a second, three times the default per-user rate limit). The nonce of a signed call
+   * is kept before the rate limit counts it, so without this one user could fill `maxNonces`.
+   */
+  maxNoncesPerUser?: number;
 }
 
 /** A session as kept here; `state` is this store's own copy, never handed out. */
@@ -93,10 +100,12 @@ export class MemoryStore implements Store {
   /** A plain nonce is its expiry alone; a claimed call's carries what its retries need. */
   #nonces = new Map<string, number | ClaimedNonce>();
   readonly #maxNonces: number;
+  readonly #noncesByUser: ProcessCounter;
   readonly #outcomes: OutcomeRing;
 
   constructor(options: MemoryStoreOptions = {}) {
     this.#maxNonces = options.maxNonces ?? 2_000_000;
+    this.#noncesByUser = new ProcessCounter(options.maxNoncesPerUser ?? 200_000, 600);
     this.#outcomes = new OutcomeRing(options.outcomeMemory ?? 32 * 1024 * 1024);
   }
   /** One counter per throttle key: its window's index, the count, and when the window ends. */
@@ -212,8 +221,13 @@ export class MemoryStore implements Store {
       this.#nonces.delete(old);
       dropped++;
     }
-    if (seen === undefined && this.#nonces.size >= this.#maxNonces) {
-      throw new ApiError('Unavailable', 'The server is holding as many signed-request nonces as it may; try again shortly', { retryAfter: 5 });
+    if (seen === undefined) {
+      const userKey = this.#sessions.get(sessionId)?.userKey ?? sessionId;
+      const refused = this.#noncesByUser.take(userKey, 'signed by this user (each keeps its nonce for the signing window)');
+      if (refused !== null) throw refused;
+      if (this.#nonces.size >= this.#maxNonces) {
+        throw new ApiError('Unavailable', 'The server is holding as many signed-request nonces as it may; try again shortly', { retryAfter: 5 });
+      }
     }
     this.#nonces.set(key, claim === undefined ? expires : new ClaimedNonce(expires, claim.mac, claim.retry === true));
     return true;
