@@ -57,7 +57,8 @@ describe('SimpleApiClient retries signed calls', () => {
   });
 
   it('cut while the method runs: the client waits out "still running" and gets the first outcome', async () => {
-    const { api, proxy } = await behind([], { retries: 30 });
+    // The default retries (2): waiting on "still running" has a budget of its own.
+    const { api, proxy } = await behind([]);
     const key = unique('running');
     const answers: AnswerInfo[] = [];
     const pending = api.call('once.hold', { key, hold: true }, { onAnswer: (a) => answers.push(a) });
@@ -65,11 +66,29 @@ describe('SimpleApiClient retries signed calls', () => {
     proxy.cut();
     // The retry reached the server (a new connection) and heard "still running"; now let the method end.
     await until(async () => proxy.connections >= 2);
+    // Several "still running" answers (one a second) before the method ends: more than `retries`.
+    await new Promise((r) => setTimeout(r, 3500));
     await fetch(server.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ method: 'once.release', parameters: { key } }) });
     expect(await pending).toMatchObject({ key, run: 1 });
     expect(answers).toHaveLength(1);
     expect(answers[0]).toMatchObject({ status: 200, retried: true });
     expect(answers[0]!.attempts).toBeGreaterThanOrEqual(2);
+    expect(await runs(key)).toBe(1);
+  });
+
+  it('past runningWaitMs the caller gets the Conflict, and the method still ran once', async () => {
+    const { api, proxy } = await behind([], { runningWaitMs: 1500 });
+    const key = unique('impatient');
+    const pending = api.call('once.hold', { key, hold: true });
+    const outcome = pending.then(
+      () => null,
+      (err: unknown) => err,
+    );
+    await until(async () => (await runs(key)) === 1);
+    proxy.cut();
+    const err = (await outcome) as { code?: string; details?: unknown[] };
+    expect(err).toMatchObject({ code: 'Conflict', details: [{ reason: 'first attempt still running' }] });
+    await fetch(server.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ method: 'once.release', parameters: { key } }) });
     expect(await runs(key)).toBe(1);
   });
 

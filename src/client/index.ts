@@ -43,6 +43,12 @@ export interface ClientOptions {
   retryDelayMs?: number;
   /** Milliseconds one attempt may take before it counts as lost (and is retried); no limit by default. */
   attemptTimeoutMs?: number;
+  /**
+   * Milliseconds a retried call waits, in all, while the server answers that its first attempt
+   * is still running (409 with Retry-After), before it gives up with that Conflict; 60,000 by
+   * default. Apart from `retries`.
+   */
+  runningWaitMs?: number;
 }
 
 /** How an answer came, for `CallOptions.onAnswer`. */
@@ -280,6 +286,7 @@ export class SimpleApiClient<M extends MethodMap = AnyMethods> {
     const signed = target === undefined ? bytes : encoder.encode(target.path);
     let first: { nonce: string; timestamp: string } | undefined;
     let clockFixed = false;
+    let waitedRunning = 0;
     for (let attempt = 1, retried = 0; ; attempt++) {
       const headers: Record<string, string> = { 'x-session-id': session.sessionId };
       let signedOver: (responseBody: Uint8Array) => Uint8Array = (b) => b;
@@ -338,9 +345,13 @@ export class SimpleApiClient<M extends MethodMap = AnyMethods> {
         if (headers['x-retry-of'] === undefined) first = undefined;
         continue;
       }
-      if (response.status === 409 && conflictReason(value) === 'first attempt still running' && retried < retries) {
-        retried++;
-        await sleep(Math.min(30, retryAfterOf(response) ?? 1) * 1000);
+      // The first attempt is still running on the server: waiting for its outcome is not a retry
+      // of a lost answer, so it has a budget of its own (giving up here would leave the caller
+      // no way to learn the outcome without running the method again).
+      if (response.status === 409 && conflictReason(value) === 'first attempt still running' && waitedRunning < (this.#options.runningWaitMs ?? 60_000)) {
+        const pause = Math.min(30, retryAfterOf(response) ?? 1) * 1000;
+        waitedRunning += pause;
+        await sleep(pause);
         continue;
       }
       onAnswer?.({ status: response.status, attempts: attempt, retried: response.headers.get('x-retried') === '1' });
