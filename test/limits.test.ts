@@ -14,6 +14,7 @@ import { createAccount, postV2 } from './helpers/signed.ts';
 import { hasMySql, openMySqlStore, uniqueMySqlDb, dropMySqlDb } from './helpers/mysql.ts';
 import { hasMongo, MONGODB_URL } from './helpers/mongo.ts';
 import { MongoStore } from '../src/store/mongo.ts';
+import type { Collection, Db } from 'mongodb';
 import type { Store } from '../src/store/types.ts';
 
 const call = (method: string, parameters: unknown = {}) => JSON.stringify({ method, parameters });
@@ -168,6 +169,56 @@ describe.runIf(hasMongo)('rate limits on MongoDB', () => {
       console.log(`MongoDB-compatible server at ${MONGODB_URL}: rate limits counted in ${where}; ${allowed} of 100 concurrent calls allowed by two limiters of 40`);
       // Shared: exactly 40 in all. Per process: each of the two lets its own 40 through.
       expect(allowed).toBe(where.startsWith('the database') ? 40 : 80);
+    } finally {
+      await store.db.dropDatabase().catch(() => {});
+      await store.close();
+    }
+  });
+});
+
+/**
+ * FerretDB with its `findOneAndUpdate` run one at a time in this process: MongoDB's own
+ * document-level atomicity, which FerretDB 1.x lacks, stood in for on a real server. It lets the
+ * path a real MongoDB takes (rate-limiter-flexible's RateLimiterMongo on our collection) run here.
+ */
+function atomicUpdates(db: Db): Db {
+  const collections = new Map<string, Collection>();
+  let queue: Promise<unknown> = Promise.resolve();
+  const serialised = (collection: Collection) =>
+    new Proxy(collection, {
+      get(target, prop, receiver) {
+        if (prop !== 'findOneAndUpdate') return Reflect.get(target, prop, receiver);
+        return (...args: Parameters<Collection['findOneAndUpdate']>) => {
+          const run = queue.then(() => (target.findOneAndUpdate as (...a: unknown[]) => Promise<unknown>).apply(target, args));
+          queue = run.catch(() => {});
+          return run;
+        };
+      },
+    });
+  return new Proxy(db, {
+    get(target, prop, receiver) {
+      if (prop !== 'collection') return Reflect.get(target, prop, receiver);
+      return (name: string) => {
+        let c = collections.get(name);
+        if (c === undefined) collections.set(name, (c = serialised(target.collection(name))));
+        return c;
+      };
+    },
+  });
+}
+
+describe.runIf(hasMongo)('rate limits on a MongoDB whose updates are atomic', () => {
+  it("take rate-limiter-flexible's MongoDB path and hold across instances (100 calls at once, limit 40)", async () => {
+    const dbName = `simpleapi_limits_atomic_${process.pid}`;
+    const store = await MongoStore.connect(MONGODB_URL, { dbName, connectTimeout: 10, nonceTtl: 601, log: createLogger({ level: 'silent' }) });
+    try {
+      await store.init();
+      const onAtomic = { forMethods: { db: atomicUpdates(store.db), sql: null } } as unknown as Store;
+      const { allowed, where } = await sharedAcrossInstances(onAtomic);
+      expect(where).toBe('the database (MongoDB)');
+      expect(allowed).toBe(40);
+      // The counter lives in the database, under the limiter's key.
+      expect(await store.db.collection('simpleapi_rate_limits').countDocuments({})).toBeGreaterThan(0);
     } finally {
       await store.db.dropDatabase().catch(() => {});
       await store.close();

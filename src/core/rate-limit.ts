@@ -132,7 +132,8 @@ class SharedCounter implements Counter {
  */
 async function incIsAtomic(db: Db): Promise<boolean> {
   const probe = db.collection<{ _id: string; n: number }>(TABLE);
-  const id = `probe:${process.pid}:${Date.now()}`;
+  // Random: two limiters probing at once in one process must not count into one document.
+  const id = `probe:${process.pid}:${crypto.randomUUID()}`;
   const n = 24;
   try {
     await Promise.all(Array.from({ length: n }, () => probe.findOneAndUpdate({ _id: id }, { $inc: { n: 1 } }, { upsert: true })));

@@ -7,9 +7,19 @@ import type { Config } from '../config.ts';
 import { MemoryStore } from './memory.ts';
 import type { Store } from './types.ts';
 
+/**
+ * Nonces one user may have kept per 600 s on the embedded store: twice what the per-user rate
+ * limit lets through in that time (a nonce is kept before the limit counts its call), or no cap
+ * when the operator turned that limit off.
+ */
+export function noncesPerUser(config: Pick<Config, 'rateLimit'>): number {
+  const { user, window } = config.rateLimit;
+  return user > 0 ? Math.ceil((user * 600) / window) * 2 : Infinity;
+}
+
 export async function openStore(config: Config, log: Logger): Promise<Store> {
   const url = config.db.url;
-  if (url === '') return new MemoryStore({ outcomeMemory: config.retries.memory });
+  if (url === '') return new MemoryStore({ outcomeMemory: config.retries.memory, maxNoncesPerUser: noncesPerUser(config) });
   const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(url)?.[1]?.toLowerCase();
   const options = { dbName: config.db.name, connectTimeout: config.db.connectTimeout, nonceTtl: config.hmac.window * 2 + 1, log };
   let store: Store;

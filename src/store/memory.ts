@@ -34,7 +34,7 @@ export interface MemoryStoreOptions {
   maxNonces?: number;
   /**
    * New nonces one user may have remembered per 600 s, across their sessions; 200,000 by default
-   * (over 300 a second, three times the default per-user rate limit). The nonce of a signed call
+   * (the server sets twice its per-user rate limit: store/index.ts). The nonce of a signed call
    * is kept before the rate limit counts it, so without this one user could fill `maxNonces`.
    */
   maxNoncesPerUser?: number;
@@ -100,12 +100,13 @@ export class MemoryStore implements Store {
   /** A plain nonce is its expiry alone; a claimed call's carries what its retries need. */
   #nonces = new Map<string, number | ClaimedNonce>();
   readonly #maxNonces: number;
-  readonly #noncesByUser: ProcessCounter;
+  readonly #noncesByUser: ProcessCounter | null;
   readonly #outcomes: OutcomeRing;
 
   constructor(options: MemoryStoreOptions = {}) {
     this.#maxNonces = options.maxNonces ?? 2_000_000;
-    this.#noncesByUser = new ProcessCounter(options.maxNoncesPerUser ?? 200_000, 600);
+    const perUser = options.maxNoncesPerUser ?? 200_000;
+    this.#noncesByUser = Number.isFinite(perUser) ? new ProcessCounter(perUser, 600) : null;
     this.#outcomes = new OutcomeRing(options.outcomeMemory ?? 32 * 1024 * 1024);
   }
   /** One counter per throttle key: its window's index, the count, and when the window ends. */
@@ -222,9 +223,11 @@ export class MemoryStore implements Store {
       dropped++;
     }
     if (seen === undefined) {
-      const userKey = this.#sessions.get(sessionId)?.userKey ?? sessionId;
-      const refused = this.#noncesByUser.take(userKey, 'signed by this user (each keeps its nonce for the signing window)');
-      if (refused !== null) throw refused;
+      if (this.#noncesByUser !== null) {
+        const userKey = this.#sessions.get(sessionId)?.userKey ?? sessionId;
+        const refused = this.#noncesByUser.take(userKey, 'signed by this user (each keeps its nonce for the signing window)');
+        if (refused !== null) throw refused;
+      }
       if (this.#nonces.size >= this.#maxNonces) {
         throw new ApiError('Unavailable', 'The server is holding as many signed-request nonces as it may; try again shortly', { retryAfter: 5 });
       }
