@@ -227,6 +227,23 @@ describe.runIf(hasMongo)('rate limits on a MongoDB whose updates are atomic', ()
 });
 
 describe('password hashing is bounded', () => {
+  it('waiting hashes take turns by address: a flood from one waits behind itself, past its own cap refused', async () => {
+    const { Gate } = await import('../src/core/concurrency.ts');
+    const gate = new Gate(1, 100, () => new Error('busy'), 3);
+    const order: string[] = [];
+    let release!: () => void;
+    const first = gate.run(() => new Promise<void>((r) => (release = () => (order.push('a1'), r()))), 'a');
+    const task = (name: string, key: string) => gate.run(async () => void order.push(name), key);
+    const queued = [task('a2', 'a'), task('a3', 'a'), task('a4', 'a')];
+    await expect(task('a5', 'a')).rejects.toThrow('busy');
+    const fromB = task('b1', 'b');
+    expect(gate.load).toMatchObject({ running: 1, waiting: 4 });
+    release();
+    await Promise.all([first, ...queued, fromB]);
+    expect(order).toEqual(['a1', 'a2', 'b1', 'a3', 'a4']);
+    expect(gate.load).toMatchObject({ running: 0, waiting: 0 });
+  });
+
   it('runs at most one scrypt per core at once, and a create for a taken id hashes nothing', async () => {
     const { HASH_GATE } = await import('../src/core/passwords.ts');
     const { availableParallelism } = await import('node:os');

@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { v4 as uuidv4 } from 'uuid';
 import { ApiError } from './errors.ts';
 import { dummyHash, hashPassword, verifyPassword } from './passwords.ts';
+import { addressKeyOf } from './address.ts';
 import type { IssuedSession } from './auth.ts';
 import type { AccountRecord, SessionRecord, Store } from '../store/types.ts';
 import { nowSeconds } from './clock.ts';
@@ -103,7 +104,7 @@ export class AccountService {
     const now = nowSeconds();
     const userKey = userKeyOf(userId);
     if ((await this.#findAccount(userId, userKey)) !== null) throw new ApiError('Conflict', TAKEN);
-    const hash = await hashPassword(password, this.#settings.scrypt);
+    const hash = await hashPassword(password, this.#settings.scrypt, addressKeyOf(scope.ip));
     await this.#store.createAccount({ userKey, userId, password: hash, created: now });
     return this.#startSession({ userKey, userId }, now);
   }
@@ -119,7 +120,7 @@ export class AccountService {
     const ok = await this.#throttle.check(userKey, scope.ip, async () => {
       account = await this.#findAccount(userId, userKey);
       // Hash against a dummy when the account does not exist: the same work, the same answer.
-      const right = await verifyPassword(password, account?.password ?? (await dummyHash()));
+      const right = await verifyPassword(password, account?.password ?? (await dummyHash()), addressKeyOf(scope.ip));
       return account !== null && right;
     });
     if (!ok || account === null) throw new ApiError('Unauthenticated', WRONG_CREDENTIALS);
@@ -155,11 +156,11 @@ export class AccountService {
     let account: AccountRecord | null = null;
     const ok = await this.#throttle.check(session.userKey, scope.ip, async () => {
       account = await this.#store.findAccount(session.userKey);
-      return account !== null && (await verifyPassword(oldPassword, account.password));
+      return account !== null && (await verifyPassword(oldPassword, account.password, addressKeyOf(scope.ip)));
     });
     if (account === null) throw new ApiError('Unauthenticated', 'The account no longer exists');
     if (!ok) throw new ApiError('Forbidden', 'old_password is wrong');
-    await this.#store.setPassword(session.userKey, await hashPassword(newPassword, this.#settings.scrypt));
+    await this.#store.setPassword(session.userKey, await hashPassword(newPassword, this.#settings.scrypt, addressKeyOf(scope.ip)));
     await this.#store.deleteUserSessions(session.userKey, session.sessionId);
   }
 

@@ -17,36 +17,49 @@ export async function mapLimited<T, R>(items: readonly T[], limit: number, fn: (
 }
 
 /**
- * At most `limit` tasks run at once; the rest wait in arrival order. Past `maxWaiting` waiting, a
- * task is refused with what `busy()` makes, so a flood cannot queue without end.
+ * At most `limit` tasks run at once; the rest wait, each under the key it gave (a client
+ * address), and a freed slot goes to the keys in turn, so a flood from one key waits behind
+ * itself, not in front of everyone. Past `maxWaiting` waiting in all, or `maxWaitingPerKey` of
+ * one key, a task is refused with what `busy()` makes, so a flood cannot queue without end.
  *
- * @example const gate = new Gate(2, 256, () => new Error('busy')); await gate.run(() => work())
+ * @example const gate = new Gate(2, 256, () => new Error('busy')); await gate.run(() => work(), ip)
  */
 export class Gate {
   readonly #limit: number;
   readonly #maxWaiting: number;
+  readonly #maxWaitingPerKey: number;
   readonly #busy: () => Error;
   #running = 0;
-  readonly #waiting: (() => void)[] = [];
-  #head = 0;
+  #waiting = 0;
+  /** Each key's waiting tasks, in order; a key is here while it has some. */
+  readonly #queues = new Map<string, (() => void)[]>();
+  /** Keys with tasks waiting, in turn order: the first is served next, then goes to the back. */
+  readonly #turns = new Set<string>();
   #peak = 0;
   #started = 0;
 
-  constructor(limit: number, maxWaiting: number, busy: () => Error) {
+  constructor(limit: number, maxWaiting: number, busy: () => Error, maxWaitingPerKey = maxWaiting) {
     this.#limit = limit;
     this.#maxWaiting = maxWaiting;
+    this.#maxWaitingPerKey = maxWaitingPerKey;
     this.#busy = busy;
   }
 
   /** Tasks running now and waiting, the most ever run at once, and how many ever started (for tests and the abuse bench). */
   get load(): { running: number; waiting: number; peak: number; started: number } {
-    return { running: this.#running, waiting: this.#waiting.length - this.#head, peak: this.#peak, started: this.#started };
+    return { running: this.#running, waiting: this.#waiting, peak: this.#peak, started: this.#started };
   }
 
-  async run<T>(task: () => Promise<T>): Promise<T> {
+  async run<T>(task: () => Promise<T>, key = ''): Promise<T> {
     if (this.#running >= this.#limit) {
-      if (this.#waiting.length - this.#head >= this.#maxWaiting) throw this.#busy();
-      await new Promise<void>((resolve) => this.#waiting.push(resolve));
+      const queue = this.#queues.get(key);
+      if (this.#waiting >= this.#maxWaiting || (queue?.length ?? 0) >= this.#maxWaitingPerKey) throw this.#busy();
+      await new Promise<void>((resolve) => {
+        if (queue === undefined) this.#queues.set(key, [resolve]);
+        else queue.push(resolve);
+        this.#turns.add(key);
+        this.#waiting++;
+      });
     } else {
       this.#running++;
     }
@@ -59,18 +72,19 @@ export class Gate {
     }
   }
 
-  /** Hands the slot to the next waiting task, or frees it. */
+  /** Hands the slot to the next key's first waiting task, or frees it. */
   #release(): void {
-    if (this.#head < this.#waiting.length) {
-      const next = this.#waiting[this.#head++]!;
-      // Compact now and then, so the array does not keep every task ever queued.
-      if (this.#head > 1024 && this.#head * 2 > this.#waiting.length) {
-        this.#waiting.splice(0, this.#head);
-        this.#head = 0;
-      }
-      next();
-    } else {
+    const key = this.#turns.values().next();
+    if (key.done === true) {
       this.#running--;
+      return;
     }
+    const queue = this.#queues.get(key.value)!;
+    const next = queue.shift()!;
+    this.#turns.delete(key.value);
+    if (queue.length > 0) this.#turns.add(key.value); // to the back of the line
+    else this.#queues.delete(key.value);
+    this.#waiting--;
+    next();
   }
 }

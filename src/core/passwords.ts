@@ -15,31 +15,35 @@ const KEY_LENGTH = 32;
 /**
  * Hashes run one per core at most, the rest wait: scrypt takes libuv's thread pool (4 threads),
  * which file and DNS work share, and a flood of creates and logins would otherwise hold every
- * thread and every core. Past 512 waiting, a hash is refused as Unavailable with Retry-After.
+ * thread and every core. Waiting hashes take turns by client address, so a flood from one address
+ * waits behind itself; past 64 waiting from one address or 512 in all, a hash is refused as
+ * Unavailable with Retry-After.
  */
-export const HASH_GATE = new Gate(Math.max(1, availableParallelism()), 512, () => new ApiError('Unavailable', 'The server is busy checking passwords; try again shortly', { retryAfter: 1 }));
+export const HASH_GATE = new Gate(Math.max(1, availableParallelism()), 512, () => new ApiError('Unavailable', 'The server is busy checking passwords; try again shortly', { retryAfter: 1 }), 64);
 
-function derive(password: string, salt: Buffer, params: { N: number; r: number; p: number }): Promise<Buffer> {
+/** `turn`: whose turn the hash waits in (a client address): see Gate. */
+function derive(password: string, salt: Buffer, params: { N: number; r: number; p: number }, turn = ''): Promise<Buffer> {
   const options: ScryptOptions = { N: params.N, r: params.r, p: params.p, maxmem: 256 * params.N * params.r + 1024 * 1024 };
   return HASH_GATE.run(
     () =>
       new Promise((resolve, reject) => {
         scrypt(password.normalize('NFC'), salt, KEY_LENGTH, options, (err, key) => (err ? reject(err) : resolve(key)));
       }),
+    turn,
   );
 }
 
 /** @example const stored = await hashPassword('correct horse battery staple') */
-export async function hashPassword(password: string, params: { N: number; r: number; p: number } = SCRYPT_DEFAULTS): Promise<PasswordHash> {
+export async function hashPassword(password: string, params: { N: number; r: number; p: number } = SCRYPT_DEFAULTS, turn = ''): Promise<PasswordHash> {
   const salt = randomBytes(16);
-  const hash = await derive(password, salt, params);
+  const hash = await derive(password, salt, params, turn);
   return { algo: 'scrypt', N: params.N, r: params.r, p: params.p, salt: salt.toString('base64'), hash: hash.toString('base64') };
 }
 
 /** Constant-time check of a password against a stored hash. */
-export async function verifyPassword(password: string, stored: PasswordHash): Promise<boolean> {
+export async function verifyPassword(password: string, stored: PasswordHash, turn = ''): Promise<boolean> {
   const expected = Buffer.from(stored.hash, 'base64');
-  const actual = await derive(password, Buffer.from(stored.salt, 'base64'), stored);
+  const actual = await derive(password, Buffer.from(stored.salt, 'base64'), stored, turn);
   return actual.length === expected.length && timingSafeEqual(actual, expected);
 }
 
