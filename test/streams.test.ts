@@ -121,6 +121,31 @@ describe('raw methods (ctx.http)', () => {
     expect(b.json).toEqual({ error: { code: 'NotFound', message: 'nothing to send', type: 'notInDatabase' } });
   });
 
+  it('one that overruns --method-timeout after writing, ignoring ctx.signal, has its connection cut', async () => {
+    const { startTestServer } = await import('./helpers/server.ts');
+    const timed = await startTestServer({ methodTimeout: 1 });
+    try {
+      const u = new URL(timed.url);
+      const started = Date.now();
+      const outcome = await new Promise<{ text: string; ended: string }>((resolve) => {
+        let text = '';
+        const req = request({ host: u.hostname, port: u.port, path: '/', method: 'POST', headers: { 'content-type': 'application/json' } }, (res) => {
+          res.on('data', (c: Buffer) => (text += c.toString()));
+          res.on('end', () => resolve({ text, ended: 'end' }));
+          res.on('error', () => resolve({ text, ended: 'cut' }));
+          res.on('aborted', () => resolve({ text, ended: 'cut' }));
+        });
+        req.on('error', () => resolve({ text, ended: 'cut' }));
+        req.end(call('raw.hang'));
+      });
+      expect(outcome.text).toBe('started\n');
+      expect(outcome.ended).toBe('cut');
+      expect(Date.now() - started).toBeLessThan(10_000);
+    } finally {
+      await timed.close();
+    }
+  });
+
   it('cannot be called in a batch', async () => {
     const a = await post(server.url, JSON.stringify([{ jsonrpc: '2.0', method: 'raw.hello', id: 1 }]));
     expect(a.json).toEqual([{ jsonrpc: '2.0', error: { code: -32600, message: 'raw.hello writes its own response and cannot be called in a batch', data: { code: 'InvalidRequest', type: 'invalidRequest' } }, id: 1 }]);

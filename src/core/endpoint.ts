@@ -208,8 +208,13 @@ export function createEndpoint(deps: { store: Store; log: Logger; dispatcher: Di
   /** Runs the envelope and answers it; `issued`: the answer carries a session a create/login started. */
   const answer = async (requestId: string, traceId: string, label: string, envelope: Envelope, form: Form, scope: CallScope, auth: AuthResult, request: CoreRequest): Promise<{ response: CoreResponse; issued: boolean }> => {
     let reply = await dispatcher.reply(envelope, scope);
-    // A raw method that failed after it began writing has answered all that can be answered.
-    if (reply.taken !== true && request.http?.res.headersSent === true) reply = { status: 0, taken: true };
+    // A raw method that failed after it began writing has answered all that can be answered. One
+    // it left open (it threw mid-answer, or ran past --method-timeout ignoring ctx.signal) is cut:
+    // otherwise it would hold the connection, and its client would wait, for as long as it runs.
+    if (reply.taken !== true && request.http?.res.headersSent === true) {
+      if (!request.http.res.writableEnded) request.http.res.destroy();
+      reply = { status: 0, taken: true };
+    }
     return { response: respond(requestId, traceId, label, reply, form, responseSigner(auth, reply.issued, settings.auth.scheme), request), issued: reply.issued !== undefined };
   };
 
