@@ -137,7 +137,19 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
   // Nonces live as long as the signing window: sweeping at least that often keeps the embedded
   // store's memory level under steady signed traffic.
   const sweepEvery = Math.min(60, config.hmac.window) * 1000;
-  const sweeper = setInterval(() => void store.sweep(nowSeconds()).catch(() => {}), sweepEvery);
+  // A failed sweep is tried again next time; said once, not every minute of an outage.
+  let sweepFailing = false;
+  const sweeper = setInterval(
+    () =>
+      void store.sweep(nowSeconds()).then(
+        () => void (sweepFailing = false),
+        (err: Error) => {
+          if (!sweepFailing) log.warn({ err: { message: err.message } }, 'the store sweep of expired sessions and nonces failed; it runs again at the next interval');
+          sweepFailing = true;
+        },
+      ),
+    sweepEvery,
+  );
   sweeper.unref();
   try {
     if (config.port >= 0) {
