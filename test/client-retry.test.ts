@@ -56,6 +56,30 @@ describe('SimpleApiClient retries signed calls', () => {
     expect(await runs(key)).toBe(1);
   });
 
+  it('an unsigned 502 and 504 are retried the same way', async () => {
+    for (const plan of ['unsigned-502', 'unsigned-504'] as const) {
+      const { api } = await behind([plan]);
+      const key = unique(plan);
+      const answers: AnswerInfo[] = [];
+      expect(await api.call('once.hold', { key }, { onAnswer: (a) => answers.push(a) })).toMatchObject({ key, run: 1 });
+      expect(answers).toEqual([{ status: 200, attempts: 2, retried: false }]);
+      expect(await runs(key)).toBe(1);
+    }
+  });
+
+  it('simpleapi call says on stderr when its answer came from a retry', async () => {
+    // The login passes on a connection of its own; the call's first answer is lost.
+    const proxy = await lossyProxy(new URL(server.url), ['pass-one', 'drop-answer']);
+    proxies.push(proxy);
+    const key = unique('cli');
+    const { runCli } = await import('./helpers/server.ts');
+    const cli = await runCli(['call', 'once.hold', JSON.stringify({ key }), `--url=${proxy.url}`, `--user=${grant.user_id}`], { SIMPLEAPI_PASSWORD: 'password-one' });
+    expect(cli.code).toBe(0);
+    expect(JSON.parse(cli.stdout)).toMatchObject({ key, run: 1 });
+    expect(cli.stderr).toContain('answered from the first attempt (retried, 2 attempts; the method ran once)');
+    expect(await runs(key)).toBe(1);
+  });
+
   it('cut while the method runs: the client waits out "still running" and gets the first outcome', async () => {
     // The default retries (2): waiting on "still running" has a budget of its own.
     const { api, proxy } = await behind([]);

@@ -8,10 +8,14 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
 export type Plan =
   /** Forward both ways. */
   | 'pass'
+  /** Forward one request and its answer (read by its Content-Length), then close: the next request needs a new connection. */
+  | 'pass-one'
   /** Forward the request; when the server's answer starts, close both sides (the answer is lost). */
   | 'drop-answer'
-  /** Answer 503 itself without a signature, as a load balancer would; the server never sees the request. */
-  | 'unsigned-503';
+  /** Answer 503 (or 502, 504) itself without a signature, as a load balancer would; the server never sees the request. */
+  | 'unsigned-503'
+  | 'unsigned-502'
+  | 'unsigned-504';
 
 export interface LossyProxy {
   url: string;
@@ -31,9 +35,10 @@ export async function lossyProxy(target: URL, plans: Plan[]): Promise<LossyProxy
     open.add(client);
     client.on('close', () => open.delete(client));
     client.on('error', () => {});
-    if (plan === 'unsigned-503') {
+    if (plan.startsWith('unsigned-')) {
+      const status = plan.slice('unsigned-'.length);
       client.once('data', () => {
-        client.end('HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\ncontent-length: 11\r\nconnection: close\r\n\r\nunavailable');
+        client.end(`HTTP/1.1 ${status} From The Proxy\r\ncontent-type: text/plain\r\ncontent-length: 11\r\nconnection: close\r\n\r\nunavailable`);
       });
       return;
     }
@@ -47,7 +52,19 @@ export async function lossyProxy(target: URL, plans: Plan[]): Promise<LossyProxy
     client.on('close', () => upstream.destroy());
     client.pipe(upstream);
     if (plan === 'pass') upstream.pipe(client);
-    else {
+    else if (plan === 'pass-one') {
+      let seen = Buffer.alloc(0);
+      upstream.on('data', (chunk: Buffer) => {
+        client.write(chunk);
+        seen = Buffer.concat([seen, chunk]);
+        const end = seen.indexOf('\r\n\r\n');
+        const length = /\r\ncontent-length: *(\d+)/i.exec(seen.subarray(0, end).toString('latin1'))?.[1];
+        if (end !== -1 && length !== undefined && seen.length >= end + 4 + Number(length)) {
+          client.end();
+          upstream.destroy();
+        }
+      });
+    } else {
       upstream.once('data', () => {
         client.destroy();
         upstream.destroy();
