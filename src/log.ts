@@ -41,11 +41,18 @@ const FLUSH_EVERY_MS = 200;
  * exit.
  */
 function bufferedStdout(): pino.DestinationStream {
-  const destination = pino.destination({ dest: 1, sync: false, minLength: 3072 });
-  setInterval(() => destination.flush(), FLUSH_EVERY_MS).unref();
+  // Lines go in as bytes: in its text mode sonic-boom measures each line's UTF-8 length, joins
+  // the lines into one string and has it encoded again when written, 2.3 us a line here against
+  // 1.0 us for a Buffer per line into its byte mode (same order, same writes).
+  const sonic = pino.destination({ dest: 1, sync: false, minLength: 3072, contentMode: 'buffer' });
+  const destination = {
+    write: (line: string) => sonic.write(Buffer.from(line) as unknown as string),
+    flush: (cb?: (err?: Error) => void) => sonic.flush(cb),
+  };
+  setInterval(() => sonic.flush(), FLUSH_EVERY_MS).unref();
   process.once('exit', () => {
     try {
-      destination.flushSync();
+      sonic.flushSync();
     } catch {
       // a write still in flight: sonic-boom finishes it itself
     }
