@@ -343,7 +343,7 @@ async function throughput(): Promise<{ rows: Row[]; results: Map<string, Measure
 
 /**
  * Start-up time: from spawn to the listening line, with N generated method files. `again`: a
- * second start on the same files, with tsx's compile cache warm (a restart without edits); the
+ * second start on the same files (a restart without edits: tsx's cache and the OS's file cache warm); the
  * first is cold, as on a fresh machine or after every file changed.
  */
 async function startupWith(files: number, again = false): Promise<number> {
@@ -466,8 +466,8 @@ async function main(): Promise<void> {
     ...(manyLines.length > 0 ? [...manyLines, '', `The ${MANY}-connection table: bench/hold.mjs from core 1, the same ${ROUNDS} interleaved rounds of ${SECONDS} s; every connection is answered once before the timed part (a thousand connects at once on a busy Node 20 process queue in the kernel, see bench/hold.mjs).`, ''] : []),
     '| scale check | result |',
     '|---|---|',
-    ...startup.map((n, i) => `| start-up with ${n} method files (cold: new files, tsx compiles each) | ${fmt(startupMs[i]! / 1000, 2)} s |`),
-    `| start-up with 1000 method files again (tsx's compile cache warm: a restart without edits) | ${fmt(warm1000 / 1000, 2)} s |`,
+    ...startup.map((n, i) => `| start-up with ${n} method files (cold: new files) | ${fmt(startupMs[i]! / 1000, 2)} s |`),
+    `| start-up with 1000 method files again (warm: a restart without edits) | ${fmt(warm1000 / 1000, 2)} s |`,
     `| one dispatch, 10 methods registered | ${fmt(scale.small, 0)} ns |`,
     `| one dispatch, 10,000 methods registered | ${fmt(scale.large, 0)} ns |`,
     `| embedded store, 100,000 idle sessions | ${fmt(memory.bytesPerSession, 0)} B resident per session |`,

@@ -93,6 +93,16 @@ describe('folders a bundle would change are imported file by file', () => {
     expect((await call(s, { method: 'where' })).json).toEqual(pathToFileURL(join(dir, 'where.ts')).href);
   });
 
+  it('a file that imports by a computed name resolves it from its own folder', async () => {
+    const dir = folder({
+      '_plugins/hi.ts': "export const word = 'hi';\n",
+      'load.ts': "export const auth = 'public';\nexport async function invoke() { const name = './_plugins/' + 'hi.ts'; return (await import(name)).word; }\n",
+    });
+    const s = await serve(dir);
+    expect(fellBack(s)).toContain('computed name');
+    expect((await call(s, { method: 'load' })).json).toEqual('hi');
+  });
+
   it('a package.json inside the folder, which may make part of it CommonJS', async () => {
     const dir = folder({ 'old/package.json': '{"type": "commonjs"}', 'old/x.js': "exports.auth = 'public'; exports.invoke = () => 'cjs';\n", 'new.ts': "export const auth = 'public';\nexport function invoke() { return 'esm'; }\n" });
     const s = await serve(dir);

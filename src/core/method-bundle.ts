@@ -7,10 +7,11 @@
  * stays outside the bundle and is imported by its own URL, so a method shares those modules with
  * the server; helpers inside the folder are bundled once, shared by the methods that import them.
  *
- * `undefined` means "import the files one by one instead", which also names each broken file in
- * its own error. That happens when the bundle would behave differently from separate modules: a
- * file reads `import.meta` (its URL would be the bundle's), or the folder is not wholly ES modules
- * (Node would refuse there, and the bundle must not be more lenient than `serve --watch`).
+ * A `fallback` answer (with the reason) means "import the files one by one instead", which also
+ * names each broken file in its own error. That happens when the bundle would behave differently
+ * from separate modules: a file reads `import.meta` (its URL would be the bundle's) or imports by
+ * a computed name (it would resolve from the bundle's folder), or the folder is not wholly ES
+ * modules (Node would refuse there, and the bundle must not be more lenient than `serve --watch`).
  */
 import { existsSync, readFileSync, rmSync, writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -88,6 +89,8 @@ async function compile(dir: string, files: readonly string[], outfile: string): 
     // Only the folder's own code is in the bundle. A mention in a string or comment also counts:
     // the cost is only the slower path.
     if (code.includes('import.meta')) return { fallback: "a method file or helper reads import.meta, whose URL would be the bundle's" };
+    // esbuild bundles `import('./literal')`; what is left is an import by a computed name.
+    if (/\bimport\s*\(/.test(code)) return { fallback: "a method file or helper imports by a computed name, which would resolve from the bundle's folder" };
     return { code };
   } catch (err) {
     const cause = (err as { errors?: { text: string }[] }).errors?.[0];
