@@ -103,6 +103,39 @@ describe('folders a bundle would change are imported file by file', () => {
     expect((await call(s, { method: 'load' })).json).toEqual('hi');
   });
 
+  it('a CommonJS helper (module.exports, or require inside a function) is left to Node', async () => {
+    const dir = folder({
+      '_legacy.cjs': "exports.kind = function () { return typeof require('node:os').hostname(); };\n",
+      'lazy.ts': "import { kind } from './_legacy.cjs';\nexport const auth = 'public';\nexport function invoke() { return kind(); }\n",
+    });
+    const s = await serve(dir);
+    expect(fellBack(s)).toContain('CommonJS');
+    expect((await call(s, { method: 'lazy' })).json).toEqual('string');
+  });
+
+  it('a circle of imports fails as Node fails it, not with undefined values', async () => {
+    const dir = folder({
+      'a.ts': "import { B } from './b.ts';\nexport const A = 'a';\nexport const auth = 'public';\nexport function invoke() { return B; }\n",
+      'b.ts': "import { A } from './a.ts';\nexport const B = 'b saw ' + typeof A;\nexport const auth = 'public';\nexport function invoke() { return A; }\n",
+    });
+    const { runCli } = await import('./helpers/server.ts');
+    const { code, stderr } = await runCli(['serve', '--port=0', `--methods-dir=${dir}`, '--log-level=debug']);
+    expect(code).toBe(1);
+    expect(stderr).toContain('cannot load');
+    expect(stderr).toMatch(/before initialization/);
+  });
+
+  it("compiles with tsx's tsconfig, not one inside the folder, as serve --watch does", async () => {
+    const method = "export const auth = 'public';\nclass B { get v() { return 'base'; } set v(_x: string) {} }\nclass A extends B { declare w: string; v!: string; }\nexport function invoke() { return String(new A().v); }\n";
+    const dir = folder({ 'tsconfig.json': JSON.stringify({ compilerOptions: { target: 'ES2020', useDefineForClassFields: false } }), 'fields.ts': method });
+    const bundled = await serve(dir);
+    expect(fellBack(bundled)).toBeUndefined();
+    const watched = await spawnServer(['--port=0', `--methods-dir=${dir}`, '--watch']);
+    running.push(watched);
+    const [a, b] = [await call(bundled, { method: 'fields' }), await call(watched, { method: 'fields' })];
+    expect(a.json).toEqual(b.json);
+  });
+
   it('a package.json inside the folder, which may make part of it CommonJS', async () => {
     const dir = folder({ 'old/package.json': '{"type": "commonjs"}', 'old/x.js': "exports.auth = 'public'; exports.invoke = () => 'cjs';\n", 'new.ts': "export const auth = 'public';\nexport function invoke() { return 'esm'; }\n" });
     const s = await serve(dir);

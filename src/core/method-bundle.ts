@@ -10,12 +10,14 @@
  * A `fallback` answer (with the reason) means "import the files one by one instead", which also
  * names each broken file in its own error. That happens when the bundle would behave differently
  * from separate modules: a file reads `import.meta` (its URL would be the bundle's) or imports by
- * a computed name (it would resolve from the bundle's folder), or the folder is not wholly ES
- * modules (Node would refuse there, and the bundle must not be more lenient than `serve --watch`).
+ * a computed name (it would resolve from the bundle's folder), files import each other in a
+ * circle (a bundle's top-level `var`s would run where Node refuses), or the folder is not wholly
+ * ES modules (CommonJS, a nested package.json): the bundle must not be more lenient than
+ * `serve --watch`, which imports file by file. TypeScript is compiled with tsx's tsconfig.
  */
 import { existsSync, readFileSync, rmSync, writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, relative, isAbsolute, sep } from 'node:path';
+import { dirname, join, relative, isAbsolute, resolve, sep } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import fg from 'fast-glob';
 import type { Plugin } from 'esbuild';
@@ -62,15 +64,45 @@ function keepOutside(dir: string): Plugin {
   };
 }
 
+/**
+ * The tsconfig.json tsx compiles with: TSX_TSCONFIG_PATH, or the nearest one from the working
+ * directory up. esbuild would otherwise read the one nearest each file, and its options (paths,
+ * class fields, decorators) would then differ from what `serve --watch` compiles with.
+ */
+function tsxTsconfig(): string | undefined {
+  const given = process.env.TSX_TSCONFIG_PATH;
+  if (given !== undefined && given !== '') return resolve(given);
+  for (let at = process.cwd(); ; at = dirname(at)) {
+    if (existsSync(join(at, 'tsconfig.json'))) return join(at, 'tsconfig.json');
+    if (dirname(at) === at) return undefined;
+  }
+}
+
+/** True when the folder's own modules import each other in a circle (`inputs` from esbuild's metafile). */
+function hasCycle(inputs: Record<string, { imports: { path: string; external?: boolean }[] }>): boolean {
+  const state = new Map<string, 'open' | 'done'>();
+  const visit = (file: string): boolean => {
+    const seen = state.get(file);
+    if (seen !== undefined) return seen === 'open';
+    state.set(file, 'open');
+    for (const next of inputs[file]?.imports ?? []) if (next.external !== true && next.path in inputs && visit(next.path)) return true;
+    state.set(file, 'done');
+    return false;
+  };
+  return Object.keys(inputs).some((file) => visit(file));
+}
+
 /** esbuild's bundle of `files`, or why there is none. */
 async function compile(dir: string, files: readonly string[], outfile: string): Promise<{ code: string } | { fallback: string }> {
   const { build } = await import('esbuild');
   const entry = files.map((file, i) => `export * as m${i} from ${JSON.stringify(file)};`).join('\n');
+  const tsconfig = tsxTsconfig();
   try {
     const out = await build({
       stdin: { contents: entry, resolveDir: dir, loader: 'js', sourcefile: 'simpleapi-methods.js' },
       bundle: true,
       write: false,
+      metafile: true,
       // Where the bundle will be: the source map names the method files relative to it.
       outfile,
       format: 'esm',
@@ -79,6 +111,7 @@ async function compile(dir: string, files: readonly string[], outfile: string): 
       // Node's own ESM resolution: the `import`, `node` and `default` conditions, `main` only.
       conditions: [],
       mainFields: ['main'],
+      ...(tsconfig === undefined ? { tsconfigRaw: {} } : { tsconfig }),
       sourcemap: 'inline',
       sourcesContent: false,
       logLevel: 'silent',
@@ -91,6 +124,12 @@ async function compile(dir: string, files: readonly string[], outfile: string): 
     if (code.includes('import.meta')) return { fallback: "a method file or helper reads import.meta, whose URL would be the bundle's" };
     // esbuild bundles `import('./literal')`; what is left is an import by a computed name.
     if (/\bimport\s*\(/.test(code)) return { fallback: "a method file or helper imports by a computed name, which would resolve from the bundle's folder" };
+    // CommonJS inside the folder: Node would refuse `module.exports` in a .js file of an ES
+    // module package, and esbuild's stand-in for `require` throws in an ES module bundle.
+    if (code.includes('__commonJS(') || code.includes('__require')) return { fallback: 'a file in the folder is CommonJS (module.exports or require), which a bundle would treat differently from Node' };
+    // A bundle turns top-level const into var, so a circle of imports that Node refuses
+    // ("Cannot access 'A' before initialization") would run with undefined values instead.
+    if (hasCycle(out.metafile.inputs)) return { fallback: 'files in the folder import each other in a circle, which a bundle would let run with undefined values' };
     return { code };
   } catch (err) {
     const cause = (err as { errors?: { text: string }[] }).errors?.[0];
