@@ -324,17 +324,31 @@ const SETTING_KEYS = [...new Set(OPTIONS.flatMap((o) => o.key.split('.').map((_,
 /** The SIMPLEAPI_* variables something reads: every option's, the config file's and the CLI password's. */
 const ENV_SUFFIXES = new Set([...OPTIONS.map((o) => envVar(o).slice('SIMPLEAPI_'.length)), 'CONFIG', 'PASSWORD']);
 
+/** True when `a` becomes `b` by one edit: a letter changed, added, dropped, or two swapped. */
+function oneTypoApart(a: string, b: string): boolean {
+  if (a === b || Math.abs(a.length - b.length) > 1) return false;
+  let i = 0;
+  while (i < a.length && i < b.length && a[i] === b[i]) i++;
+  const [restA, restB] = [a.slice(i), b.slice(i)];
+  return (
+    restA.slice(1) === restB.slice(1) || // changed
+    restA === restB.slice(1) || // added
+    restA.slice(1) === restB || // dropped
+    (restA.length >= 2 && restA[0] === restB[1] && restA[1] === restB[0] && restA.slice(2) === restB.slice(2)) // swapped
+  );
+}
+
 /**
- * A SIMPLEAPI_* variable one typo away from a setting's (SIMPLEAPI_PROT) would be ignored without
- * a word, as a config file's near-miss key is not. Others with the prefix are left alone: they may
- * be someone else's.
+ * A SIMPLEAPI_* variable one typo away from a setting's (SIMPLEAPI_PROT, SIMPLEAPI_LOG_LEVL) would
+ * be ignored without a word, as a config file's near-miss key is not. Anything further off is
+ * left alone: other tools use the prefix too (SIMPLEAPI_HOME, SIMPLEAPI_DB_PASSWORD, ...).
  */
 function checkEnvNames(env: NodeJS.ProcessEnv): void {
   for (const name of Object.keys(env)) {
     if (!name.startsWith('SIMPLEAPI_')) continue;
     const suffix = name.slice('SIMPLEAPI_'.length);
-    if (ENV_SUFFIXES.has(suffix)) continue;
-    const near = suggest(suffix, ENV_SUFFIXES);
+    if (suffix.length < 4 || ENV_SUFFIXES.has(suffix)) continue;
+    const near = [...ENV_SUFFIXES].find((known) => known.length >= 4 && oneTypoApart(suffix, known));
     if (near !== undefined) throw new ConfigError(`environment variable ${name} is not a setting (did you mean SIMPLEAPI_${near}?); rename or unset it`);
   }
 }

@@ -76,9 +76,12 @@ describe('bad flags and values exit 2 naming them', () => {
     const a = await runCli(['serve'], { SIMPLEAPI_PROT: '8889' });
     expect(a.code).toBe(2);
     expect(a.stderr).toContain('environment variable SIMPLEAPI_PROT is not a setting (did you mean SIMPLEAPI_PORT?)');
-    // A variable far from every setting's may be someone else's: left alone.
-    const b = await runCli(['--version'], { SIMPLEAPI_SOMETHING_ELSE: '1' });
+    // Further than one typo from every setting's: someone else's (other tools use the prefix), left alone.
+    const b = await runCli(['methods'], { SIMPLEAPI_HOME: '/srv', SIMPLEAPI_DB_PASSWORD: 'x', SIMPLEAPI_SECRET: 'y' });
     expect(b.code).toBe(0);
+    expect(b.stderr).toBe('');
+    const swapped = await runCli(['methods'], { SIMPLEAPI_LOG_LEVL: 'warn' });
+    expect(swapped.stderr).toContain('did you mean SIMPLEAPI_LOG_LEVEL?');
     const c = await runCli(['serve', '--docs=maybe']);
     expect(c.code).toBe(2);
     expect(c.stderr).toContain('--docs: must be true or false (--docs or --no-docs)');

@@ -274,7 +274,10 @@ describe('the address a limit counts', () => {
     for (const same of ['2001:db8:1:2:ffff:ffff:ffff:ffff', '2001:0DB8:0001:0002:0:0:0:9', '2001:db8:1:2::1%eth0']) expect(addressKeyOf(same)).toBe(net);
     expect(net).toBe('2001:db8:1:2::/64');
     expect(addressKeyOf('2001:db8:1:3::1')).not.toBe(net);
-    expect(addressKeyOf('64:ff9b::192.0.2.1')).toBe('64:ff9b:0:0::/64');
+    expect(addressKeyOf('64:ff9b::192.0.2.1')).toBe('192.0.2.1');
+    expect(addressKeyOf('64:ff9b::c633:6407')).toBe('198.51.100.7');
+    // An invalid octet is not read as another address.
+    expect(addressKeyOf('::ffff:1.2.3.400')).toBe('::ffff:1.2.3.400');
     // What is not an address is counted as it is, on its own.
     for (const odd of ['1::2::3', 'garbage:::', '1:2:3:4:5:6:7:8:9', '']) expect(addressKeyOf(odd)).toBe(odd);
   });

@@ -32,7 +32,7 @@ async function readAll(input: NodeJS.ReadableStream): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-const SECRET_KEY = /pass(word|phrase)?$|secret|token/i;
+const SECRET_KEY = /(^|[_-])(pass|passwd|password|passphrase)$|password|secret|token/i;
 
 /** The first key at any depth of `params` that names a secret (`password`, `old_password`, ...). */
 export function secretKeyIn(params: unknown): string | undefined {

@@ -4,7 +4,7 @@
  * whole /64 (RFC 6177), so counting single IPv6 addresses would let one client rotate through
  * 2^64 of them and never meet a per-address limit: IPv6 addresses are counted per /64. An
  * IPv4-mapped address (`::ffff:192.0.2.1`, what a dual-stack socket reports) counts as its IPv4
- * address. Parsing is ipaddr.js's (proxy-addr's own parser, which gives `ctx.ip` behind proxies).
+ * address, and so does one behind NAT64's well-known prefix. Parsing is ipaddr.js's (proxy-addr's own parser, which gives `ctx.ip` behind proxies).
  */
 import ipaddr from 'ipaddr.js';
 
@@ -26,6 +26,11 @@ export function addressKeyOf(ip: string): string {
   if (parsed.kind() === 'ipv4') return parsed.toString();
   const v6 = parsed as ipaddr.IPv6;
   if (v6.isIPv4MappedAddress()) return v6.toIPv4Address().toString();
+  // NAT64's well-known prefix (RFC 6052) carries the IPv4 client in its last 32 bits.
+  const p = v6.parts;
+  if (p[0] === 0x64 && p[1] === 0xff9b && p[2] === 0 && p[3] === 0 && p[4] === 0 && p[5] === 0) {
+    return `${p[6]! >> 8}.${p[6]! & 255}.${p[7]! >> 8}.${p[7]! & 255}`;
+  }
   return `${v6.parts
     .slice(0, 4)
     .map((part) => part.toString(16))

@@ -174,8 +174,10 @@ async function verify(headers: Headers, sessionId: string | string[], signed: Bu
       if (!fresh) return refuse('nonce_replayed', badSignature('x-nonce was already used'), sign);
     }
   } catch (err) {
-    // The store failed after the MAC verified: the answer is signed like every other from here on.
-    return refuse('store_unavailable', toApiError(err), sign);
+    // The store failed, or refused one more nonce of this user, after the MAC verified: the
+    // answer is signed like every other from here on.
+    const error = toApiError(err);
+    return refuse(error.code === 'TooManyRequests' ? 'too_many_nonces' : 'store_unavailable', error, sign);
   }
   const expires = now + settings.sessionTtl;
   if (expires - session.expires >= settings.touchFraction * settings.sessionTtl) {

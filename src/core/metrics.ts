@@ -25,6 +25,8 @@ export type AuthFailureReason =
   | 'nonce_replayed'
   /** The store failed at step 4 (the nonce claim), after the MAC verified. */
   | 'store_unavailable'
+  /** The embedded store holds as many nonces of this user as it may (store/index.ts). */
+  | 'too_many_nonces'
   | 'session_required';
 
 /** The label of a call to a name that is not in the method table. */

@@ -16,10 +16,10 @@ const KEY_LENGTH = 32;
  * Hashes run one per core at most, the rest wait: scrypt takes libuv's thread pool (4 threads),
  * which file and DNS work share, and a flood of creates and logins would otherwise hold every
  * thread and every core. Waiting hashes take turns by client address, so a flood from one address
- * waits behind itself; past 64 waiting from one address or 512 in all, a hash is refused as
+ * waits behind itself; past 16 waiting from one address or 512 in all, a hash is refused as
  * Unavailable with Retry-After.
  */
-export const HASH_GATE = new Gate(Math.max(1, availableParallelism()), 512, () => new ApiError('Unavailable', 'The server is busy checking passwords; try again shortly', { retryAfter: 1 }), 64);
+export const HASH_GATE = new Gate(Math.max(1, availableParallelism()), 512, () => new ApiError('Unavailable', 'The server is busy checking passwords; try again shortly', { retryAfter: 1 }), 16);
 
 /** `turn`: whose turn the hash waits in (a client address): see Gate. */
 function derive(password: string, salt: Buffer, params: { N: number; r: number; p: number }, turn = ''): Promise<Buffer> {

@@ -146,7 +146,8 @@ export class AgendaJobRunner implements JobRunner {
    * counted in the database across instances: of the owner's running jobs, the first by
    * (`runningSince`, id) keep their slots, and a job past them goes back to the queue a moment
    * later, behind the others, with its attempt given back. Claim first, then look: two instances
-   * starting one owner's jobs together see the same order, so one of them yields.
+   * starting one owner's jobs together see the same order, so one of them yields (claims in the
+   * same millisecond, or clocks apart, can still let both run: the share is kept, not guaranteed).
    * True when the job was put back.
    */
   async #putBackIfOwnerBusy(data: JobData): Promise<boolean> {
@@ -154,8 +155,9 @@ export class AgendaJobRunner implements JobRunner {
     try {
       const first = await this.#status.find({ capKey: capKeyOf(data), state: 'running' }, { projection: { _id: 1 } }).sort({ runningSince: 1, _id: 1 }).limit(perOwner).toArray();
       if (first.some((doc) => doc._id === data.id)) return false;
-      await this.#status.updateOne({ _id: data.id, state: 'running' }, { $set: { state: 'queued' }, $inc: { attempts: -1 }, $unset: { runningSince: '' } });
+      // Queued again first: if that fails the job runs now, and its status stays true.
       await this.#agenda.schedule<JobData>(new Date(Date.now() + OWNER_BUSY_DELAY_MS), JOB_NAME, data);
+      await this.#status.updateOne({ _id: data.id, state: 'running' }, { $set: { state: 'queued' }, $inc: { attempts: -1 }, $unset: { runningSince: '' } }).catch(() => {});
       return true;
     } catch {
       // The database did not answer: run it rather than risk losing it.

@@ -9,12 +9,13 @@ import type { Store } from './types.ts';
 
 /**
  * Nonces one user may have kept per 600 s on the embedded store: twice what the per-user rate
- * limit lets through in that time (a nonce is kept before the limit counts its call), or no cap
- * when the operator turned that limit off.
+ * limit lets through in that time (a nonce is kept before the limit counts its call, and signed
+ * job polls are not rate limited), at least 60,000 (100 a second), or no cap when the operator
+ * turned that limit off.
  */
 export function noncesPerUser(config: Pick<Config, 'rateLimit'>): number {
   const { user, window } = config.rateLimit;
-  return user > 0 ? Math.ceil((user * 600) / window) * 2 : Infinity;
+  return user > 0 ? Math.max(60_000, Math.ceil((user * 600) / window) * 2) : Infinity;
 }
 
 export async function openStore(config: Config, log: Logger): Promise<Store> {
