@@ -4,7 +4,8 @@
  * whole /64 (RFC 6177), so counting single IPv6 addresses would let one client rotate through
  * 2^64 of them and never meet a per-address limit: IPv6 addresses are counted per /64. An
  * IPv4-mapped address (`::ffff:192.0.2.1`, what a dual-stack socket reports) counts as its IPv4
- * address, and so does one behind NAT64's well-known prefix. Parsing is ipaddr.js's (proxy-addr's own parser, which gives `ctx.ip` behind proxies).
+ * address, and so does one behind NAT64's well-known prefix. Parsing is ipaddr.js's, the parser
+ * proxy-addr (which gives `ctx.ip` behind proxies) uses too.
  */
 import ipaddr from 'ipaddr.js';
 
