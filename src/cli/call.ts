@@ -87,7 +87,7 @@ export async function callCommand(positional: string[], flags: Record<string, st
     return 2;
   }
   if (rawParams === '-' && flags['password-stdin'] === 'true') {
-    process.stderr.write('simpleapi: the params (-) and --password-stdin both read standard input: give the password with SIMPLEAPI_PASSWORD or the prompt\n');
+    process.stderr.write('simpleapi: the params (-) and --password-stdin both read standard input: give the password with SIMPLEAPI_PASSWORD\n');
     return 2;
   }
   let params: unknown = {};
