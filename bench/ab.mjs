@@ -4,7 +4,9 @@
 // costs against the last release without the whole `npm run bench`.
 //   node bench/ab.mjs '[{"name":"release","cwd":"/path/to/old/checkout","args":[]},{"name":"now","cwd":".","args":["--rate-limit-address=1000000000"]}]'
 // BODY (default: a JSON-RPC echo), ROUNDS (3), SECONDS (4). Only 127.0.0.1 is a target.
-import { spawn, execFileSync } from 'node:child_process';
+import { spawn, execFile, execFileSync } from 'node:child_process';
+import { promisify } from 'node:util';
+const run = async (cmd, args) => (await promisify(execFile)(cmd, args, { encoding: 'utf8', maxBuffer: 1 << 24 })).stdout;
 import { readFileSync } from 'node:fs';
 const body = process.env.BODY ?? '{"jsonrpc":"2.0","method":"echo","params":{"a":1,"b":[1,2,3],"c":"hello"},"id":1}';
 const configs = JSON.parse(process.argv[2]); // [{name, cwd, args}]
@@ -28,7 +30,9 @@ for (let round = 0; round < Number(process.env.ROUNDS ?? 3); round++) {
   for (const s of servers) {
     execFileSync('taskset', ['-c', '1', 'npx', 'autocannon', '-c', '10', '-d', '1', '-m', 'POST', '-H', 'content-type: application/json', '-b', body, s.url], { stdio: 'ignore' });
     const before = cpu(s.proc.pid);
-    const out = execFileSync('taskset', ['-c', '1', 'npx', 'autocannon', '-j', '-c', '10', '-d', process.env.SECONDS ?? '4', '-m', 'POST', '-H', 'content-type: application/json', '-b', body, s.url], { encoding: 'utf8' });
+    // Not execFileSync: this process must keep reading the servers' logs while they are loaded,
+    // or a pipe left full stalls their writes and the log line looks free.
+    const out = await run('taskset', ['-c', '1', 'npx', 'autocannon', '-j', '-c', '10', '-d', process.env.SECONDS ?? '4', '-m', 'POST', '-H', 'content-type: application/json', '-b', body, s.url]);
     const after = cpu(s.proc.pid);
     const n = JSON.parse(out).requests.total;
     s.us.push(((after - before) * 1e6) / n);

@@ -42,8 +42,9 @@ const FLUSH_EVERY_MS = 200;
  */
 function bufferedStdout(): pino.DestinationStream {
   // Lines go in as bytes: in its text mode sonic-boom measures each line's UTF-8 length, joins
-  // the lines into one string and has it encoded again when written, 2.3 us a line here against
-  // 1.0 us for a Buffer per line into its byte mode (same order, same writes).
+  // the lines into one string and has it encoded again when written, 2.3 us a line against 1.0
+  // us for a Buffer per line into its byte mode (same order, same writes; a micro-benchmark).
+  // Served requests: 26.6 -> 25.6 us at info (bench/ab.mjs, 5 rounds).
   const sonic = pino.destination({ dest: 1, sync: false, minLength: 3072, contentMode: 'buffer' });
   const destination = {
     write: (line: string) => sonic.write(Buffer.from(line) as unknown as string),
