@@ -22,7 +22,11 @@ import { pathToFileURL } from 'node:url';
 import fg from 'fast-glob';
 import type { Plugin } from 'esbuild';
 
-export type BundleOutcome = { modules: Record<string, unknown>[] } | { fallback: string };
+/**
+ * `oneAtATime`: import the files one after another, not in parallel. Node's loader can hang
+ * for good when two imports race into the same circle of modules (seen 2 starts in 8 here).
+ */
+export type BundleOutcome = { modules: Record<string, unknown>[] } | { fallback: string; oneAtATime?: true };
 
 /** The type of the package scope `dir` sits in: the nearest package.json at or above it. */
 function packageTypeOf(dir: string): string {
@@ -93,7 +97,7 @@ function hasCycle(inputs: Record<string, { imports: { path: string; external?: b
 }
 
 /** esbuild's bundle of `files`, or why there is none. */
-async function compile(dir: string, files: readonly string[], outfile: string): Promise<{ code: string } | { fallback: string }> {
+async function compile(dir: string, files: readonly string[], outfile: string): Promise<{ code: string } | { fallback: string; oneAtATime?: true }> {
   const { build } = await import('esbuild');
   const entry = files.map((file, i) => `export * as m${i} from ${JSON.stringify(file)};`).join('\n');
   const tsconfig = tsxTsconfig();
@@ -129,7 +133,7 @@ async function compile(dir: string, files: readonly string[], outfile: string): 
     if (code.includes('__commonJS(') || code.includes('__require')) return { fallback: 'a file in the folder is CommonJS (module.exports or require), which a bundle would treat differently from Node' };
     // A bundle turns top-level const into var, so a circle of imports that Node refuses
     // ("Cannot access 'A' before initialization") would run with undefined values instead.
-    if (hasCycle(out.metafile.inputs)) return { fallback: 'files in the folder import each other in a circle, which a bundle would let run with undefined values' };
+    if (hasCycle(out.metafile.inputs)) return { fallback: 'files in the folder import each other in a circle, which a bundle would let run with undefined values', oneAtATime: true };
     return { code };
   } catch (err) {
     const cause = (err as { errors?: { text: string }[] }).errors?.[0];

@@ -223,8 +223,8 @@ type Loaded = { mod: Record<string, unknown> } | { error: RegistryError };
  * One import per file, in parallel: each goes through the TypeScript loader's own thread, and one
  * at a time start-up with a thousand files took seconds.
  */
-function importEach(files: readonly string[], version: string | undefined): Promise<Loaded[]> {
-  return mapLimited(files, IMPORT_CONCURRENCY, async (file): Promise<Loaded> => {
+function importEach(files: readonly string[], version: string | undefined, concurrency = IMPORT_CONCURRENCY): Promise<Loaded[]> {
+  return mapLimited(files, concurrency, async (file): Promise<Loaded> => {
     try {
       const url = pathToFileURL(file).href + (version === undefined ? '' : `?${version}`);
       return { mod: (await import(url)) as Record<string, unknown> };
@@ -283,7 +283,8 @@ export async function discoverMethods(dir: string, ajv: Ajv = createAjv(), optio
   }
   const bundled = options.bundle === undefined || files.length === 0 ? undefined : await importBundled(dir, files);
   if (bundled !== undefined && 'fallback' in bundled) options.bundle?.onFallback?.(bundled.fallback);
-  const modules = bundled !== undefined && 'modules' in bundled ? bundled.modules.map((mod) => ({ mod })) : await importEach(files, version);
+  const modules =
+    bundled !== undefined && 'modules' in bundled ? bundled.modules.map((mod) => ({ mod })) : await importEach(files, version, bundled?.oneAtATime === true ? 1 : IMPORT_CONCURRENCY);
   const compiled = new Map<string, ValidateFunction>();
   files.forEach((file, i) => {
     const name = names[i]!;
