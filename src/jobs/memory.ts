@@ -9,6 +9,7 @@
  */
 import { v4 as uuidv4 } from 'uuid';
 import { ApiError } from '../core/errors.ts';
+import { Turns } from '../core/concurrency.ts';
 import { capKeyOf, JOB_CAP_RETRY_AFTER, jobTimeoutOf, type JobRunner, type JobSettings, type JobStart, type JobView } from '../core/jobs.ts';
 import { jobErrorOf, type JobExecutor } from './execute.ts';
 import { nowSeconds as now } from '../core/clock.ts';
@@ -23,19 +24,13 @@ interface Entry {
   expires?: number;
 }
 
-/** One owner's jobs: those waiting, in order, and how many run or wait in all. */
-interface OwnerQueue {
-  waiting: Entry[];
-  running: number;
-}
-
 export class MemoryJobRunner implements JobRunner {
   readonly kind = 'memory' as const;
   readonly #jobs = new Map<string, Entry>();
-  /** Owners by cap key; an owner is here while it has a job queued or running. */
-  readonly #owners = new Map<string, OwnerQueue>();
-  /** Owners with jobs waiting, in turn order: the first is served next, then goes to the back. */
-  readonly #turns = new Set<string>();
+  /** Jobs waiting, by owner (cap key), served in turns. */
+  readonly #waiting = new Turns<Entry>();
+  /** Jobs running, by owner; an owner is here while it has one running. */
+  readonly #runningBy = new Map<string, number>();
   /** Finished jobs in the order they finish, which (one `keep` for all) is the order they expire. */
   #finished: Entry[] = [];
   #finishedHead = 0;
@@ -52,16 +47,13 @@ export class MemoryJobRunner implements JobRunner {
 
   /** Jobs waiting to run (for metrics): the owners' queues together. */
   queued(): number {
-    let waiting = 0;
-    for (const owner of this.#owners.values()) waiting += owner.waiting.length;
-    return waiting;
+    return this.#waiting.size;
   }
 
   /** Queued plus running jobs, in all and of one owner (for tests and the abuse bench). */
   load(capKey?: string): number {
     if (capKey === undefined) return this.#active;
-    const owner = this.#owners.get(capKey);
-    return owner === undefined ? 0 : owner.running + owner.waiting.length;
+    return (this.#runningBy.get(capKey) ?? 0) + this.#waiting.sizeOf(capKey);
   }
 
   async start(start: JobStart): Promise<string> {
@@ -85,11 +77,8 @@ export class MemoryJobRunner implements JobRunner {
       controller: new AbortController(),
     };
     this.#jobs.set(id, entry);
-    let owner = this.#owners.get(capKey);
-    if (owner === undefined) this.#owners.set(capKey, (owner = { waiting: [], running: 0 }));
-    owner.waiting.push(entry);
+    this.#waiting.push(capKey, entry);
     this.#active++;
-    this.#turns.add(capKey);
     this.#pump();
     return id;
   }
@@ -103,10 +92,7 @@ export class MemoryJobRunner implements JobRunner {
 
   async close(graceSeconds: number): Promise<void> {
     this.#closed = true;
-    for (const owner of this.#owners.values()) {
-      for (const entry of owner.waiting.splice(0)) this.#finish(entry, { code: 'Unavailable', message: 'The server shut down before the job ran', type: 'server' });
-    }
-    this.#turns.clear();
+    for (const entry of this.#waiting.drain()) this.#finish(entry, { code: 'Unavailable', message: 'The server shut down before the job ran', type: 'server' });
     const all = Promise.all(this.#running);
     const cut = new Promise<void>((resolve) => setTimeout(resolve, graceSeconds * 1000).unref());
     await Promise.race([all, cut]);
@@ -116,16 +102,9 @@ export class MemoryJobRunner implements JobRunner {
   /** The next job by turns: the first owner that has one waiting and a running slot of its own free. */
   #next(): Entry | undefined {
     const perOwner = Math.min(this.#settings.ownerConcurrency ?? this.#settings.concurrency, this.#settings.concurrency);
-    for (const key of this.#turns) {
-      const owner = this.#owners.get(key)!;
-      if (owner.running >= perOwner) continue;
-      const entry = owner.waiting.shift()!;
-      this.#turns.delete(key);
-      if (owner.waiting.length > 0) this.#turns.add(key); // to the back of the line
-      owner.running++;
-      return entry;
-    }
-    return undefined;
+    const entry = this.#waiting.next((key) => (this.#runningBy.get(key) ?? 0) < perOwner);
+    if (entry !== undefined) this.#runningBy.set(entry.capKey, (this.#runningBy.get(entry.capKey) ?? 0) + 1);
+    return entry;
   }
 
   #pump(): void {
@@ -161,16 +140,15 @@ export class MemoryJobRunner implements JobRunner {
       if (entry.view.state === 'running') this.#finish(entry, jobErrorOf(err));
     } finally {
       clearTimeout(timer);
-      this.#release(entry, true);
+      this.#release(entry);
     }
   }
 
-  /** The job no longer counts against its owner; with nothing left, the owner is forgotten. */
-  #release(entry: Entry, ran: boolean): void {
-    const owner = this.#owners.get(entry.capKey);
-    if (owner === undefined) return;
-    if (ran) owner.running--;
-    if (owner.running === 0 && owner.waiting.length === 0) this.#owners.delete(entry.capKey);
+  /** The job no longer runs for its owner; an owner with none running is forgotten. */
+  #release(entry: Entry): void {
+    const running = (this.#runningBy.get(entry.capKey) ?? 1) - 1;
+    if (running > 0) this.#runningBy.set(entry.capKey, running);
+    else this.#runningBy.delete(entry.capKey);
   }
 
   #finish(entry: Entry, error?: ReturnType<typeof jobErrorOf>): void {
