@@ -28,19 +28,23 @@ import type { Plugin } from 'esbuild';
  */
 export type BundleOutcome = { modules: Record<string, unknown>[] } | { fallback: string; oneAtATime?: true };
 
+/** The nearest file called `name` in `from` or a folder above it. */
+function nearestUp(from: string, name: string): string | undefined {
+  for (let at = from; ; at = dirname(at)) {
+    if (existsSync(join(at, name))) return join(at, name);
+    if (dirname(at) === at) return undefined;
+  }
+}
+
 /** The type of the package scope `dir` sits in: the nearest package.json at or above it. */
 function packageTypeOf(dir: string): string {
-  for (let at = dir; ; at = dirname(at)) {
-    const file = join(at, 'package.json');
-    if (existsSync(file)) {
-      try {
-        const type = (JSON.parse(readFileSync(file, 'utf8')) as { type?: unknown }).type;
-        return typeof type === 'string' ? type : 'commonjs';
-      } catch {
-        return 'unreadable';
-      }
-    }
-    if (dirname(at) === at) return 'commonjs';
+  const file = nearestUp(dir, 'package.json');
+  if (file === undefined) return 'commonjs';
+  try {
+    const type = (JSON.parse(readFileSync(file, 'utf8')) as { type?: unknown }).type;
+    return typeof type === 'string' ? type : 'commonjs';
+  } catch {
+    return 'unreadable';
   }
 }
 
@@ -75,11 +79,7 @@ function keepOutside(dir: string): Plugin {
  */
 function tsxTsconfig(): string | undefined {
   const given = process.env.TSX_TSCONFIG_PATH;
-  if (given !== undefined && given !== '') return resolve(given);
-  for (let at = process.cwd(); ; at = dirname(at)) {
-    if (existsSync(join(at, 'tsconfig.json'))) return join(at, 'tsconfig.json');
-    if (dirname(at) === at) return undefined;
-  }
+  return given !== undefined && given !== '' ? resolve(given) : nearestUp(process.cwd(), 'tsconfig.json');
 }
 
 /** True when the folder's own modules import each other in a circle (`inputs` from esbuild's metafile). */
