@@ -50,6 +50,11 @@ export function capKeyOf(start: JobStart): string {
   return start.owner !== null ? `user:${start.owner}` : `ip:${addressKeyOf(start.ip ?? '')}`;
 }
 
+/** Most of one owner's jobs running at once: `ownerConcurrency`, never above `concurrency`. */
+export function ownerShareOf(settings: JobSettings): number {
+  return Math.min(settings.ownerConcurrency ?? settings.concurrency, settings.concurrency);
+}
+
 /** Seconds a job may run: the method's own limit, never above jobs.timeout. */
 export function jobTimeoutOf(start: JobStart, settings: JobSettings): number {
   return start.timeout === undefined ? settings.timeout : Math.min(start.timeout, settings.timeout);

@@ -14,7 +14,7 @@ import type { Logger } from 'pino';
 import { ApiError } from '../core/errors.ts';
 import type { Db } from 'mongodb';
 import { jobErrorOf, type JobExecutor } from './execute.ts';
-import { capKeyOf, JOB_CAP_RETRY_AFTER, jobTimeoutOf, type JobError, type JobRunner, type JobSettings, type JobStart, type JobView } from '../core/jobs.ts';
+import { capKeyOf, JOB_CAP_RETRY_AFTER, jobTimeoutOf, ownerShareOf, type JobError, type JobRunner, type JobSettings, type JobStart, type JobView } from '../core/jobs.ts';
 import { nowSeconds as now } from '../core/clock.ts';
 
 const JOB_NAME = 'simpleapi.method';
@@ -151,7 +151,7 @@ export class AgendaJobRunner implements JobRunner {
    * True when the job was put back.
    */
   async #putBackIfOwnerBusy(data: JobData): Promise<boolean> {
-    const perOwner = Math.min(this.#settings.ownerConcurrency ?? this.#settings.concurrency, this.#settings.concurrency);
+    const perOwner = ownerShareOf(this.#settings);
     try {
       const first = await this.#status.find({ capKey: capKeyOf(data), state: 'running' }, { projection: { _id: 1 } }).sort({ runningSince: 1, _id: 1 }).limit(perOwner).toArray();
       if (first.some((doc) => doc._id === data.id)) return false;

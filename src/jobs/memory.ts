@@ -10,7 +10,7 @@
 import { v4 as uuidv4 } from 'uuid';
 import { ApiError } from '../core/errors.ts';
 import { Turns } from '../core/concurrency.ts';
-import { capKeyOf, JOB_CAP_RETRY_AFTER, jobTimeoutOf, type JobRunner, type JobSettings, type JobStart, type JobView } from '../core/jobs.ts';
+import { capKeyOf, JOB_CAP_RETRY_AFTER, jobTimeoutOf, ownerShareOf, type JobRunner, type JobSettings, type JobStart, type JobView } from '../core/jobs.ts';
 import { jobErrorOf, type JobExecutor } from './execute.ts';
 import { nowSeconds as now } from '../core/clock.ts';
 
@@ -101,7 +101,7 @@ export class MemoryJobRunner implements JobRunner {
 
   /** The next job by turns: the first owner that has one waiting and a running slot of its own free. */
   #next(): Entry | undefined {
-    const perOwner = Math.min(this.#settings.ownerConcurrency ?? this.#settings.concurrency, this.#settings.concurrency);
+    const perOwner = ownerShareOf(this.#settings);
     const entry = this.#waiting.next((key) => (this.#runningBy.get(key) ?? 0) < perOwner);
     if (entry !== undefined) this.#runningBy.set(entry.capKey, (this.#runningBy.get(entry.capKey) ?? 0) + 1);
     return entry;
