@@ -12,21 +12,25 @@ import { retryScenarios, runsOver } from './retry-scenarios.ts';
 
 const fixtureArgs = ['--port=0', '--methods-dir=test/fixtures/methods'];
 
+/** Processes A and B on one database (`dbArgs`), and `drop` for it once both have stopped. */
+async function twoProcesses(dbArgs: string[], drop: () => Promise<void>) {
+  const args = [...fixtureArgs, ...dbArgs];
+  const [a, b] = await Promise.all([spawnServer(args), spawnServer(args)]);
+  return {
+    a: a.url!,
+    b: b.url!,
+    runs: runsOver([a.url!, b.url!]),
+    close: async () => {
+      await Promise.all([a.stop(), b.stop()]);
+      await drop();
+    },
+  };
+}
+
 describe.skipIf(!hasMongo)('MongoDB', () => {
   retryScenarios('two processes on one MongoDB', async () => {
     const dbName = uniqueDbName('retries');
-    const args = [...fixtureArgs, `--db-url=${MONGODB_URL}`, `--db-name=${dbName}`];
-    const [a, b] = await Promise.all([spawnServer(args), spawnServer(args)]);
-    return {
-      a: a.url!,
-      b: b.url!,
-      runs: runsOver([a.url!, b.url!]),
-      close: async () => {
-        await Promise.all([a.stop(), b.stop()]);
-        await dropMongoDb(dbName);
-      },
-      jobsAtLeastOnce: true,
-    };
+    return { ...(await twoProcesses([`--db-url=${MONGODB_URL}`, `--db-name=${dbName}`], () => dropMongoDb(dbName))), jobsAtLeastOnce: true };
   });
 });
 
@@ -34,16 +38,6 @@ describe.skipIf(!hasMySql)('MySQL/MariaDB', () => {
   retryScenarios('two processes on one MariaDB', async () => {
     const db = uniqueMySqlDb('retries');
     await createMySqlDb(db);
-    const args = [...fixtureArgs, `--db-url=${mysqlUrlFor(db)}`];
-    const [a, b] = await Promise.all([spawnServer(args), spawnServer(args)]);
-    return {
-      a: a.url!,
-      b: b.url!,
-      runs: runsOver([a.url!, b.url!]),
-      close: async () => {
-        await Promise.all([a.stop(), b.stop()]);
-        await dropMySqlDb(db);
-      },
-    };
+    return twoProcesses([`--db-url=${mysqlUrlFor(db)}`], () => dropMySqlDb(db));
   });
 });
