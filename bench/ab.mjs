@@ -3,7 +3,8 @@
 // ROUNDS interleaved rounds of SECONDS s, CPU from /proc/<pid>/stat. Used to show what a change
 // costs against the last release without the whole `npm run bench`.
 //   node bench/ab.mjs '[{"name":"release","cwd":"/path/to/old/checkout","args":[]},{"name":"now","cwd":".","args":["--rate-limit-address=1000000000"]}]'
-// BODY (default: a JSON-RPC echo), ROUNDS (3), SECONDS (4). Only 127.0.0.1 is a target.
+// BODY (default: a JSON-RPC echo), ROUNDS (3), SECONDS (4). Only 127.0.0.1 is a target. Prints each
+// server's median and, for every server after the first, the median of its per-round ratios to the first.
 import { spawn, execFile, execFileSync } from 'node:child_process';
 import { promisify } from 'node:util';
 const run = async (cmd, args) => (await promisify(execFile)(cmd, args, { encoding: 'utf8', maxBuffer: 1 << 24 })).stdout;
@@ -26,7 +27,17 @@ async function start(c, i) {
 }
 const servers = [];
 for (const [i, c] of configs.entries()) servers.push({ c, ...(await start(c, i)), us: [] });
+const autocannon = (s, seconds) => run('taskset', ['-c', '1', 'npx', 'autocannon', '-j', '-c', '10', '-d', String(seconds), '-m', 'POST', '-H', 'content-type: application/json', '-b', body, s.url]);
 for (let round = 0; round < Number(process.env.ROUNDS ?? 3); round++) {
+  if (process.env.TOGETHER === '1') {
+    // All servers loaded at once, sharing core 0: whatever slows the machine down slows them
+    // alike, so their ratio holds where back-to-back runs swing.
+    await Promise.all(servers.map((s) => autocannon(s, 1)));
+    const before = servers.map((s) => cpu(s.proc.pid));
+    const outs = await Promise.all(servers.map((s) => autocannon(s, process.env.SECONDS ?? 4)));
+    servers.forEach((s, i) => s.us.push(((cpu(s.proc.pid) - before[i]) * 1e6) / JSON.parse(outs[i]).requests.total));
+    continue;
+  }
   for (const s of servers) {
     execFileSync('taskset', ['-c', '1', 'npx', 'autocannon', '-c', '10', '-d', '1', '-m', 'POST', '-H', 'content-type: application/json', '-b', body, s.url], { stdio: 'ignore' });
     const before = cpu(s.proc.pid);
@@ -38,4 +49,8 @@ for (let round = 0; round < Number(process.env.ROUNDS ?? 3); round++) {
     s.us.push(((after - before) * 1e6) / n);
   }
 }
+// Each round measures every server once, back to back, so the ratio within a round cancels the
+// machine's drift between rounds; its median is steadier than the ratio of the medians.
+const ratios = servers.map((s) => s.us.map((us, i) => us / servers[0].us[i]).sort((a, b) => a - b));
+for (const [i, s] of servers.entries()) if (i > 0) console.log(`${s.c.name} / ${servers[0].c.name}: ${ratios[i][Math.floor(ratios[i].length / 2)].toFixed(3)}x (median of per-round ratios: ${ratios[i].map((x) => x.toFixed(2)).join(', ')})`);
 for (const s of servers) { s.us.sort((a, b) => a - b); console.log(`${s.c.name.padEnd(40)} ${s.us[Math.floor(s.us.length / 2)].toFixed(1)} us/req  (${s.us.map((x) => x.toFixed(1)).join(', ')})`); s.proc.kill(); }

@@ -1,5 +1,7 @@
 /** docs/protocol.md §1 and the HTTP surface around the endpoint, over real HTTP. */
-import { request } from 'node:http';
+import { Agent, createServer, request } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { readBodyThen } from '../src/http/read-body.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { post, startTestServer, type TestServer } from './helpers/server.ts';
 
@@ -131,5 +133,42 @@ describe('the HTTP surface', () => {
     expect(absent.json).toEqual({});
     const nothing = await post(server.url, '{"method":"nothing"}');
     expect(nothing.text).toBe('null');
+  });
+});
+
+describe('reading a body', () => {
+  it('takes its listeners off the request once read: a keep-alive connection keeps none of its requests', async () => {
+    // Left on, every request of a connection stayed reachable until the connection closed.
+    const left: number[] = [];
+    const http = createServer((req, res) =>
+      readBodyThen(req, 1024, res, (out, err, body) => {
+        left.push(['data', 'end', 'error', 'close'].reduce((n, event) => n + req.listenerCount(event), 0));
+        out.end(err === null ? body : 'gone');
+      }),
+    );
+    await new Promise<void>((done) => http.listen(0, '127.0.0.1', done));
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    const { port } = http.address() as AddressInfo;
+    const sockets = new Set<unknown>();
+    try {
+      for (const text of ['one', 'two', 'three']) {
+        const answer = await new Promise<string>((resolve, reject) => {
+          const req = request({ host: '127.0.0.1', port, method: 'POST', path: '/', agent }, (res) => {
+            sockets.add(res.socket);
+            let got = '';
+            res.on('data', (c) => (got += c));
+            res.on('end', () => resolve(got));
+          });
+          req.on('error', reject);
+          req.end(text);
+        });
+        expect(answer).toBe(text);
+      }
+    } finally {
+      agent.destroy();
+      await new Promise((done) => http.close(done));
+    }
+    expect(sockets.size).toBe(1); // one connection carried all three
+    expect(left).toEqual([0, 0, 0]);
   });
 });

@@ -201,34 +201,36 @@ export class Dispatcher {
     }
   }
 
-  /** Answers a whole envelope. */
-  async reply(envelope: Envelope, scope: CallScope): Promise<Reply> {
+  /**
+   * Answers a whole envelope; synchronously when its call settles synchronously, so a plain call
+   * costs no promise on its way back (the endpoint and the transport keep it that way).
+   */
+  reply(envelope: Envelope, scope: CallScope): Reply | Promise<Reply> {
     switch (envelope.kind) {
       case 'simple': {
-        const outcome = await this.run(envelope.call, scope);
-        if (!outcome.ok) return errorReply(outcome.error, 'simple');
-        return single(outcome, 200, outcome.result === undefined ? null : outcome.result);
+        const outcome = this.run(envelope.call, scope);
+        return outcome instanceof Promise ? outcome.then(simpleReply) : simpleReply(outcome);
       }
       case 'rpc': {
         const entry = envelope.entry;
         if (isRejected(entry)) return { status: 200, body: rpcError(entry.error, entry.id) };
-        const outcome = await this.run(entry, scope);
-        if (outcome.ok && (outcome.stream !== undefined || outcome.taken === true)) return single(outcome, 200, null);
-        if (entry.id === undefined) return { status: 204 }; // a notification: run, never answered
-        if (!outcome.ok) return { status: 200, body: rpcError(outcome.error, entry.id), ...retry(outcome.error) };
-        return single(outcome, 200, rpcResult(outcome.result, entry.id));
+        const outcome = this.run(entry, scope);
+        return outcome instanceof Promise ? outcome.then((o) => rpcReply(o, entry)) : rpcReply(outcome, entry);
       }
-      case 'batch': {
-        const outcomes = await mapLimited(envelope.entries, this.#settings.batchConcurrency, (e) => this.#batchEntry(e, scope));
-        const answered = outcomes.filter((r) => r !== undefined);
-        const issued = outcomes.find((r) => r?.issued !== undefined)?.issued;
-        if (answered.length === 0) return issued === undefined ? { status: 204 } : { status: 204, issued };
-        const retryAfter = Math.max(0, ...answered.map((r) => r.error?.retryAfter ?? 0));
-        return { status: 200, body: answered.map((r) => r.response), ...(retryAfter > 0 ? { retryAfter } : {}), ...(issued === undefined ? {} : { issued }) };
-      }
+      case 'batch':
+        return this.#batch(envelope.entries, scope);
       case 'error':
         return errorReply(envelope.error, envelope.form);
     }
+  }
+
+  async #batch(entries: (Call | RejectedEntry)[], scope: CallScope): Promise<Reply> {
+    const outcomes = await mapLimited(entries, this.#settings.batchConcurrency, (e) => this.#batchEntry(e, scope));
+    const answered = outcomes.filter((r) => r !== undefined);
+    const issued = outcomes.find((r) => r?.issued !== undefined)?.issued;
+    if (answered.length === 0) return issued === undefined ? { status: 204 } : { status: 204, issued };
+    const retryAfter = Math.max(0, ...answered.map((r) => r.error?.retryAfter ?? 0));
+    return { status: 200, body: answered.map((r) => r.response), ...(retryAfter > 0 ? { retryAfter } : {}), ...(issued === undefined ? {} : { issued }) };
   }
 
   async #batchEntry(entry: Call | RejectedEntry, scope: CallScope): Promise<{ response: RpcResponse; error?: ApiError; issued?: IssuedSession } | undefined> {
@@ -238,6 +240,18 @@ export class Dispatcher {
     if (!outcome.ok) return { response: rpcError(outcome.error, entry.id), error: outcome.error };
     return { response: rpcResult(outcome.result, entry.id), ...(outcome.issued === undefined ? {} : { issued: outcome.issued }) };
   }
+}
+
+function simpleReply(outcome: CallOutcome): Reply {
+  if (!outcome.ok) return errorReply(outcome.error, 'simple');
+  return single(outcome, 200, outcome.result === undefined ? null : outcome.result);
+}
+
+function rpcReply(outcome: CallOutcome, entry: Call): Reply {
+  if (outcome.ok && (outcome.stream !== undefined || outcome.taken === true)) return single(outcome, 200, null);
+  if (entry.id === undefined) return { status: 204 }; // a notification: run, never answered
+  if (!outcome.ok) return { status: 200, body: rpcError(outcome.error, entry.id), ...retry(outcome.error) };
+  return single(outcome, 200, rpcResult(outcome.result, entry.id));
 }
 
 /** The reply of one successful call: a job's 202 (simple form) and Location, a stream, a raw answer. */

@@ -3,7 +3,7 @@
  * JSON, the envelope, authentication, dispatch, serialisation and the response's signature.
  */
 import type { Logger } from 'pino';
-import { authenticate, responseSigner, type AuthResult, type AuthSettings, type ResponseSigner } from './auth.ts';
+import { authenticate, responseSigner, type AuthResult, type AuthSettings, type ResponseSigner, type SignedCall } from './auth.ts';
 import { decodeUtf8, exceedsDepth, isJsonContentType } from './body.ts';
 import type { CallScope } from './context.ts';
 import { errorReply, type Dispatcher, type Reply } from './dispatch.ts';
@@ -149,6 +149,17 @@ class RequestCallScope implements CallScope {
   }
 }
 
+/** A parsed request on its way through authentication to its answer. */
+interface Verified {
+  readonly request: CoreRequest;
+  readonly requestId: string;
+  readonly traceId: string;
+  readonly label: string;
+  readonly envelope: Envelope;
+  readonly form: Form;
+  readonly auth: AuthResult;
+}
+
 /** Counts a stream as open until its pieces end or the transport stops it, whichever comes first. */
 function countedStream(body: StreamedBody, metrics: Metrics): StreamedBody {
   metrics.streamOpened();
@@ -205,9 +216,9 @@ export function createEndpoint(deps: { store: Store; log: Logger; dispatcher: Di
     return respond(requestId, traceId, '-', errorReply(error, form), form, undefined, request, close);
   };
 
-  /** Runs the envelope and answers it; `issued`: the answer carries a session a create/login started. */
-  const answer = async (requestId: string, traceId: string, label: string, envelope: Envelope, form: Form, scope: CallScope, auth: AuthResult, request: CoreRequest): Promise<{ response: CoreResponse; issued: boolean }> => {
-    let reply = await dispatcher.reply(envelope, scope);
+  /** A reply as the response to send; a raw method that began writing has already answered. */
+  const toResponse = (reply: Reply, call: Verified): CoreResponse => {
+    const request = call.request;
     // A raw method that failed after it began writing has answered all that can be answered. One
     // it left open (it threw mid-answer, or ran past --method-timeout ignoring ctx.signal) is cut:
     // otherwise it would hold the connection, and its client would wait, for as long as it runs.
@@ -215,10 +226,78 @@ export function createEndpoint(deps: { store: Store; log: Logger; dispatcher: Di
       if (!request.http.res.writableEnded) request.http.res.destroy();
       reply = { status: 0, taken: true };
     }
-    return { response: respond(requestId, traceId, label, reply, form, responseSigner(auth, reply.issued, settings.auth.scheme), request), issued: reply.issued !== undefined };
+    return respond(call.requestId, call.traceId, call.label, reply, call.form, responseSigner(call.auth, reply.issued, settings.auth.scheme), request);
   };
 
-  return async (request: CoreRequest, requestId: string, trace: TraceContext): Promise<CoreResponse> => {
+  /**
+   * Runs the envelope and answers it, without a promise when the call settles synchronously.
+   * `keptUnder`: the nonce whose record keeps the outcome for retries (§6), after the answer.
+   */
+  const run = (call: Verified, keptUnder: string | undefined): CoreResponse | Promise<CoreResponse> => {
+    const { auth } = call;
+    const scope = new RequestCallScope(call.request, call.requestId, call.traceId, auth.kind === 'verified' ? auth.session : null);
+    if (keptUnder === undefined || scope.session === null) {
+      const reply = dispatcher.reply(call.envelope, scope);
+      return reply instanceof Promise ? reply.then((r) => toResponse(r, call)) : toResponse(reply, call);
+    }
+    const sessionId = scope.session.sessionId;
+    const kept = (reply: Reply): CoreResponse => {
+      const response = toResponse(reply, call);
+      keepLater(store, sessionId, keptUnder, outcomeOf(response, reply.issued !== undefined, settings.maxOutcome), log, call.requestId);
+      return response;
+    };
+    const lost = (err: unknown): never => {
+      keepLater(store, sessionId, keptUnder, null, log, call.requestId);
+      throw err;
+    };
+    let reply: Reply | Promise<Reply>;
+    try {
+      reply = dispatcher.reply(call.envelope, scope);
+      if (!(reply instanceof Promise)) return kept(reply);
+    } catch (err) {
+      return lost(err);
+    }
+    return reply.then(kept, lost);
+  };
+
+  /** §6 v2 retries: a verified retry is replayed, refused, or run as its first attempt. */
+  const retried = async (call: Verified & { auth: { kind: 'verified' } }, signed: SignedCall & { retryOf: NonNullable<SignedCall['retryOf']> }): Promise<CoreResponse> => {
+    const { auth } = call;
+    let decision;
+    try {
+      decision = await decideRetry(store, auth.session.sessionId, signed, retrySettings, nowSeconds());
+    } catch (err) {
+      return respond(call.requestId, call.traceId, call.label, errorReply(toApiError(err), call.form), call.form, auth.sign, call.request);
+    }
+    if (decision.kind === 'replay') {
+      const replayed = replayResponse(decision.outcome, call.requestId, call.label);
+      replayed.headers['x-hmac'] = auth.sign.sign(replayed.body ?? '');
+      return replayed;
+    }
+    if (decision.kind === 'refuse') return respond(call.requestId, call.traceId, call.label, conflictReply(decision.error, call.form), call.form, auth.sign, call.request);
+    return run(call, settings.auth.keepOutcomes ? signed.retryOf.nonce : undefined);
+  };
+
+  /** After authentication: refused, or a call (its retries decided first). */
+  const authenticated = (call: Verified): CoreResponse | Promise<CoreResponse> => {
+    const { auth, requestId, traceId, label, form, request } = call;
+    if (auth.kind === 'refused') {
+      if (auth.error.code === 'InternalError') log.error({ reqId: requestId, traceId, err: auth.error.cause }, 'the store failed while authenticating');
+      if (metrics.on) {
+        metrics.refused(auth.error.code);
+        metrics.authFailure(auth.reason);
+      }
+      return respond(requestId, traceId, label, errorReply(auth.error, form), form, auth.sign, request);
+    }
+    if (call.envelope.kind === 'error') metrics.refused(call.envelope.error.code);
+    // §6 v2 retries: the call's outcome is kept under the nonce of its first attempt.
+    if (auth.kind !== 'verified' || auth.call === undefined) return run(call, undefined);
+    const signed = auth.call;
+    if (signed.retryOf !== undefined) return retried({ ...call, auth }, { ...signed, retryOf: signed.retryOf });
+    return run(call, settings.auth.keepOutcomes ? signed.nonce : undefined);
+  };
+
+  return (request: CoreRequest, requestId: string, trace: TraceContext): CoreResponse | Promise<CoreResponse> => {
     const body = request.body;
     const traceId = trace.traceId;
     const contentType = typeof request.headers['content-type'] === 'string' ? request.headers['content-type'] : undefined;
@@ -243,56 +322,16 @@ export function createEndpoint(deps: { store: Store; log: Logger; dispatcher: Di
     const label = labelOf(envelope);
     if (metrics.on && envelope.kind === 'batch') metrics.batch(envelope.entries.length);
     const pending = authenticate(request.headers, body, store, settings.auth, true);
-    let auth: AuthResult;
-    try {
-      auth = pending instanceof Promise ? await pending : pending;
-    } catch (err) {
-      // The store did not answer (Unavailable) or failed before the MAC was checked: nothing signed.
-      const error = toApiError(err);
-      if (error.code === 'InternalError') log.error({ reqId: requestId, traceId, err: error.cause }, 'the store failed while authenticating');
-      metrics.refused(error.code);
-      return respond(requestId, traceId, label, errorReply(error, form), form, undefined, request);
-    }
-    if (auth.kind === 'refused') {
-      if (auth.error.code === 'InternalError') log.error({ reqId: requestId, traceId, err: auth.error.cause }, 'the store failed while authenticating');
-      if (metrics.on) {
-        metrics.refused(auth.error.code);
-        metrics.authFailure(auth.reason);
-      }
-      return respond(requestId, traceId, label, errorReply(auth.error, form), form, auth.sign, request);
-    }
-    if (envelope.kind === 'error') metrics.refused(envelope.error.code);
-    // §6 v2 retries: the call's outcome is kept under the nonce of its first attempt.
-    let keptUnder: string | undefined;
-    if (auth.kind === 'verified' && auth.call !== undefined) {
-      const call = auth.call;
-      if (call.retryOf === undefined) keptUnder = settings.auth.keepOutcomes ? call.nonce : undefined;
-      else {
-        let decision;
-        try {
-          decision = await decideRetry(store, auth.session.sessionId, { ...call, retryOf: call.retryOf }, retrySettings, nowSeconds());
-        } catch (err) {
-          return respond(requestId, traceId, label, errorReply(toApiError(err), form), form, auth.sign, request);
-        }
-        if (decision.kind === 'replay') {
-          const replayed = replayResponse(decision.outcome, requestId, label);
-          replayed.headers['x-hmac'] = auth.sign.sign(replayed.body ?? '');
-          return replayed;
-        }
-        if (decision.kind === 'refuse') return respond(requestId, traceId, label, conflictReply(decision.error, form), form, auth.sign, request);
-        keptUnder = settings.auth.keepOutcomes ? call.retryOf.nonce : undefined;
-      }
-    }
-    const scope = new RequestCallScope(request, requestId, traceId, auth.kind === 'verified' ? auth.session : null);
-    if (keptUnder === undefined || scope.session === null) return (await answer(requestId, traceId, label, envelope, form, scope, auth, request)).response;
-    const sessionId = scope.session.sessionId;
-    try {
-      const { response, issued } = await answer(requestId, traceId, label, envelope, form, scope, auth, request);
-      keepLater(store, sessionId, keptUnder, outcomeOf(response, issued, settings.maxOutcome), log, requestId);
-      return response;
-    } catch (err) {
-      keepLater(store, sessionId, keptUnder, null, log, requestId);
-      throw err;
-    }
+    if (!(pending instanceof Promise)) return authenticated({ request, requestId, traceId, label, envelope, form, auth: pending });
+    return pending.then(
+      (auth) => authenticated({ request, requestId, traceId, label, envelope, form, auth }),
+      (err: unknown) => {
+        // The store did not answer (Unavailable) or failed before the MAC was checked: nothing signed.
+        const error = toApiError(err);
+        if (error.code === 'InternalError') log.error({ reqId: requestId, traceId, err: error.cause }, 'the store failed while authenticating');
+        metrics.refused(error.code);
+        return respond(requestId, traceId, label, errorReply(error, form), form, undefined, request);
+      },
+    );
   };
 }

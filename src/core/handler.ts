@@ -40,7 +40,8 @@ export interface HandlerDeps {
 /** The paths the core answers besides the endpoint and `/jobs/<id>`. */
 export const HEALTH_PATHS = ['/health', '/health/live', '/health/ready'] as const;
 
-export type Handler = (request: CoreRequest) => Promise<CoreResponse | null> | null;
+/** A response, a promise of one, or null: not a route of the core. A call that settles at once is answered without a promise. */
+export type Handler = (request: CoreRequest) => CoreResponse | Promise<CoreResponse | null> | null;
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -132,7 +133,8 @@ export function createHandler(deps: HandlerDeps): Handler {
         // The hot path, without a closure per request.
         const started = metrics.on ? performance.now() : 0;
         const trace = traceOf(request.headers);
-        return endpoint(request, requestIdOf(request.headers), trace).then((r) => finish(request, r, trace, 'endpoint', started));
+        const response = endpoint(request, requestIdOf(request.headers), trace);
+        return response instanceof Promise ? response.then((r) => finish(request, r, trace, 'endpoint', started)) : finish(request, response, trace, 'endpoint', started);
       }
       if (request.method === 'OPTIONS') {
         return route(request, 'preflight', (requestId) => ({ status: 204, headers: { 'x-request-id': requestId, ...cors.preflight(request.headers) }, label: 'OPTIONS' }));

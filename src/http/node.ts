@@ -9,7 +9,7 @@ import type { Handler } from '../core/handler.ts';
 import { ApiError, simpleErrorBody } from '../core/errors.ts';
 import type { CoreRequest, CoreResponse } from '../core/request.ts';
 import { createRequestLine } from '../log.ts';
-import { ClientGoneError, readBody } from './read-body.ts';
+import { readBodyThen, type ClientGoneError } from './read-body.ts';
 import { writeStream, type StreamLimits } from './write-stream.ts';
 
 export interface NodeAdapterOptions {
@@ -64,6 +64,13 @@ class NodeRequest implements CoreRequest {
 
 const EMPTY = Buffer.alloc(0);
 
+/** A request whose body is being read, and when it began. */
+interface Reading {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly started: number;
+}
+
 /**
  * @example server.on('request', createNodeListener({ handler, claims, bodyLimit, clientIp, fallback, log, stream }))
  */
@@ -93,42 +100,69 @@ export function createNodeListener(options: NodeAdapterOptions): (req: IncomingM
     return response.status;
   };
 
-  const serve = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    const started = performance.now();
-    let status = 500;
-    let label = '-';
-    let requestId = '-';
-    let traceId: string | undefined;
-    let handedOver = false;
-    try {
-      const body = req.method === 'POST' ? await readBody(req, options.bodyLimit) : EMPTY;
-      const request = new NodeRequest(req, res, body, options.clientIp(req));
-      const response = await handler(request);
-      if (response === null) {
-        handedOver = true;
-        options.fallback(req, res);
-        return;
-      }
-      label = response.label;
-      requestId = response.headers['x-request-id'] ?? '-';
-      traceId = response.traceId;
-      const written = write(request, response);
-      status = typeof written === 'number' ? written : await written;
-    } catch (err) {
-      if (err instanceof ClientGoneError) {
-        status = 499; // nginx's "client closed request", for the log line only
-        req.destroy();
-        return;
-      }
-      log.error({ reqId: requestId, traceId, err }, 'request failed');
-      if (!res.headersSent && !res.destroyed) {
-        const text = JSON.stringify(simpleErrorBody(new ApiError('InternalError')));
-        res.writeHead(500, { 'content-type': 'application/json; charset=utf-8', 'content-length': String(Buffer.byteLength(text)) });
-        res.end(text);
-      }
-    } finally {
-      if (!handedOver) requestLine(requestId, label, status, performance.now() - started, traceId);
+  /** An unexpected throw: logged with the request, answered 500 when nothing was sent yet. */
+  const failed = (req: IncomingMessage, res: ServerResponse, err: unknown, started: number, response?: CoreResponse): void => {
+    const requestId = response?.headers['x-request-id'] ?? '-';
+    log.error({ reqId: requestId, traceId: response?.traceId, err }, 'request failed');
+    if (!res.headersSent && !res.destroyed) {
+      const text = JSON.stringify(simpleErrorBody(new ApiError('InternalError')));
+      res.writeHead(500, { 'content-type': 'application/json; charset=utf-8', 'content-length': String(Buffer.byteLength(text)) });
+      res.end(text);
     }
+    requestLine(requestId, response?.label ?? '-', 500, performance.now() - started, response?.traceId);
+  };
+
+  const answered = (request: NodeRequest, response: CoreResponse, started: number): void => {
+    let written: number | Promise<number>;
+    try {
+      written = write(request, response);
+    } catch (err) {
+      failed(request.http.req, request.http.res, err, started, response);
+      return;
+    }
+    if (typeof written === 'number') requestLine(response.headers['x-request-id'] ?? '-', response.label, written, performance.now() - started, response.traceId);
+    else {
+      written.then(
+        (status) => requestLine(response.headers['x-request-id'] ?? '-', response.label, status, performance.now() - started, response.traceId),
+        (err: unknown) => failed(request.http.req, request.http.res, err, started, response),
+      );
+    }
+  };
+
+  /**
+   * Runs the core on a request whose body has been read. Without a promise when the core answers
+   * at once (a public call of a synchronous method): the answer is written in the turn the body
+   * arrived.
+   */
+  const serve = (req: IncomingMessage, res: ServerResponse, body: Buffer | null, started: number): void => {
+    let request: NodeRequest;
+    let response: ReturnType<Handler>;
+    try {
+      request = new NodeRequest(req, res, body, options.clientIp(req));
+      response = handler(request);
+    } catch (err) {
+      failed(req, res, err, started);
+      return;
+    }
+    if (response === null) options.fallback(req, res);
+    else if (!(response instanceof Promise)) answered(request, response, started);
+    else {
+      response.then(
+        (r) => (r === null ? options.fallback(req, res) : answered(request, r, started)),
+        (err: unknown) => failed(req, res, err, started),
+      );
+    }
+  };
+
+  const bodyRead = (reading: Reading, err: ClientGoneError | null, body: Buffer | null): void => {
+    if (err === null) {
+      serve(reading.req, reading.res, body, reading.started);
+      return;
+    }
+    // The client went away before its body arrived: nobody to answer. 499 is nginx's "client
+    // closed request", for the log line only.
+    reading.req.destroy();
+    requestLine('-', '-', 499, performance.now() - reading.started, undefined);
   };
 
   return (req, res) => {
@@ -136,6 +170,8 @@ export function createNodeListener(options: NodeAdapterOptions): (req: IncomingM
       options.fallback(req, res);
       return;
     }
-    void serve(req, res);
+    const started = performance.now();
+    if (req.method === 'POST') readBodyThen(req, options.bodyLimit, { req, res, started }, bodyRead);
+    else serve(req, res, EMPTY, started);
   };
 }
