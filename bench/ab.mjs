@@ -3,12 +3,15 @@
 // ROUNDS interleaved rounds of SECONDS s, CPU from /proc/<pid>/stat. Used to show what a change
 // costs against the last release without the whole `npm run bench`.
 //   node bench/ab.mjs '[{"name":"release","cwd":"/path/to/old/checkout","args":[]},{"name":"now","cwd":".","args":["--rate-limit-address=1000000000"]}]'
+// A peer from bench/servers is {"name":"jayson","script":"bench/servers/jayson.mjs"}.
 // BODY (default: a JSON-RPC echo), ROUNDS (3), SECONDS (4). Only 127.0.0.1 is a target. Prints each
 // server's median and, for every server after the first, the median of its per-round ratios to the first.
 import { spawn, execFile, execFileSync } from 'node:child_process';
 import { promisify } from 'node:util';
 const run = async (cmd, args) => (await promisify(execFile)(cmd, args, { encoding: 'utf8', maxBuffer: 1 << 24 })).stdout;
 import { readFileSync } from 'node:fs';
+import { connect } from 'node:net';
+const connects = (port) => new Promise((done) => { const s = connect(port, '127.0.0.1', () => { s.destroy(); done(true); }); s.on('error', () => done(false)); });
 const body = process.env.BODY ?? '{"jsonrpc":"2.0","method":"echo","params":{"a":1,"b":[1,2,3],"c":"hello"},"id":1}';
 const configs = JSON.parse(process.argv[2]); // [{name, cwd, args}]
 const tick = 100;
@@ -16,11 +19,15 @@ function cpu(pid) { const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(')
 async function start(c, i) {
   // A port of our choosing and /health polled: at --log-level=warn there is no listening line to read.
   const port = 41000 + (process.pid % 1000) * 10 + i;
-  const proc = spawn('taskset', ['-c', '0', 'node', 'bin/simpleapi.js', 'serve', `--port=${port}`, '--methods-dir=bench/methods', '--log-level=info', ...c.args], { cwd: c.cwd, stdio: ['ignore', 'pipe', 'inherit'] });
+  // `script`: a peer from bench/servers (it listens on PORT); otherwise a simpleapi checkout at `cwd`.
+  const argv = c.script !== undefined ? [c.script] : ['bin/simpleapi.js', 'serve', `--port=${port}`, '--methods-dir=bench/methods', '--log-level=info', ...c.args];
+  const proc = spawn('taskset', ['-c', '0', 'node', ...argv], { cwd: c.cwd ?? '.', env: { ...process.env, PORT: String(port) }, stdio: ['ignore', 'pipe', 'inherit'] });
   proc.stdout.resume();
   const url = `http://127.0.0.1:${port}/`;
   for (let tries = 0; tries < 200; tries++) {
-    if (await fetch(new URL('/health', url)).then((r) => r.ok, () => false)) return { proc, url };
+    // A peer has no /health (json-rpc-2.0's dies of a GET): a connection accepted will do.
+    const up = c.script !== undefined ? await connects(port) : await fetch(new URL('/health', url)).then((r) => r.ok, () => false);
+    if (up) return { proc, url };
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`${c.name} did not answer /health within 20 s`);

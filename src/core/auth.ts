@@ -122,11 +122,21 @@ function refuse(reason: AuthFailureReason, error: ApiError, sign?: ResponseSigne
   return sign === undefined ? { kind: 'refused', error, reason } : { kind: 'refused', error, reason, sign };
 }
 
-async function verify(headers: Headers, sessionId: string | string[], signed: Buffer, store: Store, settings: AuthSettings, call: boolean): Promise<AuthResult> {
+/**
+ * §6 for a request with `x-session-id`. Without a promise when the store answers at once (the
+ * embedded store): a signed call then costs no turn of the microtask queue for its session and
+ * nonce. A database's answers are promises, and each step waits for them.
+ */
+function verify(headers: Headers, sessionId: string | string[], signed: Buffer, store: Store, settings: AuthSettings, call: boolean): AuthResult | Promise<AuthResult> {
   const now = nowSeconds();
   // Step 1: the session, then the headers' form. Nothing up to step 2 is signed.
   if (typeof sessionId !== 'string' || !isUuid(sessionId)) return refuse('bad_session_id', new ApiError('Unauthenticated', 'x-session-id is not a session id'));
-  const session = await store.getSession(sessionId, now);
+  const found = store.getSession(sessionId, now);
+  if (found instanceof Promise) return found.then((session) => verifySession(headers, session, signed, store, settings, call, now));
+  return verifySession(headers, found, signed, store, settings, call, now);
+}
+
+function verifySession(headers: Headers, session: SessionRecord | null, signed: Buffer, store: Store, settings: AuthSettings, call: boolean, now: number): AuthResult | Promise<AuthResult> {
   if (session === null) return refuse('unknown_session', new ApiError('Unauthenticated', 'The session is unknown or has expired'));
   const mac = headerValue(headers, 'x-hmac');
   if (mac === undefined) return refuse('missing_mac', badSignature('x-hmac is missing'));
@@ -151,46 +161,62 @@ async function verify(headers: Headers, sessionId: string | string[], signed: Bu
   // Step 2: from here on the request proved it holds the key, so every answer is signed.
   if (!macMatches(expected, mac)) return refuse('mac_mismatch', badSignature('x-hmac does not match the request'));
   const sign = signerFor(settings.scheme, session, nonce);
+  if (settings.scheme !== 'v2') return renewed(session, sign, undefined, store, settings, now);
+  // Step 3, with the server's clock for the client to correct its own from (a signed answer).
+  if (Math.abs(Number(timestamp) - now) > settings.window) {
+    return refuse('clock_skew', badSignature(`x-timestamp is more than ${settings.window} s from the server clock`, [{ server_time: now }]), sign);
+  }
+  // Step 4. A nonce lives as long as its timestamp could be accepted; past that step 3 refuses it.
+  // A call's record also says it is running, in the same write, for its retries to find.
+  let claim: CallClaim | undefined;
   let signedCall: SignedCall | undefined;
+  if (call) {
+    if (retryOf === undefined) {
+      signedCall = { nonce, timestamp, mac: expected };
+      if (settings.keepOutcomes) claim = { mac: expected };
+    } else {
+      signedCall = { nonce, timestamp, mac: signV2Request(session.key, retryOf.timestamp, retryOf.nonce, signed), retryOf };
+      if (settings.keepOutcomes) claim = { mac: '', retry: true };
+    }
+  }
+  let fresh: boolean | Promise<boolean>;
   try {
-    if (settings.scheme === 'v2') {
-      // Step 3, with the server's clock for the client to correct its own from (a signed answer).
-      if (Math.abs(Number(timestamp) - now) > settings.window) {
-        return refuse('clock_skew', badSignature(`x-timestamp is more than ${settings.window} s from the server clock`, [{ server_time: now }]), sign);
-      }
-      // Step 4. A nonce lives as long as its timestamp could be accepted; past that step 3 refuses it.
-      // A call's record also says it is running, in the same write, for its retries to find.
-      let claim: CallClaim | undefined;
-      if (call) {
-        if (retryOf === undefined) {
-          signedCall = { nonce, timestamp, mac: expected };
-          if (settings.keepOutcomes) claim = { mac: expected };
-        } else {
-          signedCall = { nonce, timestamp, mac: signV2Request(session.key, retryOf.timestamp, retryOf.nonce, signed), retryOf };
-          if (settings.keepOutcomes) claim = { mac: '', retry: true };
-        }
-      }
-      const fresh = await store.rememberNonce(session.sessionId, nonce, Number(timestamp) + settings.window + 1, now, claim);
-      if (!fresh) return refuse('nonce_replayed', badSignature('x-nonce was already used'), sign);
-    }
+    fresh = store.rememberNonce(session.sessionId, nonce, Number(timestamp) + settings.window + 1, now, claim);
   } catch (err) {
-    // The store failed, or refused one more nonce of this user, after the MAC verified: the
-    // answer is signed like every other from here on.
-    const error = toApiError(err);
-    return refuse(error.code === 'TooManyRequests' ? 'too_many_nonces' : 'store_unavailable', error, sign);
+    return storeFailed(err, sign);
   }
+  if (!(fresh instanceof Promise)) return fresh ? renewed(session, sign, signedCall, store, settings, now) : refuse('nonce_replayed', badSignature('x-nonce was already used'), sign);
+  return fresh.then(
+    (f) => (f ? renewed(session, sign, signedCall, store, settings, now) : refuse('nonce_replayed', badSignature('x-nonce was already used'), sign)),
+    (err: unknown) => storeFailed(err, sign),
+  );
+}
+
+/**
+ * The store failed, or refused one more nonce of this user, after the MAC verified: the answer is
+ * signed like every other from here on.
+ */
+function storeFailed(err: unknown, sign: ResponseSigner): AuthResult {
+  const error = toApiError(err);
+  return refuse(error.code === 'TooManyRequests' ? 'too_many_nonces' : 'store_unavailable', error, sign);
+}
+
+/** Verified: the session's expiry moved on when enough of it has passed (a write now and then). */
+function renewed(session: SessionRecord, sign: ResponseSigner, signedCall: SignedCall | undefined, store: Store, settings: AuthSettings, now: number): AuthResult | Promise<AuthResult> {
+  const result: AuthResult = signedCall === undefined ? { kind: 'verified', session, sign } : { kind: 'verified', session, sign, call: signedCall };
   const expires = now + settings.sessionTtl;
-  if (expires - session.expires >= settings.touchFraction * settings.sessionTtl) {
-    // Renewal is best effort: the nonce is claimed, and failing the call now would leave its
-    // retries a "still running" record for nothing. The next signed call renews it.
-    try {
-      await store.touchSession(session.sessionId, expires);
-      session.expires = expires;
-    } catch {
-      // Left as it was.
-    }
-  }
-  return signedCall === undefined ? { kind: 'verified', session, sign } : { kind: 'verified', session, sign, call: signedCall };
+  if (expires - session.expires < settings.touchFraction * settings.sessionTtl) return result;
+  // Renewal is best effort: the nonce is claimed, and failing the call now would leave its
+  // retries a "still running" record for nothing. The next signed call renews it.
+  return Promise.resolve()
+    .then(() => store.touchSession(session.sessionId, expires))
+    .then(
+      () => {
+        session.expires = expires;
+        return result;
+      },
+      () => result, // left as it was
+    );
 }
 
 /** A session a create or login just started; its key may sign the answer (§6). */

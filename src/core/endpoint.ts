@@ -241,23 +241,29 @@ export function createEndpoint(deps: { store: Store; log: Logger; dispatcher: Di
       return reply instanceof Promise ? reply.then((r) => toResponse(r, call)) : toResponse(reply, call);
     }
     const sessionId = scope.session.sessionId;
-    const kept = (reply: Reply): CoreResponse => {
-      const response = toResponse(reply, call);
-      keepLater(store, sessionId, keptUnder, outcomeOf(response, reply.issued !== undefined, settings.maxOutcome), log, call.requestId);
-      return response;
-    };
-    const lost = (err: unknown): never => {
-      keepLater(store, sessionId, keptUnder, null, log, call.requestId);
-      throw err;
-    };
+    // No named closures here: tsx's keepNames would wrap each in a defineProperty call per request.
     let reply: Reply | Promise<Reply>;
     try {
       reply = dispatcher.reply(call.envelope, scope);
-      if (!(reply instanceof Promise)) return kept(reply);
     } catch (err) {
-      return lost(err);
+      keepLater(store, sessionId, keptUnder, null, log, call.requestId);
+      throw err;
     }
-    return reply.then(kept, lost);
+    if (!(reply instanceof Promise)) return keptAnswer(reply, call, sessionId, keptUnder);
+    return reply.then(
+      (r) => keptAnswer(r, call, sessionId, keptUnder),
+      (err: unknown) => {
+        keepLater(store, sessionId, keptUnder, null, log, call.requestId);
+        throw err;
+      },
+    );
+  };
+
+  /** The answer, its outcome kept for retries once it has gone out. */
+  const keptAnswer = (reply: Reply, call: Verified, sessionId: string, keptUnder: string): CoreResponse => {
+    const response = toResponse(reply, call);
+    keepLater(store, sessionId, keptUnder, outcomeOf(response, reply.issued !== undefined, settings.maxOutcome), log, call.requestId);
+    return response;
   };
 
   /** §6 v2 retries: a verified retry is replayed, refused, or run as its first attempt. */

@@ -41,8 +41,16 @@ export function measuredStore(inner: Store, metrics: Metrics): Store {
 function timed(op: string, original: (...args: unknown[]) => unknown, metrics: Metrics): (...args: unknown[]) => unknown {
   return (...args) => {
     const started = performance.now();
-    const result = original(...args);
-    if (result instanceof Promise) {
+    let result: unknown;
+    try {
+      result = original(...args);
+    } catch (err) {
+      metrics.store(op, performance.now() - started, true);
+      throw err;
+    }
+    // The embedded store answers its hot operations at once (getSession, rememberNonce).
+    if (!(result instanceof Promise)) metrics.store(op, performance.now() - started, false);
+    else {
       result.then(
         () => metrics.store(op, performance.now() - started, false),
         () => metrics.store(op, performance.now() - started, true),

@@ -157,7 +157,7 @@ export class MemoryStore implements Store {
     if (ids?.size === 0) this.#byUser.delete(found.userKey);
   }
 
-  async getSession(sessionId: string, now: number): Promise<SessionRecord | null> {
+  getSession(sessionId: string, now: number): SessionRecord | null | Promise<SessionRecord | null> {
     const found = this.#sessions.get(sessionId);
     if (found === undefined) return null;
     if (found.expires <= now) {
@@ -212,7 +212,7 @@ export class MemoryStore implements Store {
    * nearly expiry order), so the level holds between sweeps; and past `maxNonces` a new one is
    * refused (Unavailable) rather than remembered in memory the process does not have.
    */
-  async rememberNonce(sessionId: string, nonce: string, expires: number, now: number, claim?: CallClaim): Promise<boolean> {
+  rememberNonce(sessionId: string, nonce: string, expires: number, now: number, claim?: CallClaim): boolean | Promise<boolean> {
     const key = `${sessionId}\n${nonce}`;
     const seen = this.#nonces.get(key);
     if (seen !== undefined && expiryOf(seen) > now) return false;
@@ -226,10 +226,11 @@ export class MemoryStore implements Store {
       if (this.#noncesByUser !== null) {
         const userKey = this.#sessions.get(sessionId)?.userKey ?? sessionId;
         const refused = this.#noncesByUser.take(userKey, 'signed by this user (each keeps its nonce for the signing window)');
-        if (refused !== null) throw refused;
+        // A refusal is a rejected promise, as a database's would be; only the answer is at once.
+        if (refused !== null) return Promise.reject(refused);
       }
       if (this.#nonces.size >= this.#maxNonces) {
-        throw new ApiError('Unavailable', 'The server is holding as many signed-request nonces as it may; try again shortly', { retryAfter: 5 });
+        return Promise.reject(new ApiError('Unavailable', 'The server is holding as many signed-request nonces as it may; try again shortly', { retryAfter: 5 }));
       }
     }
     this.#nonces.set(key, claim === undefined ? expires : new ClaimedNonce(expires, claim.mac, claim.retry === true));

@@ -122,8 +122,11 @@ export interface Store {
   setPassword(userKey: string, password: PasswordHash): Promise<boolean>;
 
   createSession(session: SessionRecord): Promise<void>;
-  /** The session when it exists and `expires > now`. */
-  getSession(sessionId: string, now: number): Promise<SessionRecord | null>;
+  /**
+   * The session when it exists and `expires > now`. The embedded store answers at once, without a
+   * promise, as it does for rememberNonce: signed calls ask both on every request.
+   */
+  getSession(sessionId: string, now: number): SessionRecord | null | Promise<SessionRecord | null>;
   /** Moves expiry (never backwards). */
   touchSession(sessionId: string, expires: number): Promise<void>;
   deleteSession(sessionId: string): Promise<void>;
@@ -146,7 +149,7 @@ export interface Store {
    * `claim` the record also says the call is running, in the same write (one round trip), until
    * `keepOutcome` records how it ended.
    */
-  rememberNonce(sessionId: string, nonce: string, expires: number, now: number, claim?: CallClaim): Promise<boolean>;
+  rememberNonce(sessionId: string, nonce: string, expires: number, now: number, claim?: CallClaim): boolean | Promise<boolean>;
   /** The live record of a nonce, or null when it was never seen or has expired. */
   findCall(sessionId: string, nonce: string, now: number): Promise<CallRecord | null>;
   /**
