@@ -241,14 +241,21 @@ describe('5. signing oracles: nothing before the MAC verifies is signed', () => 
 
   it('a store failure after the MAC verified is answered signed (§6: from step 3 on), one before it unsigned', async () => {
     // A store that stops answering on demand, at the nonce claim (step 4) or the session read (step 1).
+    // `throws`: it throws instead of rejecting (the embedded store answers these two at once, so
+    // the core calls them outside any async function).
     let failAt: 'nonce' | 'session' | null = null;
+    let throws = false;
     const down = () => new ApiError('Unavailable', 'The database does not answer; try again shortly', { retryAfter: 5 });
+    const fail = () => {
+      if (throws) throw down();
+      return Promise.reject(down());
+    };
     class FlakyStore extends MemoryStore {
       override rememberNonce(...args: Parameters<MemoryStore['rememberNonce']>) {
-        return failAt === 'nonce' ? Promise.reject(down()) : super.rememberNonce(...args);
+        return failAt === 'nonce' ? fail() : super.rememberNonce(...args);
       }
       override getSession(...args: Parameters<MemoryStore['getSession']>) {
-        return failAt === 'session' ? Promise.reject(down()) : super.getSession(...args);
+        return failAt === 'session' ? fail() : super.getSession(...args);
       }
     }
     const flaky = await startTestServer({}, new FlakyStore());
@@ -266,6 +273,17 @@ describe('5. signing oracles: nothing before the MAC verifies is signed', () => 
       const atSession = await postV2(flaky.url, mine, whoami);
       expect(atSession.status).toBe(503);
       expect(atSession.headers.get('x-hmac')).toBeNull();
+      failAt = null;
+      expect((await postV2(flaky.url, mine, whoami)).status).toBe(200);
+      throws = true;
+      failAt = 'nonce';
+      const thrownAtNonce = await postV2(flaky.url, mine, whoami);
+      expect(thrownAtNonce.status).toBe(503);
+      expect(thrownAtNonce.responseSigned).toBe(true);
+      failAt = 'session';
+      const thrownAtSession = await postV2(flaky.url, mine, whoami);
+      expect(thrownAtSession.status).toBe(503);
+      expect(thrownAtSession.headers.get('x-hmac')).toBeNull();
       failAt = null;
       expect((await postV2(flaky.url, mine, whoami)).status).toBe(200);
     } finally {

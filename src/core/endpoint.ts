@@ -149,8 +149,8 @@ class RequestCallScope implements CallScope {
   }
 }
 
-/** A parsed request on its way through authentication to its answer. */
-interface Verified {
+/** A parsed request and what authentication made of it, on its way to its answer. */
+interface Parsed {
   readonly request: CoreRequest;
   readonly requestId: string;
   readonly traceId: string;
@@ -217,7 +217,7 @@ export function createEndpoint(deps: { store: Store; log: Logger; dispatcher: Di
   };
 
   /** A reply as the response to send; a raw method that began writing has already answered. */
-  const toResponse = (reply: Reply, call: Verified): CoreResponse => {
+  const toResponse = (reply: Reply, call: Parsed): CoreResponse => {
     const request = call.request;
     // A raw method that failed after it began writing has answered all that can be answered. One
     // it left open (it threw mid-answer, or ran past --method-timeout ignoring ctx.signal) is cut:
@@ -229,11 +229,18 @@ export function createEndpoint(deps: { store: Store; log: Logger; dispatcher: Di
     return respond(call.requestId, call.traceId, call.label, reply, call.form, responseSigner(call.auth, reply.issued, settings.auth.scheme), request);
   };
 
+  /** The answer, its outcome kept for retries once it has gone out. */
+  const keptAnswer = (reply: Reply, call: Parsed, sessionId: string, keptUnder: string): CoreResponse => {
+    const response = toResponse(reply, call);
+    keepLater(store, sessionId, keptUnder, outcomeOf(response, reply.issued !== undefined, settings.maxOutcome), log, call.requestId);
+    return response;
+  };
+
   /**
    * Runs the envelope and answers it, without a promise when the call settles synchronously.
    * `keptUnder`: the nonce whose record keeps the outcome for retries (§6), after the answer.
    */
-  const run = (call: Verified, keptUnder: string | undefined): CoreResponse | Promise<CoreResponse> => {
+  const run = (call: Parsed, keptUnder: string | undefined): CoreResponse | Promise<CoreResponse> => {
     const { auth } = call;
     const scope = new RequestCallScope(call.request, call.requestId, call.traceId, auth.kind === 'verified' ? auth.session : null);
     if (keptUnder === undefined || scope.session === null) {
@@ -259,15 +266,8 @@ export function createEndpoint(deps: { store: Store; log: Logger; dispatcher: Di
     );
   };
 
-  /** The answer, its outcome kept for retries once it has gone out. */
-  const keptAnswer = (reply: Reply, call: Verified, sessionId: string, keptUnder: string): CoreResponse => {
-    const response = toResponse(reply, call);
-    keepLater(store, sessionId, keptUnder, outcomeOf(response, reply.issued !== undefined, settings.maxOutcome), log, call.requestId);
-    return response;
-  };
-
   /** §6 v2 retries: a verified retry is replayed, refused, or run as its first attempt. */
-  const retried = async (call: Verified & { auth: { kind: 'verified' } }, signed: SignedCall & { retryOf: NonNullable<SignedCall['retryOf']> }): Promise<CoreResponse> => {
+  const retried = async (call: Parsed & { auth: { kind: 'verified' } }, signed: SignedCall & { retryOf: NonNullable<SignedCall['retryOf']> }): Promise<CoreResponse> => {
     const { auth } = call;
     let decision;
     try {
@@ -284,8 +284,16 @@ export function createEndpoint(deps: { store: Store; log: Logger; dispatcher: Di
     return run(call, settings.auth.keepOutcomes ? signed.retryOf.nonce : undefined);
   };
 
+  /** The store did not answer (Unavailable) or failed before the MAC was checked: nothing signed. */
+  const storeFailed = (err: unknown, request: CoreRequest, requestId: string, traceId: string, label: string, form: Form): CoreResponse => {
+    const error = toApiError(err);
+    if (error.code === 'InternalError') log.error({ reqId: requestId, traceId, err: error.cause }, 'the store failed while authenticating');
+    metrics.refused(error.code);
+    return respond(requestId, traceId, label, errorReply(error, form), form, undefined, request);
+  };
+
   /** After authentication: refused, or a call (its retries decided first). */
-  const authenticated = (call: Verified): CoreResponse | Promise<CoreResponse> => {
+  const authenticated = (call: Parsed): CoreResponse | Promise<CoreResponse> => {
     const { auth, requestId, traceId, label, form, request } = call;
     if (auth.kind === 'refused') {
       if (auth.error.code === 'InternalError') log.error({ reqId: requestId, traceId, err: auth.error.cause }, 'the store failed while authenticating');
@@ -327,17 +335,16 @@ export function createEndpoint(deps: { store: Store; log: Logger; dispatcher: Di
     const form = envelope.form;
     const label = labelOf(envelope);
     if (metrics.on && envelope.kind === 'batch') metrics.batch(envelope.entries.length);
-    const pending = authenticate(request.headers, body, store, settings.auth, true);
+    let pending: AuthResult | Promise<AuthResult>;
+    try {
+      pending = authenticate(request.headers, body, store, settings.auth, true);
+    } catch (err) {
+      return storeFailed(err, request, requestId, traceId, label, form); // a store that threw instead of rejecting
+    }
     if (!(pending instanceof Promise)) return authenticated({ request, requestId, traceId, label, envelope, form, auth: pending });
     return pending.then(
       (auth) => authenticated({ request, requestId, traceId, label, envelope, form, auth }),
-      (err: unknown) => {
-        // The store did not answer (Unavailable) or failed before the MAC was checked: nothing signed.
-        const error = toApiError(err);
-        if (error.code === 'InternalError') log.error({ reqId: requestId, traceId, err: error.cause }, 'the store failed while authenticating');
-        metrics.refused(error.code);
-        return respond(requestId, traceId, label, errorReply(error, form), form, undefined, request);
-      },
+      (err: unknown) => storeFailed(err, request, requestId, traceId, label, form),
     );
   };
 }
