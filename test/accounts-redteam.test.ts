@@ -291,6 +291,32 @@ describe('5. signing oracles: nothing before the MAC verifies is signed', () => 
     }
   });
 
+  it('a store answering with thenables that are not native promises is waited for: a replayed nonce is still refused', async () => {
+    // `await` accepts any thenable; the core's checks of the store's answers must too, or a
+    // thenable would read as "fresh" (a replay runs) and as a session record.
+    const later = <T>(value: T | Promise<T>): PromiseLike<T> => ({ then: (ok, ko) => Promise.resolve(value).then(ok, ko) });
+    class ThenableStore extends MemoryStore {
+      override rememberNonce(...args: Parameters<MemoryStore['rememberNonce']>) {
+        return later(super.rememberNonce(...args)) as Promise<boolean>;
+      }
+      override getSession(...args: Parameters<MemoryStore['getSession']>) {
+        return later(super.getSession(...args)) as Promise<ReturnType<MemoryStore['getSession']> extends infer R ? Awaited<R> : never>;
+      }
+    }
+    const thenable = await startTestServer({}, new ThenableStore());
+    try {
+      const mine = await createAccount(thenable.url, unique('thenable'));
+      const first = await postV2(thenable.url, mine, whoami, { nonce: 'thenable-nonce-0001' });
+      expect(first.status).toBe(200);
+      expect(first.responseSigned).toBe(true);
+      const replay = await postV2(thenable.url, mine, whoami, { nonce: 'thenable-nonce-0001' });
+      expect(replay.status).toBe(401);
+      expect((replay.json as { error: { message: string } }).error.message).toMatch(/already used/);
+    } finally {
+      await thenable.close();
+    }
+  });
+
   it('a 401 with server_time signed under another key leaves the client clock alone', async () => {
     const other = await createAccount(server.url, unique('other'));
     const { createHmac } = await import('node:crypto');

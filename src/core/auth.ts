@@ -10,6 +10,7 @@ import type { AuthFailureReason } from './metrics.ts';
 import { NONCE_PATTERN, isValidTimestamp, macMatches, signV1, signV2Request, signV2Response, signV2Retry, startV1, startV2Response, type Scheme } from './signing.ts';
 import type { CallClaim, SessionRecord, Store } from '../store/types.ts';
 import { nowSeconds } from './clock.ts';
+import { isThenable } from './thenable.ts';
 
 export interface AuthSettings {
   scheme: Scheme;
@@ -132,7 +133,7 @@ function verify(headers: Headers, sessionId: string | string[], signed: Buffer, 
   // Step 1: the session, then the headers' form. Nothing up to step 2 is signed.
   if (typeof sessionId !== 'string' || !isUuid(sessionId)) return refuse('bad_session_id', new ApiError('Unauthenticated', 'x-session-id is not a session id'));
   const found = store.getSession(sessionId, now);
-  if (found instanceof Promise) return found.then((session) => verifySession(headers, session, signed, store, settings, call, now));
+  if (isThenable(found)) return Promise.resolve(found).then((session) => verifySession(headers, session, signed, store, settings, call, now));
   return verifySession(headers, found, signed, store, settings, call, now);
 }
 
@@ -185,8 +186,8 @@ function verifySession(headers: Headers, session: SessionRecord | null, signed: 
   } catch (err) {
     return storeFailed(err, sign);
   }
-  if (!(fresh instanceof Promise)) return fresh ? renewed(session, sign, signedCall, store, settings, now) : refuse('nonce_replayed', badSignature('x-nonce was already used'), sign);
-  return fresh.then(
+  if (!isThenable(fresh)) return fresh ? renewed(session, sign, signedCall, store, settings, now) : refuse('nonce_replayed', badSignature('x-nonce was already used'), sign);
+  return Promise.resolve(fresh).then(
     (f) => (f ? renewed(session, sign, signedCall, store, settings, now) : refuse('nonce_replayed', badSignature('x-nonce was already used'), sign)),
     (err: unknown) => storeFailed(err, sign),
   );

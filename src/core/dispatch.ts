@@ -4,6 +4,7 @@
  * (or a stream of events), which the endpoint serialises and signs.
  */
 import { mapLimited } from './concurrency.ts';
+import { isThenable } from './thenable.ts';
 import { ApiError, simpleErrorBody, toApiError } from './errors.ts';
 import { isRejected, rpcError, rpcResult, type Call, type Envelope, type RejectedEntry, type RpcResponse } from './envelope.ts';
 import { CallContext, type CallScope, type Services } from './context.ts';
@@ -50,10 +51,6 @@ export interface DispatchSettings {
   limits?: RateLimits;
   /** Where call outcomes are counted; NO_METRICS (the default) when metrics are off. */
   metrics?: Metrics;
-}
-
-function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return value !== null && (typeof value === 'object' || typeof value === 'function') && typeof (value as { then?: unknown }).then === 'function';
 }
 
 function asEvents(value: unknown): AsyncIterable<unknown> | undefined {

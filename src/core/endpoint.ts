@@ -15,7 +15,7 @@ import { framedStream, releasingBody, streamFormat, STREAM_CONTENT_TYPES, Stream
 import type { TraceContext } from './trace.ts';
 import { conflictReply, decideRetry, keepLater, outcomeOf, replayResponse, type RetrySettings } from './retry.ts';
 import { nowSeconds } from './clock.ts';
-import type { SessionRecord, Store } from '../store/types.ts';
+import type { KeptOutcome, SessionRecord, Store } from '../store/types.ts';
 
 export interface EndpointSettings {
   auth: AuthSettings;
@@ -231,8 +231,17 @@ export function createEndpoint(deps: { store: Store; log: Logger; dispatcher: Di
 
   /** The answer, its outcome kept for retries once it has gone out. */
   const keptAnswer = (reply: Reply, call: Parsed, sessionId: string, keptUnder: string): CoreResponse => {
-    const response = toResponse(reply, call);
-    keepLater(store, sessionId, keptUnder, outcomeOf(response, reply.issued !== undefined, settings.maxOutcome), log, call.requestId);
+    let response: CoreResponse;
+    let outcome: KeptOutcome | null;
+    try {
+      response = toResponse(reply, call);
+      outcome = outcomeOf(response, reply.issued !== undefined, settings.maxOutcome);
+    } catch (err) {
+      // Kept as "not kept": a record left "running" would answer its retries 409 for the whole window.
+      keepLater(store, sessionId, keptUnder, null, log, call.requestId);
+      throw err;
+    }
+    keepLater(store, sessionId, keptUnder, outcome, log, call.requestId);
     return response;
   };
 
@@ -257,6 +266,7 @@ export function createEndpoint(deps: { store: Store; log: Logger; dispatcher: Di
       throw err;
     }
     if (!(reply instanceof Promise)) return keptAnswer(reply, call, sessionId, keptUnder);
+    // keptAnswer keeps its own failures; the second handler is for the call's.
     return reply.then(
       (r) => keptAnswer(r, call, sessionId, keptUnder),
       (err: unknown) => {

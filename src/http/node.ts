@@ -144,13 +144,24 @@ export function createNodeListener(options: NodeAdapterOptions): (req: IncomingM
       failed(req, res, err, started);
       return;
     }
-    if (response === null) options.fallback(req, res);
+    if (response === null) handOver(req, res, started);
     else if (!(response instanceof Promise)) answered(request, response, started);
     else {
-      response.then(
-        (r) => (r === null ? options.fallback(req, res) : answered(request, r, started)),
-        (err: unknown) => failed(req, res, err, started),
-      );
+      response
+        .then(
+          (r) => (r === null ? handOver(req, res, started) : answered(request, r, started)),
+          (err: unknown) => failed(req, res, err, started),
+        )
+        .catch((err: unknown) => failed(req, res, err, started));
+    }
+  };
+
+  /** Not the core's: the fallback app answers (and logs) it. */
+  const handOver = (req: IncomingMessage, res: ServerResponse, started: number): void => {
+    try {
+      options.fallback(req, res);
+    } catch (err) {
+      failed(req, res, err, started);
     }
   };
 

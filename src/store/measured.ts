@@ -4,6 +4,7 @@
  */
 import type { Metrics } from '../core/metrics.ts';
 import type { Store } from './types.ts';
+import { isThenable } from '../core/thenable.ts';
 
 /** Not timed: start-up and shutdown, and the job runner (it times nothing of the store's). */
 const UNTIMED = new Set<PropertyKey>(['init', 'close', 'startJobRunner', 'constructor']);
@@ -49,9 +50,9 @@ function timed(op: string, original: (...args: unknown[]) => unknown, metrics: M
       throw err;
     }
     // The embedded store answers its hot operations at once (getSession, rememberNonce).
-    if (!(result instanceof Promise)) metrics.store(op, performance.now() - started, false);
+    if (!isThenable(result)) metrics.store(op, performance.now() - started, false);
     else {
-      result.then(
+      Promise.resolve(result).then(
         () => metrics.store(op, performance.now() - started, false),
         () => metrics.store(op, performance.now() - started, true),
       );

@@ -124,7 +124,9 @@ export interface Store {
   createSession(session: SessionRecord): Promise<void>;
   /**
    * The session when it exists and `expires > now`. The embedded store answers at once, without a
-   * promise, as it does for rememberNonce: signed calls ask both on every request.
+   * promise, as it does for rememberNonce: signed calls ask both on every request. A store may
+   * answer either way (any thenable will do); a caller awaits the answer or checks it with
+   * `isThenable` (src/core/thenable.ts), never with `.then` alone.
    */
   getSession(sessionId: string, now: number): SessionRecord | null | Promise<SessionRecord | null>;
   /** Moves expiry (never backwards). */
