@@ -261,31 +261,23 @@ describe('5. signing oracles: nothing before the MAC verifies is signed', () => 
     const flaky = await startTestServer({}, new FlakyStore());
     try {
       const mine = await createAccount(flaky.url, unique('flaky'));
-      failAt = 'nonce';
-      const atNonce = await postV2(flaky.url, mine, whoami);
-      expect(atNonce.status).toBe(503);
-      expect(atNonce.headers.get('retry-after')).toBe('5');
-      expect(atNonce.responseSigned).toBe(true);
-      const job = await getV2(flaky.url, `/jobs/${'0'.repeat(8)}-0000-4000-8000-${'0'.repeat(12)}`, mine);
-      expect(job.status).toBe(503);
-      expect(job.signed).toBe(true);
-      failAt = 'session';
-      const atSession = await postV2(flaky.url, mine, whoami);
-      expect(atSession.status).toBe(503);
-      expect(atSession.headers.get('x-hmac')).toBeNull();
-      failAt = null;
-      expect((await postV2(flaky.url, mine, whoami)).status).toBe(200);
-      throws = true;
-      failAt = 'nonce';
-      const thrownAtNonce = await postV2(flaky.url, mine, whoami);
-      expect(thrownAtNonce.status).toBe(503);
-      expect(thrownAtNonce.responseSigned).toBe(true);
-      failAt = 'session';
-      const thrownAtSession = await postV2(flaky.url, mine, whoami);
-      expect(thrownAtSession.status).toBe(503);
-      expect(thrownAtSession.headers.get('x-hmac')).toBeNull();
-      failAt = null;
-      expect((await postV2(flaky.url, mine, whoami)).status).toBe(200);
+      for (const thrown of [false, true]) {
+        throws = thrown;
+        failAt = 'nonce';
+        const atNonce = await postV2(flaky.url, mine, whoami);
+        expect(atNonce.status).toBe(503);
+        expect(atNonce.headers.get('retry-after')).toBe('5');
+        expect(atNonce.responseSigned).toBe(true);
+        const job = await getV2(flaky.url, `/jobs/${'0'.repeat(8)}-0000-4000-8000-${'0'.repeat(12)}`, mine);
+        expect(job.status).toBe(503);
+        expect(job.signed).toBe(true);
+        failAt = 'session';
+        const atSession = await postV2(flaky.url, mine, whoami);
+        expect(atSession.status).toBe(503);
+        expect(atSession.headers.get('x-hmac')).toBeNull();
+        failAt = null;
+        expect((await postV2(flaky.url, mine, whoami)).status).toBe(200);
+      }
     } finally {
       await flaky.close();
     }
@@ -297,10 +289,10 @@ describe('5. signing oracles: nothing before the MAC verifies is signed', () => 
     const later = <T>(value: T | Promise<T>): PromiseLike<T> => ({ then: (ok, ko) => Promise.resolve(value).then(ok, ko) });
     class ThenableStore extends MemoryStore {
       override rememberNonce(...args: Parameters<MemoryStore['rememberNonce']>) {
-        return later(super.rememberNonce(...args)) as Promise<boolean>;
+        return later(super.rememberNonce(...args)) as unknown as ReturnType<MemoryStore['rememberNonce']>;
       }
       override getSession(...args: Parameters<MemoryStore['getSession']>) {
-        return later(super.getSession(...args)) as Promise<ReturnType<MemoryStore['getSession']> extends infer R ? Awaited<R> : never>;
+        return later(super.getSession(...args)) as unknown as ReturnType<MemoryStore['getSession']>;
       }
     }
     const thenable = await startTestServer({}, new ThenableStore());

@@ -186,11 +186,16 @@ function verifySession(headers: Headers, session: SessionRecord | null, signed: 
   } catch (err) {
     return storeFailed(err, sign);
   }
-  if (!isThenable(fresh)) return fresh ? renewed(session, sign, signedCall, store, settings, now) : refuse('nonce_replayed', badSignature('x-nonce was already used'), sign);
+  if (!isThenable(fresh)) return claimed(fresh, session, sign, signedCall, store, settings, now);
   return Promise.resolve(fresh).then(
-    (f) => (f ? renewed(session, sign, signedCall, store, settings, now) : refuse('nonce_replayed', badSignature('x-nonce was already used'), sign)),
+    (f) => claimed(f, session, sign, signedCall, store, settings, now),
     (err: unknown) => storeFailed(err, sign),
   );
+}
+
+/** Step 4's answer: a nonce seen before is refused (signed); a fresh one verifies the request. */
+function claimed(fresh: boolean, session: SessionRecord, sign: ResponseSigner, signedCall: SignedCall | undefined, store: Store, settings: AuthSettings, now: number): AuthResult | Promise<AuthResult> {
+  return fresh ? renewed(session, sign, signedCall, store, settings, now) : refuse('nonce_replayed', badSignature('x-nonce was already used'), sign);
 }
 
 /**

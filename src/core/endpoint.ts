@@ -237,12 +237,19 @@ export function createEndpoint(deps: { store: Store; log: Logger; dispatcher: Di
       response = toResponse(reply, call);
       outcome = outcomeOf(response, reply.issued !== undefined, settings.maxOutcome);
     } catch (err) {
-      // Kept as "not kept": a record left "running" would answer its retries 409 for the whole window.
-      keepLater(store, sessionId, keptUnder, null, log, call.requestId);
-      throw err;
+      return unkept(err, call, sessionId, keptUnder);
     }
     keepLater(store, sessionId, keptUnder, outcome, log, call.requestId);
     return response;
+  };
+
+  /**
+   * A kept call that failed before its answer: recorded as "not kept", since a record left
+   * "running" would answer its retries 409 for the whole window; then the failure goes on.
+   */
+  const unkept = (err: unknown, call: Parsed, sessionId: string, keptUnder: string): never => {
+    keepLater(store, sessionId, keptUnder, null, log, call.requestId);
+    throw err;
   };
 
   /**
@@ -262,17 +269,13 @@ export function createEndpoint(deps: { store: Store; log: Logger; dispatcher: Di
     try {
       reply = dispatcher.reply(call.envelope, scope);
     } catch (err) {
-      keepLater(store, sessionId, keptUnder, null, log, call.requestId);
-      throw err;
+      return unkept(err, call, sessionId, keptUnder);
     }
     if (!(reply instanceof Promise)) return keptAnswer(reply, call, sessionId, keptUnder);
     // keptAnswer keeps its own failures; the second handler is for the call's.
     return reply.then(
       (r) => keptAnswer(r, call, sessionId, keptUnder),
-      (err: unknown) => {
-        keepLater(store, sessionId, keptUnder, null, log, call.requestId);
-        throw err;
-      },
+      (err: unknown) => unkept(err, call, sessionId, keptUnder),
     );
   };
 

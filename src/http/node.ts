@@ -120,10 +120,11 @@ export function createNodeListener(options: NodeAdapterOptions): (req: IncomingM
       failed(request.http.req, request.http.res, err, started, response);
       return;
     }
-    if (typeof written === 'number') requestLine(response.headers['x-request-id'] ?? '-', response.label, written, performance.now() - started, response.traceId);
+    const requestId = response.headers['x-request-id'] ?? '-';
+    if (typeof written === 'number') requestLine(requestId, response.label, written, performance.now() - started, response.traceId);
     else {
       written.then(
-        (status) => requestLine(response.headers['x-request-id'] ?? '-', response.label, status, performance.now() - started, response.traceId),
+        (status) => requestLine(requestId, response.label, status, performance.now() - started, response.traceId),
         (err: unknown) => failed(request.http.req, request.http.res, err, started, response),
       );
     }
