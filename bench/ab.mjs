@@ -6,7 +6,7 @@
 // A peer from bench/servers is {"name":"jayson","script":"bench/servers/jayson.mjs"}.
 // BODY (default: a JSON-RPC echo), ROUNDS (3), SECONDS (4). Only 127.0.0.1 is a target. Prints each
 // server's median and, for every server after the first, the median of its per-round ratios to the first.
-import { spawn, execFile, execFileSync } from 'node:child_process';
+import { spawn, execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 const run = async (cmd, args) => (await promisify(execFile)(cmd, args, { encoding: 'utf8', maxBuffer: 1 << 24 })).stdout;
 import { readFileSync } from 'node:fs';
@@ -34,27 +34,21 @@ async function start(c, i) {
 }
 const servers = [];
 for (const [i, c] of configs.entries()) servers.push({ c, ...(await start(c, i)), us: [] });
+// Not execFileSync: this process must keep reading the servers' logs while they are loaded, or a
+// pipe left full stalls their writes and the log line looks free.
 const autocannon = (s, seconds) => run('taskset', ['-c', '1', 'npx', 'autocannon', '-j', '-c', '10', '-d', String(seconds), '-m', 'POST', '-H', 'content-type: application/json', '-b', body, s.url]);
+/** Loads the group's servers at once (a warm-up, then SECONDS) and records each one's CPU us per request. */
+async function measure(group) {
+  await Promise.all(group.map((s) => autocannon(s, 1)));
+  const before = group.map((s) => cpu(s.proc.pid));
+  const outs = await Promise.all(group.map((s) => autocannon(s, process.env.SECONDS ?? 4)));
+  group.forEach((s, i) => s.us.push(((cpu(s.proc.pid) - before[i]) * 1e6) / JSON.parse(outs[i]).requests.total));
+}
 for (let round = 0; round < Number(process.env.ROUNDS ?? 3); round++) {
-  if (process.env.TOGETHER === '1') {
-    // All servers loaded at once, sharing core 0: whatever slows the machine down slows them
-    // alike, so their ratio holds where back-to-back runs swing.
-    await Promise.all(servers.map((s) => autocannon(s, 1)));
-    const before = servers.map((s) => cpu(s.proc.pid));
-    const outs = await Promise.all(servers.map((s) => autocannon(s, process.env.SECONDS ?? 4)));
-    servers.forEach((s, i) => s.us.push(((cpu(s.proc.pid) - before[i]) * 1e6) / JSON.parse(outs[i]).requests.total));
-    continue;
-  }
-  for (const s of servers) {
-    execFileSync('taskset', ['-c', '1', 'npx', 'autocannon', '-c', '10', '-d', '1', '-m', 'POST', '-H', 'content-type: application/json', '-b', body, s.url], { stdio: 'ignore' });
-    const before = cpu(s.proc.pid);
-    // Not execFileSync: this process must keep reading the servers' logs while they are loaded,
-    // or a pipe left full stalls their writes and the log line looks free.
-    const out = await run('taskset', ['-c', '1', 'npx', 'autocannon', '-j', '-c', '10', '-d', process.env.SECONDS ?? '4', '-m', 'POST', '-H', 'content-type: application/json', '-b', body, s.url]);
-    const after = cpu(s.proc.pid);
-    const n = JSON.parse(out).requests.total;
-    s.us.push(((after - before) * 1e6) / n);
-  }
+  // TOGETHER=1: all servers loaded at once, sharing core 0: whatever slows the machine down slows
+  // them alike, so their ratio holds where back-to-back runs swing.
+  if (process.env.TOGETHER === '1') await measure(servers);
+  else for (const s of servers) await measure([s]);
 }
 // Each round measures every server once, back to back, so the ratio within a round cancels the
 // machine's drift between rounds; its median is steadier than the ratio of the medians.

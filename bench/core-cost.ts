@@ -58,49 +58,55 @@ const answer = async (req: CoreRequest, on: Core = core) => {
   return r;
 };
 
-/** A session on a core, and the requests of its signed row. */
-async function signedRow(name: string, on: Core) {
-  const created = JSON.parse(String((await answer(request(Buffer.from(JSON.stringify({ method: 'account.create', parameters: { user_id: `core-cost-${process.pid}`, password: 'bench-password' } }))), on)).body));
-  const key = Buffer.from(created.session_key as string, 'base64url');
+/** A row: the ms one block of BLOCK calls takes, its requests made beforehand (their making is not timed). */
+interface Row {
+  name: string;
+  block: () => Promise<number>;
+}
+
+/** A row of calls to a core, each request made by `make`. */
+function coreRow(name: string, on: Core, make: () => CoreRequest): Row {
   return {
     name,
-    make: () =>
-      Array.from({ length: BLOCK }, () => {
-        const { timestamp, nonce, mac } = signV2(key, SIGNED);
-        return request(SIGNED, { 'x-session-id': created.session_id, 'x-timestamp': timestamp, 'x-nonce': nonce, 'x-hmac': mac });
-      }),
-    serve: (batch: CoreRequest[]) => serveCore(batch, on),
+    block: async () => {
+      const batch = Array.from({ length: BLOCK }, make);
+      const started = performance.now();
+      for (const req of batch) {
+        const r = on.handler(req);
+        if (r instanceof Promise) await r;
+      }
+      return performance.now() - started;
+    },
   };
+}
+
+/** The signed row of a core: a session on it, and a fresh timestamp, nonce and MAC per request. */
+async function signedRow(name: string, on: Core): Promise<Row> {
+  const created = JSON.parse(String((await answer(request(Buffer.from(JSON.stringify({ method: 'account.create', parameters: { user_id: `core-cost-${process.pid}`, password: 'bench-password' } }))), on)).body));
+  const key = Buffer.from(created.session_key as string, 'base64url');
+  return coreRow(name, on, () => {
+    const { timestamp, nonce, mac } = signV2(key, SIGNED);
+    return request(SIGNED, { 'x-session-id': created.session_id, 'x-timestamp': timestamp, 'x-nonce': nonce, 'x-hmac': mac });
+  });
 }
 
 const rpc = new JSONRPCServer();
 rpc.addMethod('echo', (p: unknown) => p);
 
-/** The rows, each a batch of requests to make beforehand (their making is not timed) and to serve. */
-const peerRequests = () => Array.from({ length: BLOCK }, () => RPC);
-const rows: { name: string; make: () => CoreRequest[] | Buffer[]; serve: (batch: never[]) => Promise<void> }[] = [
-  { name: "json-rpc-2.0's receive, with JSON.parse and JSON.stringify", make: peerRequests, serve: (batch: Buffer[]) => servePeer(batch) },
-  { name: 'core, JSON-RPC echo', make: () => Array.from({ length: BLOCK }, () => request(RPC)), serve: (batch: CoreRequest[]) => serveCore(batch, core) },
-  { name: 'core, simple echo', make: () => Array.from({ length: BLOCK }, () => request(SIMPLE)), serve: (batch: CoreRequest[]) => serveCore(batch, core) },
+const rows: Row[] = [
+  {
+    name: "json-rpc-2.0's receive, with JSON.parse and JSON.stringify",
+    block: async () => {
+      const started = performance.now();
+      for (let i = 0; i < BLOCK; i++) JSON.stringify(await rpc.receive(JSON.parse(RPC.toString('utf8'))));
+      return performance.now() - started;
+    },
+  },
+  coreRow('core, JSON-RPC echo', core, () => request(RPC)),
+  coreRow('core, simple echo', core, () => request(SIMPLE)),
   await signedRow('core, v2-signed call, embedded store', core),
-  ...(baseline === null
-    ? []
-    : [
-        { name: 'baseline core, JSON-RPC echo', make: () => Array.from({ length: BLOCK }, () => request(RPC)), serve: (batch: CoreRequest[]) => serveCore(batch, baseline) },
-        await signedRow('baseline core, v2-signed call, embedded store', baseline),
-      ]),
-] as never;
-
-async function serveCore(batch: CoreRequest[], on: Core): Promise<void> {
-  for (const req of batch) {
-    const r = on.handler(req);
-    if (r instanceof Promise) await r;
-  }
-}
-
-async function servePeer(batch: Buffer[]): Promise<void> {
-  for (const body of batch) JSON.stringify(await rpc.receive(JSON.parse(body.toString('utf8'))));
-}
+  ...(baseline === null ? [] : [coreRow('baseline core, JSON-RPC echo', baseline, () => request(RPC)), await signedRow('baseline core, v2-signed call, embedded store', baseline)]),
+];
 
 // Blocks of BLOCK calls, row after row: the machine's drift (this one's speed swings twofold
 // within seconds) then falls on every row alike, and each round's ratios hold.
@@ -108,12 +114,7 @@ const spent = rows.map(() => [] as number[]);
 for (let round = 0; round < ROUNDS; round++) {
   const inRound = rows.map(() => 0);
   for (let done = 0; done < CALLS; done += BLOCK) {
-    for (const [i, row] of rows.entries()) {
-      const batch = row.make();
-      const started = performance.now();
-      await row.serve(batch as never[]);
-      inRound[i]! += performance.now() - started;
-    }
+    for (const [i, row] of rows.entries()) inRound[i]! += await row.block();
   }
   inRound.forEach((ms, i) => spent[i]!.push((ms * 1000) / CALLS));
 }

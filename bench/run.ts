@@ -238,14 +238,20 @@ const PAIRS: { name: string; a: string; b: string }[] = [
 
 const rowNamed = (rows: Row[], name: string) => rows.find((r) => r.name === name);
 
-/** Loads the rows' servers at the same time (a warm-up, then SECONDS) and returns each one's CPU us per request. */
-async function together(sides: Row[], running: Map<string, Server>, sessions: Map<string, { session_id: string; session_key: string }>): Promise<number[]> {
+/**
+ * Loads the rows' servers at the same time (a warm-up, then SECONDS): one row alone for the
+ * one-after-the-other table, two for a pair. Returns each row's load result and its server's CPU
+ * us per request (per entry for the batch).
+ */
+async function together(sides: Row[], running: Map<string, Server>, sessions: Map<string, { session_id: string; session_key: string }>): Promise<{ result: LoadResult; cpuUs: number }[]> {
   const servers = sides.map((row) => running.get(row.server)!);
   const signedOf = (row: Row) => (row.signed ? sessions.get(row.server) : undefined);
-  await Promise.all(sides.map((row, i) => load(servers[i]!.url, row.body, 1, signedOf(row))));
+  // --workers=2 and its load share both cores.
+  const coreOf = (row: Row) => (row.server === 'workers' ? '' : '1');
+  await Promise.all(sides.map((row, i) => load(servers[i]!.url, row.body, 1, signedOf(row), coreOf(row))));
   const before = servers.map((server) => cpuSeconds(server.proc.pid!));
-  const results = await Promise.all(sides.map((row, i) => load(servers[i]!.url, row.body, SECONDS, signedOf(row))));
-  return results.map((r, i) => ((cpuSeconds(servers[i]!.proc.pid!) - before[i]!) * 1e6) / Math.max(1, r.requests * (sides[i]!.entries ?? 1)));
+  const results = await Promise.all(sides.map((row, i) => load(servers[i]!.url, row.body, SECONDS, signedOf(row), coreOf(row))));
+  return results.map((result, i) => ({ result, cpuUs: ((cpuSeconds(servers[i]!.proc.pid!) - before[i]!) * 1e6) / Math.max(1, result.requests * (sides[i]!.entries ?? 1)) }));
 }
 
 interface Paired {
@@ -349,19 +355,12 @@ async function throughput(): Promise<{ rows: Row[]; results: Map<string, Measure
     for (let round = 1; round <= ROUNDS; round++) {
       process.stderr.write(`round ${round}/${ROUNDS}:`);
       for (const row of [...rows, ...rows.filter((r) => r.pair === true).reverse()]) {
-        const server = running.get(row.server)!;
-        const signed = row.signed ? sessions.get(row.server) : undefined;
-        const core = row.server === 'workers' ? '' : '1';
-        await load(server.url, row.body, 1, signed, core); // warm-up
-        const before = cpuSeconds(server.proc.pid!);
-        const r = await load(server.url, row.body, SECONDS, signed, core);
-        const cpu = cpuSeconds(server.proc.pid!) - before;
+        const [{ result: r, cpuUs }] = (await together([row], running, sessions)) as [{ result: LoadResult; cpuUs: number }];
         const m = results.get(row.name)!;
-        const entries = row.entries ?? 1;
-        m.rps.push((r.rps * entries));
+        m.rps.push(r.rps * (row.entries ?? 1));
         m.p50.push(r.p50);
         m.p99.push(r.p99);
-        m.cpuUs.push((cpu * 1e6) / Math.max(1, r.requests * entries));
+        m.cpuUs.push(cpuUs);
         m.failures += r.non2xx + r.errors;
         process.stderr.write('.');
       }
@@ -373,11 +372,11 @@ async function throughput(): Promise<{ rows: Row[]; results: Map<string, Measure
       for (const pair of PAIRS) {
         const sides = [rowNamed(rows, pair.a), rowNamed(rows, pair.b)];
         if (sides.some((r) => r === undefined)) continue; // left out by BENCH_ONLY
-        const measured = await together(sides as Row[], running, sessions);
+        const [a, b] = (await together(sides as Row[], running, sessions)).map((side) => side.cpuUs) as [number, number];
         const m = paired.get(pair.name) ?? { ratio: [], a: [], b: [] };
-        m.a.push(measured[0]!);
-        m.b.push(measured[1]!);
-        m.ratio.push(measured[0]! / measured[1]!);
+        m.a.push(a);
+        m.b.push(b);
+        m.ratio.push(a / b);
         paired.set(pair.name, m);
         process.stderr.write('.');
       }
