@@ -4,6 +4,8 @@
 // costs against the last release without the whole `npm run bench`.
 //   node bench/ab.mjs '[{"name":"release","cwd":"/path/to/old/checkout","args":[]},{"name":"now","cwd":".","args":["--rate-limit-address=1000000000"]}]'
 // A peer from bench/servers is {"name":"jayson","script":"bench/servers/jayson.mjs"}.
+// A server's own "body" replaces BODY for it; "signed": true loads it with v2-signed calls of
+// secure_echo in a session it creates first (bench/load.mjs signs them before the run).
 // BODY (default: a JSON-RPC echo), ROUNDS (3), SECONDS (4). Only 127.0.0.1 is a target. Prints each
 // server's median and, for every server after the first, the median of its per-round ratios to the first.
 import { spawn, execFile } from 'node:child_process';
@@ -16,6 +18,7 @@ const body = process.env.BODY ?? '{"jsonrpc":"2.0","method":"echo","params":{"a"
 const configs = JSON.parse(process.argv[2]); // [{name, cwd, args}]
 const tick = 100;
 function cpu(pid) { const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' '); return (Number(f[11]) + Number(f[12])) / tick; }
+function sys(pid) { const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' '); return Number(f[12]) / tick; }
 async function start(c, i) {
   // A port of our choosing and /health polled: at --log-level=warn there is no listening line to read.
   const port = 41000 + (process.pid % 1000) * 10 + i;
@@ -32,17 +35,34 @@ async function start(c, i) {
   }
   throw new Error(`${c.name} did not answer /health within 20 s`);
 }
+const SIGNED_BODY = '{"method":"secure_echo","parameters":{"message":"hello world, this is a benchmark payload","n":12345,"list":[1,2,3,4,5],"nested":{"a":true,"b":null,"c":"xyzxyzxyz"}}}';
+async function session(url, i) {
+  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ method: 'account.create', parameters: { user_id: `ab-${process.pid}-${i}`, password: 'bench-password' } }) });
+  if (res.status !== 200) throw new Error(`account.create: ${res.status} ${await res.text()}`);
+  return res.json();
+}
 const servers = [];
-for (const [i, c] of configs.entries()) servers.push({ c, ...(await start(c, i)), us: [] });
+for (const [i, c] of configs.entries()) {
+  const s = { c, ...(await start(c, i)), us: [] };
+  s.body = c.body ?? (c.signed ? SIGNED_BODY : body);
+  if (c.signed) s.signed = await session(s.url, i);
+  servers.push(s);
+}
 // Not execFileSync: this process must keep reading the servers' logs while they are loaded, or a
 // pipe left full stalls their writes and the log line looks free.
-const autocannon = (s, seconds) => run('taskset', ['-c', '1', 'npx', 'autocannon', '-j', '-c', '10', '-d', String(seconds), '-m', 'POST', '-H', 'content-type: application/json', '-b', body, s.url]);
+const autocannon = (s, seconds) => run('taskset', ['-c', '1', 'node', 'bench/load.mjs', JSON.stringify({ url: s.url, body: s.body, connections: 10, duration: Number(seconds), signed: s.signed })]);
 /** Loads the group's servers at once (a warm-up, then SECONDS) and records each one's CPU us per request. */
 async function measure(group) {
   await Promise.all(group.map((s) => autocannon(s, 1)));
   const before = group.map((s) => cpu(s.proc.pid));
+  const sysBefore = group.map((s) => sys(s.proc.pid));
   const outs = await Promise.all(group.map((s) => autocannon(s, process.env.SECONDS ?? 4)));
-  group.forEach((s, i) => s.us.push(((cpu(s.proc.pid) - before[i]) * 1e6) / JSON.parse(outs[i]).requests.total));
+  for (const [i, out] of outs.entries()) {
+    const r = JSON.parse(out);
+    if (r.non2xx + r.errors > 0) console.error(`${group[i].c.name}: ${r.non2xx} answers not 2xx, ${r.errors} errors: its figure is not a served call's cost`);
+  }
+  group.forEach((s, i) => (s.sys ??= []).push((sys(s.proc.pid) - sysBefore[i]) / (cpu(s.proc.pid) - before[i])));
+  group.forEach((s, i) => s.us.push(((cpu(s.proc.pid) - before[i]) * 1e6) / JSON.parse(outs[i]).requests));
 }
 for (let round = 0; round < Number(process.env.ROUNDS ?? 3); round++) {
   // TOGETHER=1: all servers loaded at once, sharing core 0: whatever slows the machine down slows
@@ -54,4 +74,4 @@ for (let round = 0; round < Number(process.env.ROUNDS ?? 3); round++) {
 // machine's drift between rounds; its median is steadier than the ratio of the medians.
 const ratios = servers.map((s) => s.us.map((us, i) => us / servers[0].us[i]).sort((a, b) => a - b));
 for (const [i, s] of servers.entries()) if (i > 0) console.log(`${s.c.name} / ${servers[0].c.name}: ${ratios[i][Math.floor(ratios[i].length / 2)].toFixed(3)}x (median of per-round ratios: ${ratios[i].map((x) => x.toFixed(2)).join(', ')})`);
-for (const s of servers) { s.us.sort((a, b) => a - b); console.log(`${s.c.name.padEnd(40)} ${s.us[Math.floor(s.us.length / 2)].toFixed(1)} us/req  (${s.us.map((x) => x.toFixed(1)).join(', ')})`); s.proc.kill(); }
+for (const s of servers) { s.us.sort((a, b) => a - b); console.log(`${s.c.name.padEnd(40)} ${s.us[Math.floor(s.us.length / 2)].toFixed(1)} us/req  (${s.us.map((x) => x.toFixed(1)).join(', ')}; in the kernel: ${(100 * s.sys.sort((a, b) => a - b)[Math.floor(s.sys.length / 2)]).toFixed(0)}%)`); s.proc.kill(); }

@@ -4,10 +4,10 @@
  * `/health/ready`) and, with `--metrics` on the main port, `GET /metrics`. It returns null for any
  * other path, which the transport then hands to the console or to a user's own routes.
  */
-import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { AuthSettings } from './auth.ts';
 import { corsPolicy } from './cors.ts';
+import { newRequestId } from './ids.ts';
 import { createEndpoint, type EndpointSettings } from './endpoint.ts';
 import { createJobStatus } from './job-status.ts';
 import type { Dispatcher } from './dispatch.ts';
@@ -48,7 +48,7 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 /** The request id: the client's `x-request-id` when it is sane, else a new UUID. */
 export function requestIdOf(headers: CoreRequest['headers']): string {
   const incoming = headers['x-request-id'];
-  return typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
+  return typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : newRequestId();
 }
 
 /** The path of a request target, without its query. */

@@ -5,17 +5,25 @@
  * answer carries `traceresponse` (the response header of W3C Trace Context Level 2), so a caller
  * without a tracer of its own learns which trace to look up.
  */
-import { randomFillSync } from 'node:crypto';
+import { newSpan } from './ids.ts';
 
-export interface TraceContext {
-  /** 32 lower-case hex digits, never all zeros. */
-  readonly traceId: string;
+/** The request's place in a trace; `response` is the whole `traceresponse` header, made once. */
+export class TraceContext {
+  constructor(
+    /** 32 lower-case hex digits, never all zeros. */
+    readonly traceId: string,
+    /** The caller's span, when the trace came with the request. */
+    readonly parentId: string | null,
+    /** Two hex digits: the caller's flags (its sampling decision), `00` for a new trace. */
+    readonly flags: string,
+    /** `00-<trace id>-<this server's span id>-<flags>`. */
+    readonly response: string,
+  ) {}
+
   /** This server's span: 16 lower-case hex digits, never all zeros. */
-  readonly spanId: string;
-  /** The caller's span, when the trace came with the request. */
-  readonly parentId: string | null;
-  /** Two hex digits: the caller's flags (its sampling decision), `00` for a new trace. */
-  readonly flags: string;
+  get spanId(): string {
+    return this.response.slice(36, 52);
+  }
 }
 
 // Version 00 is exactly 55 characters; a later version may append fields after a dash (§3.2.4).
@@ -36,37 +44,17 @@ export function parseTraceparent(header: string | string[] | undefined): { trace
   return { traceId, parentId, flags };
 }
 
-// Random ids from a pool refilled 4 KB at a time: one getrandom per ~170 requests, not two each.
-const pool = Buffer.alloc(4096);
-let used = pool.length;
-
-function randomHex(bytes: number): string {
-  if (used + bytes > pool.length) {
-    randomFillSync(pool);
-    used = 0;
-  }
-  const hex = pool.toString('hex', used, used + bytes);
-  used += bytes;
-  return hex;
-}
-
-function nonZero(bytes: 8 | 16): string {
-  const zero = bytes === 16 ? ZERO_TRACE : ZERO_SPAN;
-  for (;;) {
-    const hex = randomHex(bytes);
-    if (hex !== zero) return hex;
-  }
-}
-
 /** The request's trace context: the caller's trace continued, or a new trace. */
 export function traceOf(headers: Readonly<Record<string, string | string[] | undefined>>): TraceContext {
   const incoming = parseTraceparent(headers.traceparent);
-  const spanId = nonZero(8);
-  if (incoming === null) return { traceId: nonZero(16), spanId, parentId: null, flags: '00' };
-  return { traceId: incoming.traceId, spanId, parentId: incoming.parentId, flags: incoming.flags };
+  if (incoming === null) {
+    const response = newSpan(null, '00');
+    return new TraceContext(response.slice(3, 35), null, '00', response);
+  }
+  return new TraceContext(incoming.traceId, incoming.parentId, incoming.flags, newSpan(incoming.traceId, incoming.flags));
 }
 
 /** The `traceresponse` header of an answer: this server's span in the request's trace. */
 export function traceResponse(trace: TraceContext): string {
-  return `00-${trace.traceId}-${trace.spanId}-${trace.flags}`;
+  return trace.response;
 }
