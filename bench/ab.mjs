@@ -17,8 +17,8 @@ const connects = (port) => new Promise((done) => { const s = connect(port, '127.
 const body = process.env.BODY ?? '{"jsonrpc":"2.0","method":"echo","params":{"a":1,"b":[1,2,3],"c":"hello"},"id":1}';
 const configs = JSON.parse(process.argv[2]); // [{name, cwd, args}]
 const tick = 100;
-function cpu(pid) { const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' '); return (Number(f[11]) + Number(f[12])) / tick; }
-function sys(pid) { const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' '); return Number(f[12]) / tick; }
+/** A process's CPU seconds so far: user and kernel together, and the kernel's part. */
+function times(pid) { const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' '); return { cpu: (Number(f[11]) + Number(f[12])) / tick, sys: Number(f[12]) / tick }; }
 async function start(c, i) {
   // A port of our choosing and /health polled: at --log-level=warn there is no listening line to read.
   const port = 41000 + (process.pid % 1000) * 10 + i;
@@ -54,15 +54,15 @@ const autocannon = (s, seconds) => run('taskset', ['-c', '1', 'node', 'bench/loa
 /** Loads the group's servers at once (a warm-up, then SECONDS) and records each one's CPU us per request. */
 async function measure(group) {
   await Promise.all(group.map((s) => autocannon(s, 1)));
-  const before = group.map((s) => cpu(s.proc.pid));
-  const sysBefore = group.map((s) => sys(s.proc.pid));
+  const before = group.map((s) => times(s.proc.pid));
   const outs = await Promise.all(group.map((s) => autocannon(s, process.env.SECONDS ?? 4)));
-  for (const [i, out] of outs.entries()) {
-    const r = JSON.parse(out);
-    if (r.non2xx + r.errors > 0) console.error(`${group[i].c.name}: ${r.non2xx} answers not 2xx, ${r.errors} errors: its figure is not a served call's cost`);
-  }
-  group.forEach((s, i) => (s.sys ??= []).push((sys(s.proc.pid) - sysBefore[i]) / (cpu(s.proc.pid) - before[i])));
-  group.forEach((s, i) => s.us.push(((cpu(s.proc.pid) - before[i]) * 1e6) / JSON.parse(outs[i]).requests));
+  group.forEach((s, i) => {
+    const after = times(s.proc.pid);
+    const r = JSON.parse(outs[i]);
+    if (r.non2xx + r.errors > 0) console.error(`${s.c.name}: ${r.non2xx} answers not 2xx, ${r.errors} errors: its figure is not a served call's cost`);
+    (s.sys ??= []).push((after.sys - before[i].sys) / (after.cpu - before[i].cpu));
+    s.us.push(((after.cpu - before[i].cpu) * 1e6) / r.requests);
+  });
 }
 for (let round = 0; round < Number(process.env.ROUNDS ?? 3); round++) {
   // TOGETHER=1: all servers loaded at once, sharing core 0: whatever slows the machine down slows
