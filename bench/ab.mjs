@@ -6,6 +6,9 @@
 // A peer from bench/servers is {"name":"jayson","script":"bench/servers/jayson.mjs"}.
 // A server's own "body" replaces BODY for it; "signed": true loads it with v2-signed calls of
 // secure_echo in a session it creates first (bench/load.mjs signs them before the run).
+// DRIVER=hold loads with bench/hold.mjs rather than autocannon (bench/load.mjs): autocannon rebuilds
+// every pre-signed request and cannot keep a signed server busy; "busy" in the output says how much
+// of its core each server used (well under 100% alone: the figure carries idle wake-ups).
 // BODY (default: a JSON-RPC echo), ROUNDS (3), SECONDS (4). Only 127.0.0.1 is a target. Prints each
 // server's median and, for every server after the first, the median of its per-round ratios to the first.
 import { spawn, execFile } from 'node:child_process';
@@ -50,14 +53,19 @@ for (const [i, c] of configs.entries()) {
 }
 // Not execFileSync: this process must keep reading the servers' logs while they are loaded, or a
 // pipe left full stalls their writes and the log line looks free.
-const autocannon = (s, seconds) => run('taskset', ['-c', '1', 'node', 'bench/load.mjs', JSON.stringify({ url: s.url, body: s.body, connections: 10, duration: Number(seconds), signed: s.signed })]);
+const driver = process.env.DRIVER === 'hold' ? 'bench/hold.mjs' : 'bench/load.mjs';
+const autocannon = (s, seconds) => run('taskset', ['-c', '1', 'node', driver, JSON.stringify({ url: s.url, body: s.body, connections: 10, duration: Number(seconds), signed: s.signed })]);
 /** Loads the group's servers at once (a warm-up, then SECONDS) and records each one's CPU us per request. */
 async function measure(group) {
   await Promise.all(group.map((s) => autocannon(s, 1)));
   const before = group.map((s) => times(s.proc.pid));
+  const wall = performance.now();
   const outs = await Promise.all(group.map((s) => autocannon(s, process.env.SECONDS ?? 4)));
   group.forEach((s, i) => {
     const after = times(s.proc.pid);
+    // The server's share of its core: well under 100% (alone on it) means the load did not keep it
+    // busy, and an idle server pays a wake-up per request that reads as its own cost.
+    (s.busy ??= []).push((after.cpu - before[i].cpu) / ((performance.now() - wall) / 1000));
     const r = JSON.parse(outs[i]);
     if (r.non2xx + r.errors > 0) console.error(`${s.c.name}: ${r.non2xx} answers not 2xx, ${r.errors} errors: its figure is not a served call's cost`);
     (s.sys ??= []).push((after.sys - before[i].sys) / (after.cpu - before[i].cpu));
@@ -74,4 +82,4 @@ for (let round = 0; round < Number(process.env.ROUNDS ?? 3); round++) {
 // machine's drift between rounds; its median is steadier than the ratio of the medians.
 const ratios = servers.map((s) => s.us.map((us, i) => us / servers[0].us[i]).sort((a, b) => a - b));
 for (const [i, s] of servers.entries()) if (i > 0) console.log(`${s.c.name} / ${servers[0].c.name}: ${ratios[i][Math.floor(ratios[i].length / 2)].toFixed(3)}x (median of per-round ratios: ${ratios[i].map((x) => x.toFixed(2)).join(', ')})`);
-for (const s of servers) { s.us.sort((a, b) => a - b); console.log(`${s.c.name.padEnd(40)} ${s.us[Math.floor(s.us.length / 2)].toFixed(1)} us/req  (${s.us.map((x) => x.toFixed(1)).join(', ')}; in the kernel: ${(100 * s.sys.sort((a, b) => a - b)[Math.floor(s.sys.length / 2)]).toFixed(0)}%)`); s.proc.kill(); }
+for (const s of servers) { s.us.sort((a, b) => a - b); console.log(`${s.c.name.padEnd(40)} ${s.us[Math.floor(s.us.length / 2)].toFixed(1)} us/req  (${s.us.map((x) => x.toFixed(1)).join(', ')}; in the kernel: ${(100 * s.sys.sort((a, b) => a - b)[Math.floor(s.sys.length / 2)]).toFixed(0)}%, busy: ${(100 * s.busy.sort((a, b) => a - b)[Math.floor(s.busy.length / 2)]).toFixed(0)}% of a core)`); s.proc.kill(); }

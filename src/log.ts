@@ -36,24 +36,47 @@ export function resolveLogFormat(format: 'auto' | LogFormat, stream: { isTTY?: b
 const FLUSH_EVERY_MS = 200;
 
 /**
- * Standard output through pino's own asynchronous destination, buffering lines: one write(2) per
- * many lines instead of one per request. A single process buffers 12 KB (with 3 KB a request cost
- * 24.0 us at info, with 12 KB 23.1, against 20.7 at warn: bench/ab.mjs, 5 rounds); a worker of
- * `--workers` keeps its writes under PIPE_BUF (4 KB), so the lines of workers sharing one pipe do
- * not interleave. Lines wait at most FLUSH_EVERY_MS, and everything left is flushed at exit.
+ * Standard output (or another descriptor), buffering lines: one write(2) per many lines instead
+ * of one per request. Lines are joined as one string and encoded once per batch, then handed to pino's own asynchronous
+ * destination (sonic-boom) in its byte mode, which does the writing, its retries and the flush at
+ * exit. A single process writes 12 KB batches; a worker of `--workers` keeps each batch, and each
+ * write, within PIPE_BUF (4 KB), so the lines of workers sharing one pipe do not interleave.
+ * Lines wait at most FLUSH_EVERY_MS.
  */
-function bufferedStdout(): pino.DestinationStream {
-  // Lines go in as bytes: in its text mode sonic-boom measures each line's UTF-8 length, joins
-  // the lines into one string and has it encoded again when written, 2.3 us a line against 1.0
-  // us for a Buffer per line into its byte mode (same order, same writes; a micro-benchmark).
-  // Served requests: 26.6 -> 25.6 us at info (bench/ab.mjs, 5 rounds).
-  const sonic = pino.destination({ dest: 1, sync: false, minLength: cluster.isWorker ? 3072 : 12288, contentMode: 'buffer' });
-  const destination = {
-    write: (line: string) => sonic.write(Buffer.from(line) as unknown as string),
-    flush: (cb?: (err?: Error) => void) => sonic.flush(cb),
+export function bufferedDestination(fd = 1): pino.DestinationStream {
+  // Why a string and not a Buffer per line: a request line cost 1.33 us formatted, encoded alone
+  // and concatenated by sonic-boom, 0.95 us joined and encoded per batch (bench/log-line.ts,
+  // 0.72x); on a served echo at info it is within the noise. sonic-boom's own text mode is
+  // slower than either: it measures each line's UTF-8 length.
+  const worker = cluster.isWorker;
+  const batchBytes = worker ? 3072 : 12288;
+  const sonic = pino.destination({ dest: fd, sync: false, minLength: 0, maxWrite: worker ? 4096 : 16384, contentMode: 'buffer' });
+  let text = '';
+  let size = 0;
+  const push = (): void => {
+    if (text === '') return;
+    sonic.write(Buffer.from(text) as unknown as string);
+    text = '';
+    size = 0;
   };
-  setInterval(() => sonic.flush(), FLUSH_EVERY_MS).unref();
+  const destination = {
+    write: (line: string) => {
+      // A worker counts bytes (a batch must fit in PIPE_BUF); one process counts characters, an
+      // estimate good enough for the size of a batch.
+      const length = worker ? Buffer.byteLength(line) : line.length;
+      if (worker && size + length > batchBytes) push();
+      text += line;
+      size += length;
+      if (size >= batchBytes) push();
+    },
+    flush: (cb?: (err?: Error) => void) => {
+      push();
+      sonic.flush(cb);
+    },
+  };
+  setInterval(push, FLUSH_EVERY_MS).unref();
   process.once('exit', () => {
+    push();
     try {
       sonic.flushSync();
     } catch {
@@ -97,7 +120,7 @@ const outputs = new WeakMap<Logger, LoggerOutput>();
 /** @example const log = createLogger({ level: 'info' }); log.info({ port }, 'listening') */
 export function createLogger(options: LogOptions): Logger {
   const base = options.base ?? { pid: process.pid };
-  const stream = options.format === 'pretty' ? prettyStream(options.destination) : (options.destination ?? bufferedStdout());
+  const stream = options.format === 'pretty' ? prettyStream(options.destination) : (options.destination ?? bufferedDestination());
   const log = pino({ level: options.level, base, redact: { paths: REDACTED_PATHS, censor: '[redacted]' } }, stream);
   const bindings = Object.entries(base)
     .filter(([, value]) => value !== undefined)
