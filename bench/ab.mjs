@@ -5,7 +5,8 @@
 //   node bench/ab.mjs '[{"name":"release","cwd":"/path/to/old/checkout","args":[]},{"name":"now","cwd":".","args":["--rate-limit-address=1000000000"]}]'
 // A peer from bench/servers is {"name":"jayson","script":"bench/servers/jayson.mjs"}.
 // A server's own "body" replaces BODY for it; "signed": true loads it with v2-signed calls of
-// secure_echo in a session it creates first (bench/load.mjs signs them before the run).
+// secure_echo in a session it creates first (bench/load.mjs signs them before the run,
+// bench/hold.mjs as it sends them).
 // DRIVER=hold loads with bench/hold.mjs rather than autocannon (bench/load.mjs): autocannon rebuilds
 // every pre-signed request and cannot keep a signed server busy; "busy" in the output says how much
 // of its core each server used (well under 100% alone: the figure carries idle wake-ups).
@@ -16,6 +17,7 @@ import { promisify } from 'node:util';
 const run = async (cmd, args) => (await promisify(execFile)(cmd, args, { encoding: 'utf8', maxBuffer: 1 << 24 })).stdout;
 import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
+import { createSession, SIGNED_BODY } from './sign-v2.mjs';
 const connects = (port) => new Promise((done) => { const s = connect(port, '127.0.0.1', () => { s.destroy(); done(true); }); s.on('error', () => done(false)); });
 const body = process.env.BODY ?? '{"jsonrpc":"2.0","method":"echo","params":{"a":1,"b":[1,2,3],"c":"hello"},"id":1}';
 const configs = JSON.parse(process.argv[2]); // [{name, cwd, args}]
@@ -38,29 +40,23 @@ async function start(c, i) {
   }
   throw new Error(`${c.name} did not answer /health within 20 s`);
 }
-const SIGNED_BODY = '{"method":"secure_echo","parameters":{"message":"hello world, this is a benchmark payload","n":12345,"list":[1,2,3,4,5],"nested":{"a":true,"b":null,"c":"xyzxyzxyz"}}}';
-async function session(url, i) {
-  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ method: 'account.create', parameters: { user_id: `ab-${process.pid}-${i}`, password: 'bench-password' } }) });
-  if (res.status !== 200) throw new Error(`account.create: ${res.status} ${await res.text()}`);
-  return res.json();
-}
 const servers = [];
 for (const [i, c] of configs.entries()) {
   const s = { c, ...(await start(c, i)), us: [] };
   s.body = c.body ?? (c.signed ? SIGNED_BODY : body);
-  if (c.signed) s.signed = await session(s.url, i);
+  if (c.signed) s.signed = await createSession(s.url, `ab-${process.pid}-${i}`);
   servers.push(s);
 }
 // Not execFileSync: this process must keep reading the servers' logs while they are loaded, or a
 // pipe left full stalls their writes and the log line looks free.
 const driver = process.env.DRIVER === 'hold' ? 'bench/hold.mjs' : 'bench/load.mjs';
-const autocannon = (s, seconds) => run('taskset', ['-c', '1', 'node', driver, JSON.stringify({ url: s.url, body: s.body, connections: 10, duration: Number(seconds), signed: s.signed })]);
+const drive = (s, seconds) => run('taskset', ['-c', '1', 'node', driver, JSON.stringify({ url: s.url, body: s.body, connections: 10, duration: Number(seconds), signed: s.signed })]);
 /** Loads the group's servers at once (a warm-up, then SECONDS) and records each one's CPU us per request. */
 async function measure(group) {
-  await Promise.all(group.map((s) => autocannon(s, 1)));
+  await Promise.all(group.map((s) => drive(s, 1)));
   const before = group.map((s) => times(s.proc.pid));
   const wall = performance.now();
-  const outs = await Promise.all(group.map((s) => autocannon(s, process.env.SECONDS ?? 4)));
+  const outs = await Promise.all(group.map((s) => drive(s, process.env.SECONDS ?? 4)));
   group.forEach((s, i) => {
     const after = times(s.proc.pid);
     // The server's share of its core: well under 100% (alone on it) means the load did not keep it
@@ -80,6 +76,8 @@ for (let round = 0; round < Number(process.env.ROUNDS ?? 3); round++) {
 }
 // Each round measures every server once, back to back, so the ratio within a round cancels the
 // machine's drift between rounds; its median is steadier than the ratio of the medians.
-const ratios = servers.map((s) => s.us.map((us, i) => us / servers[0].us[i]).sort((a, b) => a - b));
-for (const [i, s] of servers.entries()) if (i > 0) console.log(`${s.c.name} / ${servers[0].c.name}: ${ratios[i][Math.floor(ratios[i].length / 2)].toFixed(3)}x (median of per-round ratios: ${ratios[i].map((x) => x.toFixed(2)).join(', ')})`);
-for (const s of servers) { s.us.sort((a, b) => a - b); console.log(`${s.c.name.padEnd(40)} ${s.us[Math.floor(s.us.length / 2)].toFixed(1)} us/req  (${s.us.map((x) => x.toFixed(1)).join(', ')}; in the kernel: ${(100 * s.sys.sort((a, b) => a - b)[Math.floor(s.sys.length / 2)]).toFixed(0)}%, busy: ${(100 * s.busy.sort((a, b) => a - b)[Math.floor(s.busy.length / 2)]).toFixed(0)}% of a core)`); s.proc.kill(); }
+const sorted = (xs) => [...xs].sort((a, b) => a - b);
+const median = (xs) => sorted(xs)[Math.floor(xs.length / 2)];
+const ratios = servers.map((s) => sorted(s.us.map((us, i) => us / servers[0].us[i])));
+for (const [i, s] of servers.entries()) if (i > 0) console.log(`${s.c.name} / ${servers[0].c.name}: ${median(ratios[i]).toFixed(3)}x (median of per-round ratios: ${ratios[i].map((x) => x.toFixed(2)).join(', ')})`);
+for (const s of servers) { console.log(`${s.c.name.padEnd(40)} ${median(s.us).toFixed(1)} us/req  (${sorted(s.us).map((x) => x.toFixed(1)).join(', ')}; in the kernel: ${(100 * median(s.sys)).toFixed(0)}%, busy: ${(100 * median(s.busy)).toFixed(0)}% of a core)`); s.proc.kill(); }

@@ -18,6 +18,7 @@ import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writ
 import { cpus, tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { createSession, PAYLOAD, SIGNED_BODY } from './sign-v2.mjs';
 
 /**
  * Every request comes from 127.0.0.1: limits too high to be reached, so the bench measures what a
@@ -36,11 +37,9 @@ const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim());
 const MONGODB_URL = process.env.MONGODB_URL ?? '';
 const MYSQL_URL = process.env.MYSQL_URL ?? '';
 const MYSQL_BENCH_DB = `simpleapi_bench_${process.pid}`;
-const PAYLOAD = { message: 'hello world, this is a benchmark payload', n: 12345, list: [1, 2, 3, 4, 5], nested: { a: true, b: null, c: 'xyzxyzxyz' } };
 const RPC_BODY = JSON.stringify({ jsonrpc: '2.0', method: 'echo', params: PAYLOAD, id: 1 });
 const SIMPLE_BODY = JSON.stringify({ method: 'echo', parameters: PAYLOAD });
 const BATCH_BODY = JSON.stringify(Array.from({ length: 10 }, (_, i) => ({ jsonrpc: '2.0', method: 'echo', params: PAYLOAD, id: i })));
-const SIGNED_BODY = JSON.stringify({ method: 'secure_echo', parameters: PAYLOAD });
 const taskset = (() => {
   try {
     execFileSync('taskset', ['-c', '0', 'true']);
@@ -184,16 +183,6 @@ interface ManyMeasured {
 /** One run of bench/hold.mjs: every connection answered once, then all of them busy (it says why not autocannon). */
 function hold(url: string, body: string, seconds: number): Promise<LoadResult & { timeouts: number; resets: number; connectMs: number }> {
   return drive('bench/hold.mjs', { url, body, connections: MANY, duration: seconds }, '1');
-}
-
-async function createSession(url: string, userId: string): Promise<{ session_id: string; session_key: string }> {
-  const res = await fetch(url, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ method: 'account.create', parameters: { user_id: userId, password: 'bench-password' } }),
-  });
-  if (res.status !== 200) throw new Error(`account.create: ${res.status} ${await res.text()}`);
-  return (await res.json()) as { session_id: string; session_key: string };
 }
 
 const median = (xs: number[]) => {

@@ -37,9 +37,9 @@ const FLUSH_EVERY_MS = 200;
 
 /**
  * Standard output (or another descriptor), buffering lines: one write(2) per many lines instead
- * of one per request. Lines are joined as one string and encoded once per batch, then handed to pino's own asynchronous
- * destination (sonic-boom) in its byte mode, which does the writing, its retries and the flush at
- * exit. A single process writes 12 KB batches; a worker of `--workers` keeps each batch, and each
+ * of one per request. Lines are joined as one string and encoded once per batch, then handed to
+ * pino's own asynchronous destination (sonic-boom) in its byte mode, which does the writing and
+ * its retries. A single process writes 12 KB batches; a worker of `--workers` keeps each batch, and each
  * write, within PIPE_BUF (4 KB), so the lines of workers sharing one pipe do not interleave.
  * Lines wait at most FLUSH_EVERY_MS.
  */

@@ -13,7 +13,7 @@ import { createJobStatus } from './job-status.ts';
 import type { Dispatcher } from './dispatch.ts';
 import { NO_METRICS, type Metrics, type Route } from './metrics.ts';
 import type { CoreRequest, CoreResponse } from './request.ts';
-import { traceOf, traceResponse, type TraceContext } from './trace.ts';
+import { traceOf, type TraceContext } from './trace.ts';
 import type { JobRunner } from './jobs.ts';
 import type { Store } from '../store/types.ts';
 
@@ -75,7 +75,7 @@ export function createHandler(deps: HandlerDeps): Handler {
   const finish = (request: CoreRequest, response: CoreResponse, trace: TraceContext, name: Route, started: number): CoreResponse => {
     const extra = cors.headers(request.headers);
     if (extra !== undefined) Object.assign(response.headers, extra);
-    response.headers.traceresponse = traceResponse(trace);
+    response.headers.traceresponse = trace.response;
     response.traceId = trace.traceId;
     if (deps.draining()) response.close = true;
     if (metrics.on) {

@@ -53,8 +53,3 @@ export function traceOf(headers: Readonly<Record<string, string | string[] | und
   }
   return new TraceContext(incoming.traceId, incoming.parentId, incoming.flags, newSpan(incoming.traceId, incoming.flags));
 }
-
-/** The `traceresponse` header of an answer: this server's span in the request's trace. */
-export function traceResponse(trace: TraceContext): string {
-  return trace.response;
-}
