@@ -1,15 +1,15 @@
 // A/B of whole servers: CPU microseconds per request of simpleapi checkouts (or one checkout with
-// different flags), measured side by side: each server pinned to core 0, autocannon on core 1,
+// different flags), measured side by side: each server pinned to core 0, its load on core 1,
 // ROUNDS interleaved rounds of SECONDS s, CPU from /proc/<pid>/stat. Used to show what a change
 // costs against the last release without the whole `npm run bench`.
 //   node bench/ab.mjs '[{"name":"release","cwd":"/path/to/old/checkout","args":[]},{"name":"now","cwd":".","args":["--rate-limit-address=1000000000"]}]'
 // A peer from bench/servers is {"name":"jayson","script":"bench/servers/jayson.mjs"}.
 // A server's own "body" replaces BODY for it; "signed": true loads it with v2-signed calls of
-// secure_echo in a session it creates first (bench/load.mjs signs them before the run,
-// bench/hold.mjs as it sends them).
-// DRIVER=hold loads with bench/hold.mjs rather than autocannon (bench/load.mjs): autocannon rebuilds
-// every pre-signed request and cannot keep a signed server busy; "busy" in the output says how much
-// of its core each server used (well under 100% alone: the figure carries idle wake-ups).
+// secure_echo in a session it creates first (bench/hold.mjs signs them as it sends them).
+// The load is bench/hold.mjs, as in `npm run bench`; DRIVER=autocannon loads with bench/load.mjs
+// instead, which rebuilds every pre-signed request and cannot keep a signed server busy. "busy" in
+// the output says how much of its core each server used (well under 100% alone: the figure
+// carries idle wake-ups).
 // BODY (default: a JSON-RPC echo), ROUNDS (3), SECONDS (4). Only 127.0.0.1 is a target. Prints each
 // server's median and, for every server after the first, the median of its per-round ratios to the first.
 import { spawn, execFile } from 'node:child_process';
@@ -49,7 +49,7 @@ for (const [i, c] of configs.entries()) {
 }
 // Not execFileSync: this process must keep reading the servers' logs while they are loaded, or a
 // pipe left full stalls their writes and the log line looks free.
-const driver = process.env.DRIVER === 'hold' ? 'bench/hold.mjs' : 'bench/load.mjs';
+const driver = process.env.DRIVER === 'autocannon' ? 'bench/load.mjs' : 'bench/hold.mjs';
 const drive = (s, seconds) => run('taskset', ['-c', '1', 'node', driver, JSON.stringify({ url: s.url, body: s.body, connections: 10, duration: Number(seconds), signed: s.signed })]);
 /** Loads the group's servers at once (a warm-up, then SECONDS) and records each one's CPU us per request. */
 async function measure(group) {

@@ -156,5 +156,6 @@ for (const c of connections) {
 }
 
 const sorted = latencies.subarray(0, counts.requests).sort();
-const at = (q) => (sorted.length ? Math.round(sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]) : 0);
+// Tenths of a millisecond: most answers here take well under one.
+const at = (q) => (sorted.length ? Math.round(10 * sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]) / 10 : 0);
 process.stdout.write(JSON.stringify({ ...counts, rps: counts.requests / seconds, p50: at(0.5), p99: at(0.99), connectMs: Math.round(connectMs) }));

@@ -1,8 +1,8 @@
 /**
  * `npm run bench`: simpleapi beside its peers, measured side by side in one run.
  *
- * Each server is its own process pinned to core 0; autocannon runs in another process pinned to
- * core 1. Servers are interleaved over rounds so machine drift hits all alike. The figure that
+ * Each server is its own process pinned to core 0; its load generator (bench/hold.mjs) runs in
+ * another process pinned to core 1. Servers are interleaved over rounds so machine drift hits all alike. The figure that
  * decides is server CPU time per request (from /proc, user + system), steadier on a shared
  * machine than requests/s; the targets' ratios come from pairs of servers loaded at the same time
  * (PAIRS), steadier still. Then the scale checks: start-up with many method files, dispatch time
@@ -10,7 +10,8 @@
  *
  * BENCH_ROUNDS (default 5), BENCH_SECONDS (default 4), MONGODB_URL (adds the MongoDB row), MYSQL_URL
  * (adds the MariaDB row and its database round trips per call), BENCH_BASELINE (another checkout's
- * simpleapi beside this one: rows for its echo and signed calls, to show a change costs nothing).
+ * simpleapi beside this one: rows for its echo and signed calls, to show a change costs nothing),
+ * BENCH_DRIVER=autocannon (the earlier load generator, for comparison: see DRIVER).
  */
 import { createServer as createNetServer } from 'node:net';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
@@ -161,8 +162,17 @@ function drive<T>(script: string, job: unknown, core: string): Promise<T> {
   });
 }
 
+/**
+ * The load generator of the CPU tables. bench/hold.mjs (the default) keeps every server busy,
+ * signing each request as it sends it; autocannon (BENCH_DRIVER=autocannon, bench/load.mjs)
+ * rebuilds every pre-signed request and fell behind a signed server, which then idled half the
+ * time and paid a wake-up per request that read as its own cost: the 'busy' column shows it.
+ */
+const DRIVER = process.env.BENCH_DRIVER === 'autocannon' ? 'bench/load.mjs' : 'bench/hold.mjs';
+const DRIVER_NAME = DRIVER === 'bench/hold.mjs' ? 'bench/hold.mjs' : 'autocannon';
+
 function load(url: string, body: string, seconds: number, signed?: { session_id: string; session_key: string }, core = '1'): Promise<LoadResult> {
-  return drive('bench/load.mjs', { url, body, connections: CONNECTIONS, duration: seconds, signed }, core);
+  return drive(DRIVER, { url, body, connections: CONNECTIONS, duration: seconds, signed }, core);
 }
 
 /** Keep-alive connections for the p99 table (BENCH_MANY_CONNECTIONS). */
@@ -196,6 +206,7 @@ interface Measured {
   p50: number[];
   p99: number[];
   cpuUs: number[];
+  busy: number[];
   failures: number;
 }
 
@@ -232,7 +243,7 @@ const rowNamed = (rows: Row[], name: string) => rows.find((r) => r.name === name
  * one-after-the-other table, two for a pair. Returns each row's load result and its server's CPU
  * us per request (per entry for the batch).
  */
-async function together(sides: Row[], running: Map<string, Server>, sessions: Map<string, { session_id: string; session_key: string }>): Promise<{ result: LoadResult; cpuUs: number }[]> {
+async function together(sides: Row[], running: Map<string, Server>, sessions: Map<string, { session_id: string; session_key: string }>): Promise<{ result: LoadResult; cpuUs: number; busy: number }[]> {
   const servers = sides.map((row) => running.get(row.server)!);
   const signedOf = (row: Row) => (row.signed ? sessions.get(row.server) : undefined);
   // --workers=2 and its load share both cores.
@@ -240,7 +251,12 @@ async function together(sides: Row[], running: Map<string, Server>, sessions: Ma
   await Promise.all(sides.map((row, i) => load(servers[i]!.url, row.body, 1, signedOf(row), coreOf(row))));
   const before = servers.map((server) => cpuSeconds(server.proc.pid!));
   const results = await Promise.all(sides.map((row, i) => load(servers[i]!.url, row.body, SECONDS, signedOf(row), coreOf(row))));
-  return results.map((result, i) => ({ result, cpuUs: ((cpuSeconds(servers[i]!.proc.pid!) - before[i]!) * 1e6) / Math.max(1, result.requests * (sides[i]!.entries ?? 1)) }));
+  return results.map((result, i) => {
+    const cpu = cpuSeconds(servers[i]!.proc.pid!) - before[i]!;
+    // busy: the share of one core the server used over the timed seconds (a share of two for
+    // --workers=2). Well under 1 alone on its core means the load did not keep it busy.
+    return { result, cpuUs: (cpu * 1e6) / Math.max(1, result.requests * (sides[i]!.entries ?? 1)), busy: cpu / SECONDS / (sides[i]!.server === 'workers' ? 2 : 1) };
+  });
 }
 
 interface Paired {
@@ -339,13 +355,14 @@ async function throughput(): Promise<{ rows: Row[]; results: Map<string, Measure
   for (const row of rows) {
     if (row.signed && !sessions.has(row.server)) sessions.set(row.server, await createSession(running.get(row.server)!.url, `bench-${row.server}-${process.pid}`));
   }
-  const results = new Map<string, Measured>(rows.map((r) => [r.name, { rps: [], p50: [], p99: [], cpuUs: [], failures: 0 }]));
+  const results = new Map<string, Measured>(rows.map((r) => [r.name, { rps: [], p50: [], p99: [], cpuUs: [], busy: [], failures: 0 }]));
   try {
     for (let round = 1; round <= ROUNDS; round++) {
       process.stderr.write(`round ${round}/${ROUNDS}:`);
       for (const row of [...rows, ...rows.filter((r) => r.pair === true).reverse()]) {
-        const [{ result: r, cpuUs }] = (await together([row], running, sessions)) as [{ result: LoadResult; cpuUs: number }];
+        const [{ result: r, cpuUs, busy }] = (await together([row], running, sessions)) as [{ result: LoadResult; cpuUs: number; busy: number }];
         const m = results.get(row.name)!;
+        m.busy.push(busy);
         m.rps.push(r.rps * (row.entries ?? 1));
         m.p50.push(r.p50);
         m.p99.push(r.p99);
@@ -463,12 +480,12 @@ async function main(): Promise<void> {
   const jsonrpc2 = cpuOf('json-rpc-2.0 on node:http');
 
   const lines: string[] = [];
-  lines.push(`| server | req/s (median) | p50 ms | p99 ms | server CPU us/req | vs raw | vs jayson | failed |`);
-  lines.push(`|---|---:|---:|---:|---:|---:|---:|---:|`);
+  lines.push(`| server | req/s (median) | p50 ms | p99 ms | server CPU us/req | busy | vs raw | vs jayson | failed |`);
+  lines.push(`|---|---:|---:|---:|---:|---:|---:|---:|---:|`);
   for (const row of rows) {
     const m = results.get(row.name)!;
     const cpu = median(m.cpuUs);
-    lines.push(`| ${row.name} | ${fmt(median(m.rps), 0)} | ${fmt(median(m.p50))} | ${fmt(median(m.p99))} | ${fmt(cpu)} | ${fmt(cpu / raw, 2)}x | ${fmt(cpu / jayson, 2)}x | ${m.failures} |`);
+    lines.push(`| ${row.name} | ${fmt(median(m.rps), 0)} | ${fmt(median(m.p50))} | ${fmt(median(m.p99))} | ${fmt(cpu)} | ${fmt(median(m.busy) * 100, 0)}% | ${fmt(cpu / raw, 2)}x | ${fmt(cpu / jayson, 2)}x | ${m.failures} |`);
   }
 
   const manyLines: string[] = [];
@@ -532,7 +549,7 @@ async function main(): Promise<void> {
     `## simpleapi bench, ${started.toISOString().slice(0, 16).replace('T', ' ')} UTC`,
     '',
     `Command: \`npm run bench\` (BENCH_ROUNDS=${ROUNDS}, BENCH_SECONDS=${SECONDS}${MONGODB_URL ? ', MONGODB_URL set' : ''}${MYSQL_URL ? ', MYSQL_URL set' : ''}); ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}); Node ${process.version}.`,
-    `Servers pinned to core 0, autocannon (${CONNECTIONS} connections) to core 1; --workers=2 and its load share both cores. Medians of ${ROUNDS} interleaved rounds; CPU is the server's user+system time per request (per entry for the batch). The two "own server" rows run twice a round, A B ... B A, and are compared with each other.`,
+    `Servers pinned to core 0, ${DRIVER_NAME} (${CONNECTIONS} keep-alive connections) to core 1; --workers=2 and its load share both cores. Medians of ${ROUNDS} interleaved rounds; CPU is the server's user+system time per request (per entry for the batch); busy is the share of its core the server used (of both for --workers=2): near 100%, the load kept it busy and its CPU per request is what it costs when it has work waiting. The two "own server" rows run twice a round, A B ... B A, and are compared with each other.`,
     '',
     ...lines,
     '',
