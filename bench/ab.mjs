@@ -3,7 +3,9 @@
 // ROUNDS interleaved rounds of SECONDS s, CPU from /proc/<pid>/stat. Used to show what a change
 // costs against the last release without the whole `npm run bench`.
 //   node bench/ab.mjs '[{"name":"release","cwd":"/path/to/old/checkout","args":[]},{"name":"now","cwd":".","args":["--rate-limit-address=1000000000"]}]'
-// A peer from bench/servers is {"name":"jayson","script":"bench/servers/jayson.mjs"}.
+// A peer from bench/servers is {"name":"jayson","script":"bench/servers/jayson.mjs"}. "node": [flags]
+// are given to node itself (V8's, such as --max-semi-space-size=32); a checkout's default is the
+// flags of its own `npm start`, a peer's none.
 // A server's own "body" replaces BODY for it; "signed": true loads it with v2-signed calls of
 // secure_echo in a session it creates first (bench/hold.mjs signs them as it sends them).
 // The load is bench/hold.mjs, as in `npm run bench`; DRIVER=autocannon loads with bench/load.mjs
@@ -24,12 +26,17 @@ const configs = JSON.parse(process.argv[2]); // [{name, cwd, args}]
 const tick = 100;
 /** A process's CPU seconds so far: user and kernel together, and the kernel's part. */
 function times(pid) { const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' '); return { cpu: (Number(f[11]) + Number(f[12])) / tick, sys: Number(f[12]) / tick }; }
+/** The node flags of a checkout's `npm start` (its package.json start script). */
+function startFlags(cwd) {
+  const words = JSON.parse(readFileSync(`${cwd}/package.json`, 'utf8')).scripts.start.split(/\s+/);
+  return words.slice(words.indexOf('node') + 1, words.indexOf('bin/simpleapi.js'));
+}
 async function start(c, i) {
   // A port of our choosing and /health polled: at --log-level=warn there is no listening line to read.
   const port = 41000 + (process.pid % 1000) * 10 + i;
   // `script`: a peer from bench/servers (it listens on PORT); otherwise a simpleapi checkout at `cwd`.
   const argv = c.script !== undefined ? [c.script] : ['bin/simpleapi.js', 'serve', `--port=${port}`, '--methods-dir=bench/methods', '--log-level=info', ...c.args];
-  const proc = spawn('taskset', ['-c', '0', 'node', ...argv], { cwd: c.cwd ?? '.', env: { ...process.env, PORT: String(port) }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const proc = spawn('taskset', ['-c', '0', 'node', ...(c.node ?? (c.script !== undefined ? [] : startFlags(c.cwd ?? '.'))), ...argv], { cwd: c.cwd ?? '.', env: { ...process.env, PORT: String(port) }, stdio: ['ignore', 'pipe', 'inherit'] });
   proc.stdout.resume();
   const url = `http://127.0.0.1:${port}/`;
   for (let tries = 0; tries < 200; tries++) {
@@ -80,4 +87,6 @@ const sorted = (xs) => [...xs].sort((a, b) => a - b);
 const median = (xs) => sorted(xs)[Math.floor(xs.length / 2)];
 const ratios = servers.map((s) => sorted(s.us.map((us, i) => us / servers[0].us[i])));
 for (const [i, s] of servers.entries()) if (i > 0) console.log(`${s.c.name} / ${servers[0].c.name}: ${median(ratios[i]).toFixed(3)}x (median of per-round ratios: ${ratios[i].map((x) => x.toFixed(2)).join(', ')})`);
-for (const s of servers) { console.log(`${s.c.name.padEnd(40)} ${median(s.us).toFixed(1)} us/req  (${sorted(s.us).map((x) => x.toFixed(1)).join(', ')}; in the kernel: ${(100 * median(s.sys)).toFixed(0)}%, busy: ${(100 * median(s.busy)).toFixed(0)}% of a core)`); s.proc.kill(); }
+/** The most resident memory the process held (VmHWM), in MB. */
+const peakMb = (pid) => Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]) / 1024;
+for (const s of servers) { console.log(`${s.c.name.padEnd(40)} ${median(s.us).toFixed(1)} us/req  (${sorted(s.us).map((x) => x.toFixed(1)).join(', ')}; in the kernel: ${(100 * median(s.sys)).toFixed(0)}%, busy: ${(100 * median(s.busy)).toFixed(0)}% of a core, peak resident ${peakMb(s.proc.pid).toFixed(0)} MB)`); s.proc.kill(); }

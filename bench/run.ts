@@ -66,6 +66,15 @@ interface Row {
   pair?: boolean;
 }
 
+/**
+ * The node flags a checkout's `npm start` gives the server (its package.json start script), so
+ * the bench runs simpleapi as a user starts it; the peers run on node's defaults.
+ */
+function startFlagsOf(root: string): string[] {
+  const start = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start.split(/\s+/);
+  return start.slice(start.indexOf('node') + 1, start.indexOf('bin/simpleapi.js'));
+}
+
 function pinned(core: string, command: string, args: string[]): [string, string[]] {
   return taskset && core !== '' ? ['taskset', ['-c', core, command, ...args]] : [command, args];
 }
@@ -269,7 +278,8 @@ async function throughput(): Promise<{ rows: Row[]; results: Map<string, Measure
   const notes: string[] = [];
   const paired = new Map<string, Paired>();
   const many = new Map<string, ManyMeasured>();
-  const simpleapi = (extra: string[]) => [join(ROOT, 'bin/simpleapi.js'), 'serve', '--port=0', `--methods-dir=${join(ROOT, 'bench/methods')}`, '--log-level=info', ...NO_RATE_LIMIT, ...extra];
+  const flags = startFlagsOf(ROOT);
+  const simpleapi = (extra: string[]) => [...flags, join(ROOT, 'bin/simpleapi.js'), 'serve', '--port=0', `--methods-dir=${join(ROOT, 'bench/methods')}`, '--log-level=info', ...NO_RATE_LIMIT, ...extra];
   const servers: Record<string, { args: string[]; core: string }> = {
     raw: { args: [join(ROOT, 'bench/servers/raw-http.mjs')], core: '0' },
     koa: { args: [join(ROOT, 'bench/servers/koa-bare.mjs')], core: '0' },
@@ -288,7 +298,7 @@ async function throughput(): Promise<{ rows: Row[]; results: Map<string, Measure
     keep: { args: simpleapi([]), core: '0' },
     nokeep: { args: simpleapi(['--no-keep-outcomes']), core: '0' },
     // At warn: no line per request, as the peers log nothing. The issue's targets are at warn.
-    warn: { args: [join(ROOT, 'bin/simpleapi.js'), 'serve', `--port=${await freePort()}`, `--methods-dir=${join(ROOT, 'bench/methods')}`, '--log-level=warn', ...NO_RATE_LIMIT], core: '0' },
+    warn: { args: [...flags, join(ROOT, 'bin/simpleapi.js'), 'serve', `--port=${await freePort()}`, `--methods-dir=${join(ROOT, 'bench/methods')}`, '--log-level=warn', ...NO_RATE_LIMIT], core: '0' },
     // Its twin at info, serving the same two rows: what a log line costs, with the same history.
     // (The shared server above also takes the batch and signed rows, whose kept nonces and
     // outcomes make its collector work harder: one reason two benches disagreed.)
@@ -296,7 +306,7 @@ async function throughput(): Promise<{ rows: Row[]; results: Map<string, Measure
   };
   if (BASELINE !== '') {
     // Another checkout of simpleapi (an older commit) beside this one, for "no regression" in one run.
-    servers.baseline = { args: [join(BASELINE, 'bin/simpleapi.js'), 'serve', '--port=0', `--methods-dir=${join(BASELINE, 'bench/methods')}`, '--log-level=info'], core: '0' };
+    servers.baseline = { args: [...startFlagsOf(BASELINE), join(BASELINE, 'bin/simpleapi.js'), 'serve', '--port=0', `--methods-dir=${join(BASELINE, 'bench/methods')}`, '--log-level=info'], core: '0' };
   }
   if (MYSQL_URL !== '') {
     const url = new URL(MYSQL_URL);
@@ -549,7 +559,7 @@ async function main(): Promise<void> {
     `## simpleapi bench, ${started.toISOString().slice(0, 16).replace('T', ' ')} UTC`,
     '',
     `Command: \`npm run bench\` (BENCH_ROUNDS=${ROUNDS}, BENCH_SECONDS=${SECONDS}${MONGODB_URL ? ', MONGODB_URL set' : ''}${MYSQL_URL ? ', MYSQL_URL set' : ''}); ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}); Node ${process.version}.`,
-    `Servers pinned to core 0, ${DRIVER_NAME} (${CONNECTIONS} keep-alive connections) to core 1; --workers=2 and its load share both cores. Medians of ${ROUNDS} interleaved rounds; CPU is the server's user+system time per request (per entry for the batch); busy is the share of its core the server used (of both for --workers=2): near 100%, the load kept it busy and its CPU per request is what it costs when it has work waiting. The two "own server" rows run twice a round, A B ... B A, and are compared with each other.`,
+    `simpleapi runs with the node flags of \`npm start\` (${startFlagsOf(ROOT).join(' ') || 'none'}), the peers with node's defaults. Servers pinned to core 0, ${DRIVER_NAME} (${CONNECTIONS} keep-alive connections) to core 1; --workers=2 and its load share both cores. Medians of ${ROUNDS} interleaved rounds; CPU is the server's user+system time per request (per entry for the batch); busy is the share of its core the server used (of both for --workers=2): near 100%, the load kept it busy and its CPU per request is what it costs when it has work waiting. The two "own server" rows run twice a round, A B ... B A, and are compared with each other.`,
     '',
     ...lines,
     '',
