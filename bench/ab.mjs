@@ -31,11 +31,16 @@ function startFlags(cwd) {
   const words = JSON.parse(readFileSync(`${cwd}/package.json`, 'utf8')).scripts.start.split(/\s+/);
   return words.slice(words.indexOf('node') + 1, words.indexOf('bin/simpleapi.js'));
 }
+/**
+ * As in `npm run bench`: limits too high to reach, so every call is counted (as by default) and
+ * none refused; a refused call is not a served call's cost (and says so below).
+ */
+const NO_RATE_LIMIT = ['--rate-limit-address=1000000000', '--rate-limit-user=1000000000'];
 async function start(c, i) {
   // A port of our choosing and /health polled: at --log-level=warn there is no listening line to read.
   const port = 41000 + (process.pid % 1000) * 10 + i;
   // `script`: a peer from bench/servers (it listens on PORT); otherwise a simpleapi checkout at `cwd`.
-  const argv = c.script !== undefined ? [c.script] : ['bin/simpleapi.js', 'serve', `--port=${port}`, '--methods-dir=bench/methods', '--log-level=info', ...c.args];
+  const argv = c.script !== undefined ? [c.script] : ['bin/simpleapi.js', 'serve', `--port=${port}`, '--methods-dir=bench/methods', '--log-level=info', ...NO_RATE_LIMIT, ...c.args];
   const proc = spawn('taskset', ['-c', '0', 'node', ...(c.node ?? (c.script !== undefined ? [] : startFlags(c.cwd ?? '.'))), ...argv], { cwd: c.cwd ?? '.', env: { ...process.env, PORT: String(port) }, stdio: ['ignore', 'pipe', 'inherit'] });
   proc.stdout.resume();
   const url = `http://127.0.0.1:${port}/`;

@@ -5,6 +5,8 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { createHmac } from 'node:crypto';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { macMatches, signV1, signV2Request, signV2Response, signV2Retry, decodeSessionKey } from '../src/core/signing.ts';
 import { v1Key, v2Key, v2RequestBytes, v2ResponseBytes, v2RetryBytes } from '../src/client/signing.ts';
@@ -93,5 +95,44 @@ if (!sharedExists) console.log(`signing.test.ts: skipping the comparison with ${
 describe('the fixture and the protocol', () => {
   it.skipIf(!sharedExists)('test/fixtures/vectors.json equals ../shared/protocol/vectors.json', () => {
     expect(vectors).toEqual(JSON.parse(readFileSync(SHARED, 'utf8')));
+  });
+});
+
+// The v2 signer hashes its pads and message in one shot (src/core/signing.ts hmacSha256Hex), not
+// through createHmac: the same MAC must come out for any key and body, on both sides of the
+// length where it falls back to createHmac, and with the scratch buffers reused between keys.
+describe('the one-shot v2 MAC', () => {
+  const reference = (key: Buffer, pieces: (string | Buffer)[]) => {
+    const hmac = createHmac('sha256', key);
+    for (const piece of pieces) hmac.update(piece);
+    return hmac.digest('hex');
+  };
+  const keys = fc.oneof(fc.uint8Array({ minLength: 32, maxLength: 32 }), fc.uint8Array({ minLength: 0, maxLength: 200 })).map((k) => Buffer.from(k));
+  const bodies = fc.oneof(
+    fc.uint8Array({ maxLength: 300 }),
+    // 16 KiB is the one-shot limit, pad and prefix included: around it, and well past it.
+    fc.integer({ min: 16 * 1024 - 120, max: 16 * 1024 + 20 }).map((n) => new Uint8Array(n).fill(7)),
+    fc.integer({ min: 20_000, max: 70_000 }).map((n) => new Uint8Array(n).fill(9)),
+  ).map((b) => Buffer.from(b));
+
+  it('equals createHmac for requests and responses, any key, any body', () => {
+    fc.assert(
+      fc.property(keys, keys, fc.string({ maxLength: 20 }), fc.string({ unit: 'binary', maxLength: 64 }), bodies, fc.string({ unit: 'binary', maxLength: 400 }), (k1, k2, timestamp, nonce, body, answer) => {
+        expect(signV2Request(k1, timestamp, nonce, body)).toBe(reference(k1, ['simpleapi-v2\n', timestamp, '\n', nonce, '\n', body]));
+        expect(signV2Response(k2, nonce, answer)).toBe(reference(k2, ['simpleapi-v2-response\n', nonce, '\n', answer]));
+        expect(signV2Response(k1, nonce, body)).toBe(reference(k1, ['simpleapi-v2-response\n', nonce, '\n', body]));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('gives a key whose bytes changed in place the MAC of its new bytes', () => {
+    // The pads are kept per key object; a key Buffer is never changed after its session is made,
+    // but a caller's could be, and a stale pad would sign with the old key.
+    const key = Buffer.alloc(32, 1);
+    const before = signV2Request(key, '1', 'n', Buffer.from('body'));
+    key.fill(2);
+    expect(signV2Request(key, '1', 'n', Buffer.from('body'))).toBe(reference(key, ['simpleapi-v2\n', '1', '\n', 'n', '\n', Buffer.from('body')]));
+    expect(before).not.toBe(signV2Request(key, '1', 'n', Buffer.from('body')));
   });
 });
