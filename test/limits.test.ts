@@ -16,6 +16,7 @@ import { hasMongo, MONGODB_URL } from './helpers/mongo.ts';
 import { MongoStore } from '../src/store/mongo.ts';
 import type { Collection, Db } from 'mongodb';
 import type { Store } from '../src/store/types.ts';
+import type { RowDataPacket } from 'mysql2/promise';
 
 const call = (method: string, parameters: unknown = {}) => JSON.stringify({ method, parameters });
 const batch = (n: number, method = 'echo') => JSON.stringify(Array.from({ length: n }, (_, i) => ({ jsonrpc: '2.0', method, params: [i], id: i })));
@@ -156,6 +157,51 @@ describe.runIf(hasMySql)('rate limits on MySQL/MariaDB', () => {
     } finally {
       await store.close();
     }
+  });
+});
+
+describe.runIf(hasMySql)('the MySQL counter', () => {
+  const db = uniqueMySqlDb('counter');
+  afterAll(() => dropMySqlDb(db));
+  const log = createLogger({ level: 'silent' });
+
+  it('counts in one statement, refuses past the limit with the time left in its window, and starts a new window once it ends', async () => {
+    const store = await openMySqlStore(db);
+    try {
+      // The store's pool, each query it is given counted: one per round trip.
+      let queries = 0;
+      const sql = new Proxy(store.sql, { get: (target, prop, receiver) => (prop === 'query' ? (...args: unknown[]) => (queries++, (target.query as (...a: unknown[]) => unknown)(...args)) : Reflect.get(target, prop, receiver)) });
+      const limits = await RateLimits.create({ forMethods: { db: null, sql } } as unknown as Store, { address: 3, user: 0, window: 2 }, log);
+      const caller = { ip: `198.51.100.${Math.floor(Math.random() * 200)}`, userKey: null };
+      queries = 0;
+      expect(await limits.check('echo', undefined, caller)).toBeNull();
+      expect(queries).toBe(1);
+      expect(await limits.check('echo', undefined, caller)).toBeNull();
+      expect(await limits.check('echo', undefined, caller)).toBeNull();
+      const refused = await limits.check('echo', undefined, caller);
+      expect(refused?.code).toBe('TooManyRequests');
+      expect(refused?.retryAfter).toBeGreaterThanOrEqual(1);
+      expect(refused?.retryAfter).toBeLessThanOrEqual(2);
+      const [rows] = await store.sql.query<RowDataPacket[]>('SELECT points FROM simpleapi_rate_limits WHERE `key` = ?', [`addr:${addressKeyOf(caller.ip)}`]);
+      expect(rows[0]?.points).toBe(4); // refused calls count too, as in the process counter
+      await new Promise((r) => setTimeout(r, 2100));
+      expect(await limits.check('echo', undefined, caller)).toBeNull();
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("counts in this process while the database fails, and never fails the call", async () => {
+    const failing = { query: () => Promise.reject(new Error('connect ECONNREFUSED')) };
+    const created: string[] = [];
+    const store = { forMethods: { db: null, sql: { query: (q: string) => (created.push(q), Promise.resolve([[], []])) } } } as unknown as Store;
+    const limits = await RateLimits.create(store, { address: 2, user: 0, window: 60 }, log);
+    expect(created.some((q) => q.startsWith('CREATE TABLE IF NOT EXISTS'))).toBe(true);
+    (store.forMethods.sql as unknown as { query: unknown }).query = failing.query;
+    const caller = { ip: '203.0.113.9', userKey: null };
+    expect(await limits.check('echo', undefined, caller)).toBeNull();
+    expect(await limits.check('echo', undefined, caller)).toBeNull();
+    expect((await limits.check('echo', undefined, caller))?.code).toBe('TooManyRequests');
   });
 });
 

@@ -18,7 +18,8 @@ describe.skipIf(!hasMySql)('two server processes on two ports, one MariaDB', () 
   const db = uniqueMySqlDb('instances');
   beforeAll(async () => {
     await createMySqlDb(db);
-    const args = ['--port=0', `--db-url=${mysqlUrlFor(db)}`, '--login-max-failures=3'];
+    // --rate-limit-user=8: a user's calls counted in the database (each case's users make fewer).
+    const args = ['--port=0', `--db-url=${mysqlUrlFor(db)}`, '--login-max-failures=3', '--rate-limit-user=8'];
     // Both at once: start-up takes the schema lock, so one creates the tables and the other finds them.
     [a, b] = await Promise.all([spawnServer(args), spawnServer(args)]);
   }, 60_000);
@@ -74,6 +75,18 @@ describe.skipIf(!hasMySql)('two server processes on two ports, one MariaDB', () 
       expect(refused.status).toBe(429);
       expect(refused.json).toMatchObject({ error: { code: 'TooManyRequests', type: 'rateLimit' } });
       expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
+    }
+  });
+
+  it("a user's calls on A and B count against one limit: the ninth, on either, is refused with Retry-After", async () => {
+    const grant = await createAccount(a.url!, 'limited-user@example.com');
+    for (let i = 0; i < 8; i++) expect((await postV2(i % 2 === 0 ? a.url! : b.url!, grant, whoami)).status).toBe(200);
+    for (const url of [a.url!, b.url!]) {
+      const refused = await postV2(url, grant, whoami);
+      expect(refused.status).toBe(429);
+      expect(refused.json).toMatchObject({ error: { code: 'TooManyRequests' } });
+      expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
+      expect(Number(refused.headers.get('retry-after'))).toBeLessThanOrEqual(60);
     }
   });
 
