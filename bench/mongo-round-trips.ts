@@ -2,8 +2,10 @@
 // on a MongoStore whose client reports every command it sends (monitorCommands), CALLS signed
 // calls, and the commands counted meanwhile, by name: the store's and the rate limiter's alike
 // (on a server whose $inc is atomic the limiter counts with findAndModify on the same client; on
-// FerretDB 1.x it counts in the process, and sends nothing). The outcome kept for retries (§6) is
-// written after the answer: counted apart, so the figure before the answer shows. Needs MONGODB_URL.
+// FerretDB 1.x it counts in the process, and sends nothing). The job runner's polls of its own
+// collections (Agenda, once a second) are not the call's and are left out. The outcome kept for
+// retries (§6) is written after the answer: counted apart, so the figure before the answer shows.
+// Needs MONGODB_URL.
 import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
 import { loadConfig } from '../src/config.ts';
@@ -11,6 +13,7 @@ import { createLogger } from '../src/log.ts';
 import { startServer } from '../src/server.ts';
 import { signV2Request } from '../src/core/signing.ts';
 import { MongoStore } from '../src/store/mongo.ts';
+import { JOB_COLLECTIONS } from '../src/jobs/agenda.ts';
 
 const CALLS = 200;
 const url = new URL(process.env.MONGODB_URL ?? '');
@@ -20,7 +23,11 @@ const log = createLogger({ level: 'silent' });
 const store = await MongoStore.connect(url.toString(), { dbName, connectTimeout: 10, nonceTtl: 601, log });
 await store.init();
 const commands = new Map<string, number>();
-store.db.client.on('commandStarted', (event: { commandName: string }) => commands.set(event.commandName, (commands.get(event.commandName) ?? 0) + 1));
+const jobCollections: unknown[] = Object.values(JOB_COLLECTIONS);
+store.db.client.on('commandStarted', (event: { commandName: string; command: Record<string, unknown> }) => {
+  if (jobCollections.includes(event.command[event.commandName])) return;
+  commands.set(event.commandName, (commands.get(event.commandName) ?? 0) + 1);
+});
 let outcomeWrites = 0;
 const keepOutcome = store.keepOutcome.bind(store);
 store.keepOutcome = (...args) => {
