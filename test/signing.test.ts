@@ -126,9 +126,20 @@ describe('the one-shot v2 MAC', () => {
     );
   });
 
+  it('takes any byte view as the body, as createHmac did (JavaScript callers pass TextEncoder output)', () => {
+    const key = Buffer.alloc(32, 3);
+    const bytes = new TextEncoder().encode('{"method":"echo"}');
+    const want = reference(key, ['simpleapi-v2\n', '1', '\n', 'n', '\n', Buffer.from(bytes)]);
+    expect(signV2Request(key, '1', 'n', bytes as Buffer)).toBe(want);
+    expect(signV2Request(key, '1', 'n', new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength) as unknown as Buffer)).toBe(want);
+    const inside = new Uint8Array(bytes.length + 8);
+    inside.set(bytes, 4);
+    expect(signV2Request(key, '1', 'n', inside.subarray(4, 4 + bytes.length) as Buffer)).toBe(want);
+  });
+
   it('gives a key whose bytes changed in place the MAC of its new bytes', () => {
-    // The pads are kept per key object; a key Buffer is never changed after its session is made,
-    // but a caller's could be, and a stale pad would sign with the old key.
+    // A key Buffer is never changed after its session is made, but a caller's could be: pads kept
+    // per key object would then sign with the old key.
     const key = Buffer.alloc(32, 1);
     const before = signV2Request(key, '1', 'n', Buffer.from('body'));
     key.fill(2);

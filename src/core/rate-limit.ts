@@ -12,6 +12,7 @@
  */
 import type { Db } from 'mongodb';
 import type { Logger } from 'pino';
+import { hash } from 'node:crypto';
 import type { Pool, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
 import { RateLimiterMemory, RateLimiterMongo, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import { ApiError } from './errors.ts';
@@ -155,10 +156,12 @@ async function incIsAtomic(db: Db): Promise<boolean> {
  * InnoDB's row lock makes concurrent counts exact. Not rate-limiter-flexible's RateLimiterMySQL:
  * it counts in a transaction of four statements (BEGIN, upsert, SELECT, COMMIT), four round trips
  * on every call; the database counted 7 statements per v2-signed call, 4 of them the limiter's
- * (bench/mysql-round-trips.ts). Same table and rows as the library's, so a running deployment's
- * counters carry over. A refused call reads its window's end for Retry-After (a second trip, for
- * refused calls only); a database that fails or is slower than DB_TIMEOUT_MS leaves the call to
- * this process's own count.
+ * (bench/mysql-round-trips.ts). A row's key is the SHA-256 (hex) of the counter's key: the
+ * table's column compares case- and accent-insensitively in 255 three-byte characters, where
+ * `user:jose` and `user:José` would share a count and a 512-character user id would not fit.
+ * A refused call reads its window's end for Retry-After (a second trip, for refused calls only).
+ * A database that fails, or has not answered within DB_TIMEOUT_MS (waiting for a pool connection
+ * included), leaves the call to this process's own count; the late statement still counts.
  */
 class MySqlCounter implements Counter {
   readonly #insurance: ProcessCounter;
@@ -175,36 +178,70 @@ class MySqlCounter implements Counter {
   }
 
   async take(key: string, what: string): Promise<ApiError | null> {
-    const row = `${this.prefix}:${key}`;
+    const row = hash('sha256', `${this.prefix}:${key}`, 'hex');
     const now = Date.now();
+    const ends = now + this.#durationMs;
     try {
-      const [counted] = await this.sql.query<ResultSetHeader>({
-        sql: `INSERT INTO \`${TABLE}\` (\`key\`, \`points\`, \`expire\`) VALUES (?, 1, ?) ON DUPLICATE KEY UPDATE \`points\` = LAST_INSERT_ID(IF(\`expire\` <= ?, 1, \`points\` + 1)), \`expire\` = IF(\`expire\` <= ?, ?, \`expire\`)`,
-        values: [row, now + this.#durationMs, now, now, now + this.#durationMs],
-        timeout: DB_TIMEOUT_MS,
-      });
+      const [counted] = await withinTimeout(
+        this.sql.query<ResultSetHeader>(
+          `INSERT INTO \`${TABLE}\` (\`key\`, \`points\`, \`expire\`) VALUES (?, 1, ?) ON DUPLICATE KEY UPDATE \`points\` = LAST_INSERT_ID(IF(\`expire\` <= ?, 1, \`points\` + 1)), \`expire\` = IF(\`expire\` <= ?, ?, \`expire\`)`,
+          [row, ends, now, now, ends],
+        ),
+      );
       const count = counted.affectedRows === 1 ? 1 : counted.insertId;
       if (count <= this.points) return null;
-      const [ends] = await this.sql.query<RowDataPacket[]>({ sql: `SELECT \`expire\` FROM \`${TABLE}\` WHERE \`key\` = ?`, values: [row], timeout: DB_TIMEOUT_MS });
-      return tooMany(Math.max(0, Number(ends[0]?.expire ?? now + this.#durationMs) - now), what);
+      const [window] = await withinTimeout(this.sql.query<RowDataPacket[]>(`SELECT \`expire\` FROM \`${TABLE}\` WHERE \`key\` = ?`, [row]));
+      return tooMany(Math.max(0, Number(window[0]?.expire ?? ends) - now), what);
     } catch {
       return this.#insurance.take(key, what);
     }
   }
 }
 
-/** How often expired rows of the MySQL counters' table are deleted. */
+/** The statement's answer, or a rejection once DB_TIMEOUT_MS pass (the statement itself goes on). */
+function withinTimeout<T>(pending: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error('the database did not answer in time')), DB_TIMEOUT_MS);
+  });
+  return Promise.race([pending, late]).finally(() => clearTimeout(timer));
+}
+
+/** How often expired rows of the MySQL counters' table are deleted, and how many per statement. */
 const MYSQL_SWEEP_MS = 5 * 60 * 1000;
+const MYSQL_SWEEP_BATCH = 10_000;
+
+/**
+ * Deletes every expired counter row, a batch at a time (a short lock each), by the `expire`
+ * index. Returns how many went.
+ *
+ * @example await sweepMySqlCounters(pool, Date.now())
+ */
+export async function sweepMySqlCounters(sql: Pool, now: number, batch = MYSQL_SWEEP_BATCH): Promise<number> {
+  let removed = 0;
+  for (;;) {
+    const [result] = await sql.query<ResultSetHeader>(`DELETE FROM \`${TABLE}\` WHERE \`expire\` < ? LIMIT ?`, [now, batch]);
+    removed += result.affectedRows;
+    if (result.affectedRows < batch) return removed;
+  }
+}
 
 /** Picks where counters live for this store; logs the choice when it is not the obvious one. */
 async function factoryFor(store: Store, log: Logger): Promise<{ make: Factory; where: string }> {
   const insurance = (keyPrefix: string, points: number, duration: number) => new RateLimiterMemory({ keyPrefix, points, duration });
   const { db, sql } = store.forMethods;
   if (sql !== null) {
-    await sql.query(`CREATE TABLE IF NOT EXISTS \`${TABLE}\` (\`key\` VARCHAR(255) CHARACTER SET utf8 NOT NULL, \`points\` INT(9) NOT NULL DEFAULT 0, \`expire\` BIGINT UNSIGNED, PRIMARY KEY (\`key\`)) ENGINE = INNODB`);
-    // Expired rows are reset in place by the upsert; this removes the ones nobody calls again.
+    await sql.query(`CREATE TABLE IF NOT EXISTS \`${TABLE}\` (\`key\` VARCHAR(255) CHARACTER SET utf8 NOT NULL, \`points\` INT(9) NOT NULL DEFAULT 0, \`expire\` BIGINT UNSIGNED, PRIMARY KEY (\`key\`), KEY \`expire\` (\`expire\`)) ENGINE = INNODB`);
+    // A table made by an earlier version (rate-limiter-flexible's) has no index on expire.
+    await sql.query(`ALTER TABLE \`${TABLE}\` ADD INDEX \`expire\` (\`expire\`)`).catch((err: { code?: string }) => {
+      if (err.code !== 'ER_DUP_KEYNAME') throw err;
+    });
+    // Expired rows are reset in place by the upsert; the sweep removes the ones nobody calls again.
     const sweep = setInterval(() => {
-      sql.query(`DELETE FROM \`${TABLE}\` WHERE \`expire\` < ? LIMIT 10000`, [Date.now()]).catch((err: unknown) => log.warn({ err }, 'expired rate-limit rows could not be removed'));
+      sweepMySqlCounters(sql, Date.now()).catch((err: Error) => {
+        if (/pool is closed/i.test(err.message)) clearInterval(sweep); // the store was closed
+        else log.warn({ err }, 'expired rate-limit rows could not be removed');
+      });
     }, MYSQL_SWEEP_MS);
     sweep.unref();
     const make: Factory = (keyPrefix, points, duration) => new MySqlCounter(sql, keyPrefix, points, duration);

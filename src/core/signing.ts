@@ -20,10 +20,13 @@ const TIMESTAMP_PATTERN = /^\d{1,12}$/;
 const BLOCK = 64;
 /** Largest message (pad included) signed in one shot; a longer one goes through createHmac. */
 const ONE_SHOT_MAX = 16 * 1024;
-/** Where a one-shot MAC's message is laid out: the inner pad, then the pieces. */
-const message = Buffer.allocUnsafe(ONE_SHOT_MAX);
-/** The outer hash's input: the outer pad, then the inner digest. */
-const outer = Buffer.allocUnsafe(BLOCK + 32);
+/**
+ * Where a one-shot MAC's message is laid out (the inner pad, then the pieces) and the outer
+ * hash's input (the outer pad, then the inner digest): buffers of their own, not slices of
+ * Buffer's shared pool, and zeroed after each MAC, so no key-derived byte outlives it.
+ */
+const message = Buffer.alloc(ONE_SHOT_MAX);
+const outer = Buffer.alloc(BLOCK + 32);
 
 /**
  * Writes the key's inner pad at the start of `message` and its outer pad at the start of `outer`.
@@ -45,9 +48,9 @@ function writePads(key: Buffer): void {
  * context for the collector to finalise, and their construction alone was 6% of a signed call's
  * profile. Pieces too long for the scratch buffer go through createHmac (same MAC).
  */
-function hmacSha256Hex(key: Buffer, pieces: readonly (string | Buffer)[]): string {
+function hmacSha256Hex(key: Buffer, pieces: readonly (string | NodeJS.ArrayBufferView)[]): string {
   let length = BLOCK;
-  for (const piece of pieces) length += typeof piece === 'string' ? Buffer.byteLength(piece) : piece.length;
+  for (const piece of pieces) length += typeof piece === 'string' ? Buffer.byteLength(piece) : piece.byteLength;
   if (length > ONE_SHOT_MAX) {
     const hmac = createHmac('sha256', key);
     for (const piece of pieces) hmac.update(piece);
@@ -55,9 +58,19 @@ function hmacSha256Hex(key: Buffer, pieces: readonly (string | Buffer)[]): strin
   }
   writePads(key);
   let at = BLOCK;
-  for (const piece of pieces) at += typeof piece === 'string' ? message.write(piece, at, 'utf8') : piece.copy(message, at);
+  for (const piece of pieces) {
+    if (typeof piece === 'string') at += message.write(piece, at, 'utf8');
+    else {
+      // Any view (a Uint8Array from TextEncoder, a DataView), as createHmac took them.
+      message.set(new Uint8Array(piece.buffer, piece.byteOffset, piece.byteLength), at);
+      at += piece.byteLength;
+    }
+  }
   hash('sha256', message.subarray(0, at), 'buffer').copy(outer, BLOCK);
-  return hash('sha256', outer, 'hex');
+  const mac = hash('sha256', outer, 'hex');
+  message.fill(0, 0, at);
+  outer.fill(0);
+  return mac;
 }
 
 /**
