@@ -20,22 +20,13 @@ const run = async (cmd, args) => (await promisify(execFile)(cmd, args, { encodin
 import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { createSession, SIGNED_BODY } from './sign-v2.mjs';
+import { NO_RATE_LIMIT, startFlags } from './serve-args.mjs';
 const connects = (port) => new Promise((done) => { const s = connect(port, '127.0.0.1', () => { s.destroy(); done(true); }); s.on('error', () => done(false)); });
 const body = process.env.BODY ?? '{"jsonrpc":"2.0","method":"echo","params":{"a":1,"b":[1,2,3],"c":"hello"},"id":1}';
 const configs = JSON.parse(process.argv[2]); // [{name, cwd, args}]
 const tick = 100;
 /** A process's CPU seconds so far: user and kernel together, and the kernel's part. */
 function times(pid) { const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' '); return { cpu: (Number(f[11]) + Number(f[12])) / tick, sys: Number(f[12]) / tick }; }
-/** The node flags of a checkout's `npm start` (its package.json start script). */
-function startFlags(cwd) {
-  const words = JSON.parse(readFileSync(`${cwd}/package.json`, 'utf8')).scripts.start.split(/\s+/);
-  return words.slice(words.indexOf('node') + 1, words.indexOf('bin/simpleapi.js'));
-}
-/**
- * As in `npm run bench`: limits too high to reach, so every call is counted (as by default) and
- * none refused; a refused call is not a served call's cost (and says so below).
- */
-const NO_RATE_LIMIT = ['--rate-limit-address=1000000000', '--rate-limit-user=1000000000'];
 async function start(c, i) {
   // A port of our choosing and /health polled: at --log-level=warn there is no listening line to read.
   const port = 41000 + (process.pid % 1000) * 10 + i;

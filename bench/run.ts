@@ -20,12 +20,8 @@ import { cpus, tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createSession, PAYLOAD, SIGNED_BODY } from './sign-v2.mjs';
+import { NO_RATE_LIMIT, startFlags } from './serve-args.mjs';
 
-/**
- * Every request comes from 127.0.0.1: limits too high to be reached, so the bench measures what a
- * user pays for them (every call counted, as by default) without being refused.
- */
-const NO_RATE_LIMIT = ['--rate-limit-address=1000000000', '--rate-limit-user=1000000000'];
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
@@ -64,15 +60,6 @@ interface Row {
   signed?: boolean;
   /** One of a pair compared with each other: run again in reverse order at the end of each round (ABBA), so drift cancels. */
   pair?: boolean;
-}
-
-/**
- * The node flags a checkout's `npm start` gives the server (its package.json start script), so
- * the bench runs simpleapi as a user starts it; the peers run on node's defaults.
- */
-function startFlagsOf(root: string): string[] {
-  const start = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start.split(/\s+/);
-  return start.slice(start.indexOf('node') + 1, start.indexOf('bin/simpleapi.js'));
 }
 
 function pinned(core: string, command: string, args: string[]): [string, string[]] {
@@ -278,7 +265,8 @@ async function throughput(): Promise<{ rows: Row[]; results: Map<string, Measure
   const notes: string[] = [];
   const paired = new Map<string, Paired>();
   const many = new Map<string, ManyMeasured>();
-  const flags = startFlagsOf(ROOT);
+  // simpleapi as `npm start` runs it; the peers on node's defaults.
+  const flags = startFlags(ROOT);
   const simpleapi = (extra: string[]) => [...flags, join(ROOT, 'bin/simpleapi.js'), 'serve', '--port=0', `--methods-dir=${join(ROOT, 'bench/methods')}`, '--log-level=info', ...NO_RATE_LIMIT, ...extra];
   const servers: Record<string, { args: string[]; core: string }> = {
     raw: { args: [join(ROOT, 'bench/servers/raw-http.mjs')], core: '0' },
@@ -306,7 +294,7 @@ async function throughput(): Promise<{ rows: Row[]; results: Map<string, Measure
   };
   if (BASELINE !== '') {
     // Another checkout of simpleapi (an older commit) beside this one, for "no regression" in one run.
-    servers.baseline = { args: [...startFlagsOf(BASELINE), join(BASELINE, 'bin/simpleapi.js'), 'serve', '--port=0', `--methods-dir=${join(BASELINE, 'bench/methods')}`, '--log-level=info'], core: '0' };
+    servers.baseline = { args: [...startFlags(BASELINE), join(BASELINE, 'bin/simpleapi.js'), 'serve', '--port=0', `--methods-dir=${join(BASELINE, 'bench/methods')}`, '--log-level=info', ...NO_RATE_LIMIT], core: '0' };
   }
   if (MYSQL_URL !== '') {
     const url = new URL(MYSQL_URL);
@@ -571,7 +559,7 @@ async function main(): Promise<void> {
     `## simpleapi bench, ${started.toISOString().slice(0, 16).replace('T', ' ')} UTC`,
     '',
     `Command: \`npm run bench\` (BENCH_ROUNDS=${ROUNDS}, BENCH_SECONDS=${SECONDS}${MONGODB_URL ? ', MONGODB_URL set' : ''}${MYSQL_URL ? ', MYSQL_URL set' : ''}); ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}); Node ${process.version}.`,
-    `simpleapi runs with the node flags of \`npm start\` (${startFlagsOf(ROOT).join(' ') || 'none'}), the peers with node's defaults. Servers pinned to core 0, ${DRIVER_NAME} (${CONNECTIONS} keep-alive connections) to core 1; --workers=2 and its load share both cores. Medians of ${ROUNDS} interleaved rounds; CPU is the server's user+system time per request (per entry for the batch); busy is the share of its core the server used (of both for --workers=2): near 100%, the load kept it busy and its CPU per request is what it costs when it has work waiting. The two "own server" rows run twice a round, A B ... B A, and are compared with each other.`,
+    `simpleapi runs with the node flags of \`npm start\` (${startFlags(ROOT).join(' ') || 'none'}), the peers with node's defaults. Servers pinned to core 0, ${DRIVER_NAME} (${CONNECTIONS} keep-alive connections) to core 1; --workers=2 and its load share both cores. Medians of ${ROUNDS} interleaved rounds; CPU is the server's user+system time per request (per entry for the batch); busy is the share of its core the server used (of both for --workers=2): near 100%, the load kept it busy and its CPU per request is what it costs when it has work waiting. The two "own server" rows run twice a round, A B ... B A, and are compared with each other.`,
     '',
     ...lines,
     '',

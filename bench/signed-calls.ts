@@ -2,13 +2,12 @@
 // in-process server on a given store, a session on it, and v2-signed calls of secure_echo one at
 // a time; the outcomes the store keeps for retries are counted, since they are written after the
 // answer and the benches count them apart.
-import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
 import { loadConfig } from '../src/config.ts';
 import { createLogger } from '../src/log.ts';
 import { startServer } from '../src/server.ts';
-import { signV2Request } from '../src/core/signing.ts';
 import type { Store } from '../src/store/types.ts';
+import { createSession, signV2 } from './sign-v2.mjs';
 
 export interface SignedCalls {
   /** One signed call, answered 200 (else it throws). */
@@ -30,13 +29,12 @@ export async function signedCalls(store: Store): Promise<SignedCalls> {
   const config = loadConfig({ argvOptions: { port: 0, methodsDir: resolve(import.meta.dirname, 'methods'), logLevel: 'silent' }, cwd: resolve(import.meta.dirname, '..'), env: {} });
   const server = await startServer({ config, store, log });
   const post = (body: string, headers: Record<string, string> = {}) => fetch(server.url!, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body });
-  const grant = (await (await post(JSON.stringify({ method: 'account.create', parameters: { user_id: `rt-${process.pid}`, password: 'bench-password' } }))).json()) as { session_id: string; session_key: string };
+  const grant = await createSession(server.url!, `rt-${process.pid}`);
   const key = Buffer.from(grant.session_key, 'base64url');
   const body = JSON.stringify({ method: 'secure_echo', parameters: { n: 1 } });
   const call = async () => {
-    const timestamp = String(Math.floor(Date.now() / 1000));
-    const nonce = randomBytes(16).toString('base64url');
-    const res = await post(body, { 'x-session-id': grant.session_id, 'x-timestamp': timestamp, 'x-nonce': nonce, 'x-hmac': signV2Request(key, timestamp, nonce, Buffer.from(body)) });
+    const { timestamp, nonce, mac } = signV2(key, body);
+    const res = await post(body, { 'x-session-id': grant.session_id, 'x-timestamp': timestamp, 'x-nonce': nonce, 'x-hmac': mac });
     if (res.status !== 200) throw new Error(`secure_echo: ${res.status} ${await res.text()}`);
     await res.arrayBuffer();
   };
