@@ -2,8 +2,8 @@
  * `npm run bench`: simpleapi beside its peers, measured side by side in one run.
  *
  * Each server is its own process pinned to core 0; its load generator (bench/hold.mjs) runs in
- * another process pinned to core 1. Servers are interleaved over rounds so machine drift hits all alike. The figure that
- * decides is server CPU time per request (from /proc, user + system), steadier on a shared
+ * another process pinned to core 1. Servers are interleaved over rounds so machine drift hits all
+ * alike. The figure that decides is server CPU time per request (from /proc, user + system), steadier on a shared
  * machine than requests/s; the targets' ratios come from pairs of servers loaded at the same time
  * (PAIRS), steadier still. Then the scale checks: start-up with many method files, dispatch time
  * against table size, and the embedded store's memory per session.

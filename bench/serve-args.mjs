@@ -1,5 +1,6 @@
-// How the benches start a simpleapi server: node's flags as its checkout's `npm start` gives them,
-// and rate limits it never reaches. Plain JavaScript, for bench/ab.mjs as for the TypeScript benches.
+// How the benches start a simpleapi server: node's flags as its checkout's `npm start` gives
+// them, and rate limits it never reaches. Plain JavaScript, for bench/ab.mjs as for the
+// TypeScript benches.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 

@@ -39,9 +39,9 @@ const FLUSH_EVERY_MS = 200;
  * Standard output (or another descriptor), buffering lines: one write(2) per many lines instead
  * of one per request. Lines are joined as one string and encoded once per batch, then handed to
  * pino's own asynchronous destination (sonic-boom) in its byte mode, which does the writing and
- * its retries. A single process writes 12 KB batches; a worker of `--workers` keeps each batch, and each
- * write, within PIPE_BUF (4 KB), so the lines of workers sharing one pipe do not interleave.
- * Lines wait at most FLUSH_EVERY_MS.
+ * its retries. A single process writes 12 KB batches; a worker of `--workers` keeps each batch,
+ * and each write, within PIPE_BUF (4 KB), so the lines of workers sharing one pipe do not
+ * interleave. Lines wait at most FLUSH_EVERY_MS.
  */
 export function bufferedDestination(fd = 1): pino.DestinationStream {
   // Why a string and not a Buffer per line: a request line cost 1.33 us formatted, encoded alone
