@@ -85,7 +85,7 @@ export async function assembleCore(deps: CoreDeps): Promise<Core> {
     dispatcher,
     jobs,
     settings: {
-      auth: { scheme: config.hmac.scheme, window: config.hmac.window, sessionTtl: config.session.ttl, touchFraction: config.session.touchFraction, keepOutcomes: config.retries.keep && config.hmac.scheme === 'v2' },
+      auth: { scheme: config.hmac.scheme, window: config.hmac.window, sessionTtl: config.session.ttl, touchFraction: config.session.touchFraction, keepOutcomes: config.retries.keep && config.hmac.scheme === 'v2', ...(limits.countedClaim === undefined ? {} : { countedClaim: limits.countedClaim }) },
       maxOutcome: config.retries.maxOutcome,
       maxDepth: config.json.maxDepth,
       batchLimit: config.batchLimit,

@@ -4,6 +4,7 @@
  * MongoDB (mongo-instances.test.ts), plus the login throttle counted across instances.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createConnection, type RowDataPacket } from 'mysql2/promise';
 import { SimpleApiClient } from '../src/client/index.ts';
 import { createMySqlDb, dropMySqlDb, hasMySql, mysqlUrlFor, uniqueMySqlDb } from './helpers/mysql.ts';
 import { call, post, spawnServer, type Spawned } from './helpers/server.ts';
@@ -128,6 +129,65 @@ describe.skipIf(!hasMySql)('two server processes on two ports, one MariaDB', () 
     const results = await Promise.all(['x', 'y', 'z', 'w'].map((key, i) => postV2(i % 2 ? a.url! : b.url!, grant, call('prefs.set', { key, value: i }))));
     expect(results.map((r) => r.status)).toEqual([200, 200, 200, 200]);
     expect((await postV2(a.url!, grant, call('prefs.get'))).json).toEqual({ theme: 'dark', x: 0, y: 1, z: 2, w: 3 });
+  });
+
+  // A first attempt's count rides on its nonce's claim, one transaction in one round trip
+  // (RateLimits.countedClaim): the cases below pin what that transaction must and must not count.
+  it('replayed nonces do not count against the user: the eight fresh calls pass, the ninth is refused', async () => {
+    const grant = await createAccount(a.url!, 'replayed-user@example.com');
+    const nonce = freshNonce();
+    expect((await postV2(a.url!, grant, whoami, { nonce })).status).toBe(200);
+    for (let i = 0; i < 10; i++) {
+      const replay = await postV2(i % 2 === 0 ? a.url! : b.url!, grant, whoami, { nonce });
+      expect(replay.status).toBe(401);
+      expect(replay.json).toMatchObject({ error: { message: 'x-nonce was already used' } });
+    }
+    for (let i = 1; i < 8; i++) expect((await postV2(i % 2 === 0 ? a.url! : b.url!, grant, whoami)).status).toBe(200);
+    expect((await postV2(b.url!, grant, whoami)).status).toBe(429);
+  });
+
+  it('a signed batch counts each entry once: of ten, eight run and two are refused', async () => {
+    const grant = await createAccount(a.url!, 'batch-limited@example.com');
+    const batch = JSON.stringify(Array.from({ length: 10 }, (_, id) => ({ jsonrpc: '2.0', id, method: 'account.session' })));
+    const answer = await postV2(a.url!, grant, batch);
+    expect(answer.status).toBe(200);
+    const entries = answer.json as { result?: unknown; error?: { data?: { code?: string } } }[];
+    expect(entries.filter((e) => e.result !== undefined)).toHaveLength(8);
+    expect(entries.filter((e) => e.error?.data?.code === 'TooManyRequests')).toHaveLength(2);
+    expect((await postV2(b.url!, grant, whoami)).status).toBe(429);
+  });
+
+  it('30 concurrent calls of one user on both instances: exactly 8 pass', async () => {
+    const grant = await createAccount(b.url!, 'concurrent-limited@example.com');
+    const answers = await Promise.all(Array.from({ length: 30 }, (_, i) => postV2(i % 2 === 0 ? a.url! : b.url!, grant, whoami)));
+    const statuses = answers.map((r) => r.status);
+    expect(statuses.filter((s) => s === 200)).toHaveLength(8);
+    expect(statuses.filter((s) => s === 429)).toHaveLength(22);
+  });
+
+  it('a counter that fails rolls its claim back: the call runs on the usual path, its nonce is claimed once, no transaction stays open', async () => {
+    const grant = await createAccount(a.url!, 'counter-away@example.com');
+    const sql = await createConnection(mysqlUrlFor(db));
+    try {
+      await sql.query('RENAME TABLE simpleapi_rate_limits TO simpleapi_rate_limits_away');
+      try {
+        const nonce = freshNonce();
+        // The joined INSERT fails after the nonce's: kept open, that nonce row would lock the
+        // usual path's insert for innodb_lock_wait_timeout (50 s), and this call would not answer.
+        const first = await postV2(a.url!, grant, whoami, { nonce });
+        expect(first.status).toBe(200);
+        expect(first.responseSigned).toBe(true);
+        expect((await postV2(b.url!, grant, whoami, { nonce })).status).toBe(401);
+        expect((await postV2(b.url!, grant, whoami)).status).toBe(200);
+      } finally {
+        await sql.query('RENAME TABLE simpleapi_rate_limits_away TO simpleapi_rate_limits');
+      }
+      const [open] = await sql.query<RowDataPacket[]>('SELECT COUNT(*) AS n FROM information_schema.INNODB_TRX t JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id WHERE p.DB = ?', [db]);
+      expect(Number(open[0]!.n)).toBe(0);
+      expect((await postV2(a.url!, grant, whoami)).status).toBe(200);
+    } finally {
+      await sql.end();
+    }
   });
 
   it('a background job runs on the instance that took it and is read there', async () => {

@@ -11,6 +11,7 @@ import { NONCE_PATTERN, isValidTimestamp, macMatches, signV1, signV2Request, sig
 import type { CallClaim, SessionRecord, Store } from '../store/types.ts';
 import { nowSeconds } from './clock.ts';
 import { isThenable } from './thenable.ts';
+import type { Count } from './rate-limit.ts';
 
 export interface AuthSettings {
   scheme: Scheme;
@@ -23,7 +24,15 @@ export interface AuthSettings {
    * kept for retries (§6 v2 retries). Off, a retry of a call that arrived is "outcome not kept".
    */
   keepOutcomes: boolean;
+  /**
+   * Step 4's write for a call's first attempt when the rate limiter counts the call with it, in
+   * the same round trip (RateLimits.countedClaim, MySQL); absent, the store's rememberNonce.
+   */
+  countedClaim?: CountedClaim;
 }
+
+/** Claims a nonce (`fresh`: never seen) and, with it, counts the call against its user. */
+export type CountedClaim = (session: SessionRecord, nonce: string, expires: number, now: number, claim: CallClaim | undefined) => Promise<{ fresh: boolean; counted?: Count }>;
 
 /** A verified v2 POST, as §6's retries need it. */
 export interface SignedCall {
@@ -49,8 +58,11 @@ export interface ResponseSigner {
 export type AuthResult =
   /** No `x-session-id`: only public methods. `nonce` is its well-formed `x-nonce`, else ''. */
   | { readonly kind: 'anonymous'; readonly nonce: string }
-  /** `call`: a v2 POST to the endpoint (its nonce claimed in step 4); absent for GET and v1. */
-  | { readonly kind: 'verified'; readonly session: SessionRecord; readonly sign: ResponseSigner; readonly call?: SignedCall }
+  /**
+   * `call`: a v2 POST to the endpoint (its nonce claimed in step 4); absent for GET and v1.
+   * `counted`: the user's rate-limit count, taken with the nonce (AuthSettings.countedClaim).
+   */
+  | { readonly kind: 'verified'; readonly session: SessionRecord; readonly sign: ResponseSigner; readonly call?: SignedCall; readonly counted?: Count }
   /** `sign` is there when the MAC verified and a later check failed (§6 steps 3 and 4); `reason` is for metrics. */
   | { readonly kind: 'refused'; readonly error: ApiError; readonly reason: AuthFailureReason; readonly sign?: ResponseSigner };
 
@@ -180,9 +192,17 @@ function verifySession(headers: Headers, session: SessionRecord | null, signed: 
       if (settings.keepOutcomes) claim = { mac: '', retry: true };
     }
   }
+  const expires = Number(timestamp) + settings.window + 1;
+  // A retry is not counted with its claim: it may be answered from its first attempt's outcome.
+  if (signedCall !== undefined && signedCall.retryOf === undefined && settings.countedClaim !== undefined) {
+    return settings.countedClaim(session, nonce, expires, now, claim).then(
+      ({ fresh, counted }) => claimed(fresh, session, sign, signedCall, store, settings, now, counted),
+      (err: unknown) => storeFailed(err, sign),
+    );
+  }
   let fresh: boolean | Promise<boolean>;
   try {
-    fresh = store.rememberNonce(session.sessionId, nonce, Number(timestamp) + settings.window + 1, now, claim);
+    fresh = store.rememberNonce(session.sessionId, nonce, expires, now, claim);
   } catch (err) {
     return storeFailed(err, sign);
   }
@@ -194,8 +214,8 @@ function verifySession(headers: Headers, session: SessionRecord | null, signed: 
 }
 
 /** Step 4's answer: a nonce seen before is refused (signed); a fresh one verifies the request. */
-function claimed(fresh: boolean, session: SessionRecord, sign: ResponseSigner, signedCall: SignedCall | undefined, store: Store, settings: AuthSettings, now: number): AuthResult | Promise<AuthResult> {
-  return fresh ? renewed(session, sign, signedCall, store, settings, now) : refuse('nonce_replayed', badSignature('x-nonce was already used'), sign);
+function claimed(fresh: boolean, session: SessionRecord, sign: ResponseSigner, signedCall: SignedCall | undefined, store: Store, settings: AuthSettings, now: number, counted?: Count): AuthResult | Promise<AuthResult> {
+  return fresh ? renewed(session, sign, signedCall, store, settings, now, counted) : refuse('nonce_replayed', badSignature('x-nonce was already used'), sign);
 }
 
 /**
@@ -208,8 +228,9 @@ function storeFailed(err: unknown, sign: ResponseSigner): AuthResult {
 }
 
 /** Verified: the session's expiry moved on when enough of it has passed (a write now and then). */
-function renewed(session: SessionRecord, sign: ResponseSigner, signedCall: SignedCall | undefined, store: Store, settings: AuthSettings, now: number): AuthResult | Promise<AuthResult> {
-  const result: AuthResult = signedCall === undefined ? { kind: 'verified', session, sign } : { kind: 'verified', session, sign, call: signedCall };
+function renewed(session: SessionRecord, sign: ResponseSigner, signedCall: SignedCall | undefined, store: Store, settings: AuthSettings, now: number, counted?: Count): AuthResult | Promise<AuthResult> {
+  let result: AuthResult = signedCall === undefined ? { kind: 'verified', session, sign } : { kind: 'verified', session, sign, call: signedCall };
+  if (counted !== undefined) result = { ...result, counted };
   const expires = now + settings.sessionTtl;
   if (expires - session.expires < settings.touchFraction * settings.sessionTtl) return result;
   // Renewal is best effort: the nonce is claimed, and failing the call now would leave its

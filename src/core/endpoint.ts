@@ -16,6 +16,7 @@ import type { TraceContext } from './trace.ts';
 import { conflictReply, decideRetry, keepLater, outcomeOf, replayResponse, type RetrySettings } from './retry.ts';
 import { nowSeconds } from './clock.ts';
 import type { KeptOutcome, SessionRecord, Store } from '../store/types.ts';
+import type { Count } from './rate-limit.ts';
 
 export interface EndpointSettings {
   auth: AuthSettings;
@@ -135,17 +136,25 @@ function serialize(reply: Reply, form: Form, log: Logger, requestId: string, tra
 class RequestCallScope implements CallScope {
   readonly ip: string;
   readonly http: CallScope['http'];
+  #counted: Count | undefined;
   constructor(
     readonly request: CoreRequest,
     readonly requestId: string,
     readonly traceId: string,
     readonly session: SessionRecord | null,
+    counted?: Count,
   ) {
     this.ip = request.ip;
     this.http = request.http ?? null;
+    this.#counted = counted;
   }
   get signal(): AbortSignal {
     return this.request.signal;
+  }
+  takeCount(): Count | undefined {
+    const counted = this.#counted;
+    this.#counted = undefined;
+    return counted;
   }
 }
 
@@ -258,7 +267,7 @@ export function createEndpoint(deps: { store: Store; log: Logger; dispatcher: Di
    */
   const run = (call: Parsed, keptUnder: string | undefined): CoreResponse | Promise<CoreResponse> => {
     const { auth } = call;
-    const scope = new RequestCallScope(call.request, call.requestId, call.traceId, auth.kind === 'verified' ? auth.session : null);
+    const scope = auth.kind === 'verified' ? new RequestCallScope(call.request, call.requestId, call.traceId, auth.session, auth.counted) : new RequestCallScope(call.request, call.requestId, call.traceId, null);
     if (keptUnder === undefined || scope.session === null) {
       const reply = dispatcher.reply(call.envelope, scope);
       return reply instanceof Promise ? reply.then((r) => toResponse(r, call)) : toResponse(reply, call);

@@ -2,8 +2,9 @@
  * The general rate limiter: every call counts against its caller (the user of a signed request,
  * the client address of an anonymous one), and a method may add its own rule
  * (`export const rateLimit = { points, duration }`). On MySQL/MariaDB and MongoDB the counters are
- * in the database (MySQL: one upsert of ours, MySqlCounter; MongoDB: rate-limiter-flexible's), so
- * the limit holds across instances. In this process (the embedded store) they are a fixed window
+ * in the database (MySQL: one upsert of ours, MySqlCounter, which for a signed call's first
+ * attempt rides on its nonce's claim; MongoDB: rate-limiter-flexible's), so the limit holds across
+ * instances. In this process (the embedded store) they are a fixed window
  * of our own, counted without a promise: the library's in-memory limiter answers every call
  * through a promise and a timer per key, about 5 us of a 150 us public call here, for a count
  * that is one Map lookup. On a MongoDB-compatible server whose `$inc` loses counts under
@@ -17,6 +18,8 @@ import type { Pool, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
 import { RateLimiterMemory, RateLimiterMongo, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import { ApiError } from './errors.ts';
 import type { Store } from '../store/types.ts';
+import type { JoinedWrite, MySqlStore } from '../store/mysql.ts';
+import type { CountedClaim } from './auth.ts';
 import { addressKeyOf } from './address.ts';
 
 /** A method's own rule: `points` calls per `duration` seconds, per caller or per client address. */
@@ -178,24 +181,47 @@ class MySqlCounter implements Counter {
   }
 
   async take(key: string, what: string): Promise<ApiError | null> {
+    const upsert = this.upsert(key);
+    let counted: ResultSetHeader;
+    try {
+      [counted] = await withinTimeout(this.sql.query<ResultSetHeader>(upsert.sql, upsert.values));
+    } catch {
+      return this.#insurance.take(key, what);
+    }
+    return this.verdict(key, upsert, counted, what);
+  }
+
+  /** The statement that counts one call under `key` (sent by take, or with a nonce's claim). */
+  upsert(key: string): CountingUpsert {
     const row = hash('sha256', `${this.prefix}:${key}`, 'hex');
     const now = Date.now();
     const ends = now + this.#durationMs;
+    return {
+      sql: `INSERT INTO \`${TABLE}\` (\`key\`, \`points\`, \`expire\`) VALUES (?, 1, ?) ON DUPLICATE KEY UPDATE \`points\` = LAST_INSERT_ID(IF(\`expire\` <= ?, 1, \`points\` + 1)), \`expire\` = IF(\`expire\` <= ?, ?, \`expire\`)`,
+      values: [row, ends, now, now, ends],
+      row,
+      now,
+    };
+  }
+
+  /** What the upsert's answer means: null when the call may run, else TooManyRequests. */
+  async verdict(key: string, upsert: CountingUpsert, counted: ResultSetHeader, what: string): Promise<ApiError | null> {
+    const count = counted.affectedRows === 1 ? 1 : counted.insertId;
+    if (count <= this.points) return null;
+    const ends = upsert.now + this.#durationMs;
     try {
-      const [counted] = await withinTimeout(
-        this.sql.query<ResultSetHeader>(
-          `INSERT INTO \`${TABLE}\` (\`key\`, \`points\`, \`expire\`) VALUES (?, 1, ?) ON DUPLICATE KEY UPDATE \`points\` = LAST_INSERT_ID(IF(\`expire\` <= ?, 1, \`points\` + 1)), \`expire\` = IF(\`expire\` <= ?, ?, \`expire\`)`,
-          [row, ends, now, now, ends],
-        ),
-      );
-      const count = counted.affectedRows === 1 ? 1 : counted.insertId;
-      if (count <= this.points) return null;
-      const [window] = await withinTimeout(this.sql.query<RowDataPacket[]>(`SELECT \`expire\` FROM \`${TABLE}\` WHERE \`key\` = ?`, [row]));
-      return tooMany(Math.max(0, Number(window[0]?.expire ?? ends) - now), what);
+      const [window] = await withinTimeout(this.sql.query<RowDataPacket[]>(`SELECT \`expire\` FROM \`${TABLE}\` WHERE \`key\` = ?`, [upsert.row]));
+      return tooMany(Math.max(0, Number(window[0]?.expire ?? ends) - upsert.now), what);
     } catch {
       return this.#insurance.take(key, what);
     }
   }
+}
+
+/** A MySqlCounter's counting statement, with what its answer is read against. */
+interface CountingUpsert extends JoinedWrite {
+  readonly row: string;
+  readonly now: number;
 }
 
 /** The statement's answer, or a rejection once DB_TIMEOUT_MS pass (the statement itself goes on). */
@@ -269,6 +295,22 @@ async function factoryFor(store: Store, log: Logger): Promise<{ make: Factory; w
   return { make: inThisProcess, where: 'this process' };
 }
 
+/** A count's verdict: TooManyRequests, or null when the call may run. */
+export type Count = ApiError | null | Promise<ApiError | null>;
+
+const BY_USER = 'by this user';
+
+/** The MySQL store's joined write, where the store is one (read without loading it). */
+function joinedClaim(user: MySqlCounter, store: Store): CountedClaim | undefined {
+  const joined = (store as Partial<Pick<MySqlStore, 'rememberNonceWith'>>).rememberNonceWith;
+  if (typeof joined !== 'function') return undefined;
+  return async (session, nonce, expires, now, claim) => {
+    const upsert = user.upsert(session.userKey);
+    const { fresh, also } = await joined.call(store, session.sessionId, nonce, expires, now, claim, upsert);
+    return also === null ? { fresh } : { fresh, counted: user.verdict(session.userKey, upsert, also, BY_USER) };
+  };
+}
+
 /** The TooManyRequests a refused call gets. */
 function tooMany(msBeforeNext: number, what: string): ApiError {
   const seconds = Math.max(1, Math.ceil(msBeforeNext / 1000));
@@ -286,16 +328,24 @@ export class RateLimits {
   /** Where counters live, for the start-up log. */
   readonly where: string;
 
-  private constructor(make: Factory, where: string, settings: RateLimitSettings) {
+  /**
+   * Claims a signed call's nonce and counts the call against its user in one round trip, where
+   * the store and the user's counter can join them (MySQL); absent elsewhere, and the dispatcher
+   * counts the call itself. The count then comes to `check` with the call.
+   */
+  readonly countedClaim: CountedClaim | undefined;
+
+  private constructor(make: Factory, where: string, settings: RateLimitSettings, store?: Store) {
     this.#make = make;
     this.where = where;
     this.#address = settings.address > 0 ? make('addr', settings.address, settings.window) : null;
     this.#user = settings.user > 0 ? make('user', settings.user, settings.window) : null;
+    this.countedClaim = this.#user instanceof MySqlCounter && store !== undefined ? joinedClaim(this.#user, store) : undefined;
   }
 
   static async create(store: Store, settings: RateLimitSettings, log: Logger): Promise<RateLimits> {
     const { make, where } = await factoryFor(store, log);
-    return new RateLimits(make, where, settings);
+    return new RateLimits(make, where, settings, store);
   }
 
   /** A limiter that counts in this process only, for tools and tests without a store. */
@@ -305,11 +355,12 @@ export class RateLimits {
 
   /**
    * Counts one call; TooManyRequests when the caller or the method's own rule is past its limit,
-   * null when it may run. A promise only when a database counts.
+   * null when it may run. A promise only when a database counts. `counted`: the caller's general
+   * count, already taken with the request's nonce (countedClaim).
    */
-  check(method: string, rule: RateRule | undefined, caller: Caller): ApiError | null | Promise<ApiError | null> {
+  check(method: string, rule: RateRule | undefined, caller: Caller, counted?: Count): Count {
     const general = caller.userKey === null ? this.#address : this.#user;
-    const first = general === null ? null : general.take(caller.userKey ?? addressKeyOf(caller.ip), caller.userKey === null ? 'from this address' : 'by this user');
+    const first = counted !== undefined ? counted : general === null ? null : general.take(caller.userKey ?? addressKeyOf(caller.ip), caller.userKey === null ? 'from this address' : BY_USER);
     if (rule === undefined) return first;
     if (first instanceof Promise) return first.then((error) => error ?? this.#takeForMethod(method, rule, caller));
     return first ?? this.#takeForMethod(method, rule, caller);

@@ -1,18 +1,25 @@
 /**
  * The MySQL / MariaDB store (mysql2's promise pool): the second shared database many instances
- * can serve the same users on. A signed call costs two queries before its answer, as on MongoDB:
- * the session read and the nonce insert (which also says the call is running, for §6 retries);
- * its outcome is written after the answer (the sliding-expiry write is skipped unless it would
- * move expiry by `session.touchFraction`).
+ * can serve the same users on. A signed call costs two round trips before its answer: the session
+ * read, and the nonce insert (which also says the call is running, for §6 retries) with the rate
+ * limiter's count of the call in the same query (rememberNonceWith); its outcome is written after
+ * the answer (the sliding-expiry write is skipped unless it would move expiry by
+ * `session.touchFraction`).
  *
  * There are no TTL indexes in SQL: expiry columns are indexed, every read checks them, and
  * `sweep` deletes what has expired. Conditional writes are single statements, which InnoDB makes
  * atomic per row (`UPDATE … WHERE version = ?`, a primary-key INSERT for nonces).
  */
-import { createPool, type Pool, type PoolConnection, type ResultSetHeader, type RowDataPacket } from 'mysql2/promise';
+import { createPool, type Pool, type PoolConnection, type PoolOptions, type ResultSetHeader, type RowDataPacket } from 'mysql2/promise';
 import type { Logger } from 'pino';
 import { ApiError } from '../core/errors.ts';
 import { throttleWindow, type AccountRecord, type CallClaim, type CallRecord, type KeptOutcome, type MethodResources, type PasswordHash, type SessionRecord, type Store, type ThrottleState } from './types.ts';
+
+/** A statement to run with a nonce's claim: SQL with `?` placeholders and their values. */
+export interface JoinedWrite {
+  readonly sql: string;
+  readonly values: unknown[];
+}
 
 export interface MySqlStoreOptions {
   /** The database used when the URL names none. */
@@ -157,6 +164,16 @@ export function mapMySqlError(err: unknown): unknown {
 const isDuplicateKey = (err: unknown) => (err as { code?: string } | null)?.code === 'ER_DUP_ENTRY';
 
 /** The pieces of a `mysql://user:pass@host:port/db` URL that mysql2 takes. */
+type MySqlTarget = ReturnType<typeof parseMySqlUrl>;
+
+/**
+ * A pool's options. A short connect timeout: during an outage a request gets its 503 in about
+ * 2 s, not 10.
+ */
+function poolOptions(target: MySqlTarget, multipleStatements = false): PoolOptions {
+  return { ...target, connectTimeout: 2000, enableKeepAlive: true, connectionLimit: 10, charset: 'utf8mb4_bin', multipleStatements };
+}
+
 export function parseMySqlUrl(url: string, fallbackDb: string): { host: string; port: number; user: string; password: string; database: string } {
   const u = new URL(url);
   if (u.protocol !== 'mysql:' && u.protocol !== 'mariadb:') throw new Error(`not a mysql:// URL: ${redactUrl(url)}`);
@@ -192,10 +209,15 @@ export class MySqlStore implements Store {
   /** Queries sent, for the bench's round trips per call. */
   #queries = 0;
 
-  private constructor(pool: Pool, database: string, options: MySqlStoreOptions) {
+  readonly #target: MySqlTarget;
+  /** The pool of joined claims, opened on first use (see rememberNonceWith). */
+  #joined: Pool | null = null;
+
+  private constructor(pool: Pool, target: MySqlTarget, options: MySqlStoreOptions) {
     this.sql = pool;
     this.forMethods = { db: null, sql: pool };
-    this.database = database;
+    this.database = target.database;
+    this.#target = target;
     this.#options = options;
   }
 
@@ -216,11 +238,10 @@ export class MySqlStore implements Store {
     const deadline = options.connectTimeout === 0 ? Infinity : Date.now() + options.connectTimeout * 1000;
     let warned = false;
     for (;;) {
-      // A short connect timeout: during an outage a request gets its 503 in about 2 s, not 10.
-      const pool = createPool({ ...target, connectTimeout: 2000, enableKeepAlive: true, connectionLimit: 10, charset: 'utf8mb4_bin' });
+      const pool = createPool(poolOptions(target));
       try {
         await pool.query('SELECT 1');
-        return new MySqlStore(pool, target.database, options);
+        return new MySqlStore(pool, target, options);
       } catch (err) {
         await pool.end().catch(() => {});
         if ((err as { code?: string }).code === 'ER_BAD_DB_ERROR') {
@@ -282,7 +303,7 @@ export class MySqlStore implements Store {
   }
 
   async close(): Promise<void> {
-    await this.sql.end();
+    await Promise.all([this.sql.end(), this.#joined?.end()]);
   }
 
   async ping(): Promise<boolean> {
@@ -435,6 +456,38 @@ export class MySqlStore implements Store {
       );
       return revived.affectedRows === 1;
     });
+  }
+
+  /**
+   * rememberNonce and one more write (the user's rate-limit count, src/core/rate-limit.ts) in one
+   * round trip: a transaction sent as one multi-statement query, so both happen or neither does.
+   * Its pool is its own: the one methods get (`ctx.sql`) keeps refusing several statements in one
+   * query, which would widen what an injection in a method's SQL could do. `also` is the
+   * statement's answer when the nonce was fresh; null when it was not, or when the nonce went the
+   * usual way after the joined write failed (then nothing of `also` happened).
+   */
+  async rememberNonceWith(sessionId: string, nonce: string, expires: number, now: number, claim: CallClaim | undefined, also: JoinedWrite): Promise<{ fresh: boolean; also: ResultSetHeader | null }> {
+    const lifetime = Math.max(expires, now + this.#options.nonceTtl);
+    this.#joined ??= createPool(poolOptions(this.#target, true));
+    const conn = await this.#guard(() => this.#joined!.getConnection());
+    let results: ResultSetHeader[];
+    try {
+      this.#queries++;
+      [results] = await conn.query<ResultSetHeader[]>(
+        `START TRANSACTION; INSERT INTO ${TABLES.nonces} (session_id, nonce, expires, mac, retry) VALUES (?, ?, ?, ?, ?); ${also.sql}; COMMIT`,
+        [sessionId, nonce, lifetime, claim?.mac ?? null, claim?.retry === true ? 1 : 0, ...also.values],
+      );
+    } catch {
+      // A failed statement ends the query with the transaction open; rolled back, the connection
+      // goes back clean (or, if it cannot, not at all). A nonce seen before lands here too: the
+      // usual path tells a replay from an expired row, and a database that fails fails there too.
+      const clean = await conn.query('ROLLBACK').then(() => true, () => false);
+      if (clean) conn.release();
+      else conn.destroy();
+      return { fresh: await this.rememberNonce(sessionId, nonce, expires, now, claim), also: null };
+    }
+    conn.release();
+    return { fresh: true, also: results[2]! };
   }
 
   findCall(sessionId: string, nonce: string, now: number): Promise<CallRecord | null> {
