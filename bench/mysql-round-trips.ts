@@ -1,64 +1,24 @@
 // Database round trips per v2-signed session call on MySQL/MariaDB: an in-process server on a
 // MySqlStore, CALLS signed calls, and what went to the database meanwhile, counted twice:
-// - round trips: the commands on the wire. The store reaches MariaDB through a TCP relay that
-//   counts the packets starting a command (sequence id 0, client to server); a multi-statement
+// - round trips: the commands on the wire. The store reaches MariaDB through a TCP relay
+//   (test/helpers/mysql-relay.ts) that counts the packets starting a command; a multi-statement
 //   query is one command, whatever mysql2 or the store say about it.
 // - statements: MariaDB's own `Questions`, read from a connection of our own, which counts each
 //   statement of a multi-statement query apart.
 // The outcome kept for retries (§6) is written after the answer: counted apart (one command,
 // one statement each), so the figures before the answer show. Needs MYSQL_URL, and no other
 // client busy on that server.
-import { createServer, connect, type Socket } from 'node:net';
 import { createConnection } from 'mysql2/promise';
 import { createLogger } from '../src/log.ts';
 import { MySqlStore } from '../src/store/mysql.ts';
+import { mysqlRelay } from '../test/helpers/mysql-relay.ts';
 import { signedCalls } from './signed-calls.ts';
 
 const CALLS = 200;
 const base = new URL(process.env.MYSQL_URL ?? '');
 const db = `simpleapi_bench_rt_${process.pid}`;
 
-/** A relay to MariaDB that counts the commands clients send through it. */
-async function commandCountingRelay(host: string, port: number): Promise<{ port: number; commands: () => number; close: () => void }> {
-  let commands = 0;
-  const sockets = new Set<Socket>();
-  const relay = createServer((client) => {
-    const server = connect(port, host);
-    sockets.add(client).add(server);
-    let pending = Buffer.alloc(0);
-    client.on('data', (chunk: Buffer) => {
-      server.write(chunk);
-      // Packets: a 3-byte little-endian length, a sequence id, then the payload.
-      pending = Buffer.concat([pending, chunk]);
-      while (pending.length >= 4) {
-        const length = pending.readUIntLE(0, 3);
-        if (pending.length < 4 + length) break;
-        if (pending[3] === 0) commands++;
-        pending = pending.subarray(4 + length);
-      }
-    });
-    server.pipe(client);
-    const end = () => {
-      client.destroy();
-      server.destroy();
-    };
-    client.on('close', end).on('error', end);
-    server.on('close', end).on('error', end);
-  });
-  await new Promise<void>((r) => relay.listen(0, '127.0.0.1', r));
-  const address = relay.address();
-  if (address === null || typeof address === 'string') throw new Error('the relay has no port');
-  return {
-    port: address.port,
-    commands: () => commands,
-    close: () => {
-      for (const s of sockets) s.destroy();
-      relay.close();
-    },
-  };
-}
-
-const relay = await commandCountingRelay(base.hostname.replace(/^\[|\]$/g, '') || '127.0.0.1', base.port === '' ? 3306 : Number(base.port));
+const relay = await mysqlRelay(base.hostname.replace(/^\[|\]$/g, '') || '127.0.0.1', base.port === '' ? 3306 : Number(base.port));
 const relayed = new URL(base);
 relayed.hostname = '127.0.0.1';
 relayed.port = String(relay.port);

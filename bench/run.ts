@@ -453,7 +453,7 @@ interface MySqlTrips {
   statementsBefore: number;
 }
 
-/** Round trips of a v2-signed call on MariaDB: the commands sent, and the statements the database counted. */
+/** Round trips of a v2-signed call on MariaDB: commands sent, and statements the database counted. */
 function mysqlRoundTrips(): MySqlTrips | null {
   if (MYSQL_URL === '') return null;
   const out = execFileSync(process.execPath, [join(ROOT, 'bin/run-ts.js'), join(ROOT, 'bench/mysql-round-trips.ts')], { cwd: ROOT }).toString();

@@ -4,6 +4,7 @@
  * MongoDB (mongo-instances.test.ts), plus the login throttle counted across instances.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createHash } from 'node:crypto';
 import { createConnection, type RowDataPacket } from 'mysql2/promise';
 import { SimpleApiClient } from '../src/client/index.ts';
 import { createMySqlDb, dropMySqlDb, hasMySql, mysqlUrlFor, uniqueMySqlDb } from './helpers/mysql.ts';
@@ -156,6 +157,37 @@ describe.skipIf(!hasMySql)('two server processes on two ports, one MariaDB', () 
     expect(entries.filter((e) => e.error?.data?.code === 'TooManyRequests')).toHaveLength(2);
     expect((await postV2(b.url!, grant, whoami)).status).toBe(429);
   });
+
+  it('a signed body that runs no call counts nothing: after three, the user still has eight calls', async () => {
+    const grant = await createAccount(a.url!, 'runs-nothing@example.com');
+    for (const body of ['[]', '{"jsonrpc":"2.0","id":1}', '[1]']) {
+      const answer = await postV2(a.url!, grant, body);
+      expect(answer.responseSigned).toBe(true);
+      expect(answer.status).not.toBe(429);
+    }
+    for (let i = 0; i < 8; i++) expect((await postV2(i % 2 === 0 ? a.url! : b.url!, grant, whoami)).status).toBe(200);
+    expect((await postV2(a.url!, grant, whoami)).status).toBe(429);
+  });
+
+  it("a counter row locked elsewhere holds a call about a second, not InnoDB's 50 s: it runs on the usual path", async () => {
+    const grant = await createAccount(a.url!, 'counter-locked@example.com');
+    expect((await postV2(a.url!, grant, whoami)).status).toBe(200); // the user's counter row exists
+    const sql = await createConnection(mysqlUrlFor(db));
+    try {
+      await sql.query('START TRANSACTION');
+      const row = createHash('sha256').update('user:counter-locked@example.com').digest('hex');
+      const [locked] = await sql.query<RowDataPacket[]>('SELECT `points` FROM simpleapi_rate_limits WHERE `key` = ? FOR UPDATE', [row]);
+      expect(locked).toHaveLength(1);
+      const started = Date.now();
+      const answer = await postV2(b.url!, grant, whoami);
+      expect(answer.status).toBe(200);
+      expect(answer.responseSigned).toBe(true);
+      expect(Date.now() - started).toBeLessThan(20_000);
+    } finally {
+      await sql.query('ROLLBACK');
+      await sql.end();
+    }
+  }, 60_000);
 
   it('30 concurrent calls of one user on both instances: exactly 8 pass', async () => {
     const grant = await createAccount(b.url!, 'concurrent-limited@example.com');

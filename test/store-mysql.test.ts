@@ -2,7 +2,8 @@ import type { RowDataPacket } from 'mysql2/promise';
 import { describe, expect, it } from 'vitest';
 import { MySqlStore, SCHEMA_VERSION, TABLES } from '../src/store/mysql.ts';
 import { createLogger } from '../src/log.ts';
-import { dropMySqlDb, hasMySql, mysqlUrlFor, openMySqlStore, uniqueMySqlDb } from './helpers/mysql.ts';
+import { dropMySqlDb, hasMySql, MYSQL_URL, mysqlUrlFor, openMySqlStore, uniqueMySqlDb } from './helpers/mysql.ts';
+import { mysqlRelay } from './helpers/mysql-relay.ts';
 import { storeContract } from './store.contract.ts';
 
 // Without MYSQL_URL these are skipped; helpers/mysql.ts prints why (and fails under CI=true).
@@ -141,6 +142,104 @@ describe.skipIf(!hasMySql)('MySQL store', () => {
         await store.close();
         await dropMySqlDb(db);
       }
+    });
+
+    describe('a nonce claimed with one more write (rememberNonceWith, the rate limit on a signed call)', () => {
+      const counts = 'joined_counts';
+      const count = (key: string) => ({ sql: `INSERT INTO ${counts} (k, n) VALUES (?, 1) ON DUPLICATE KEY UPDATE n = n + 1`, values: [key] });
+      /** A store that reaches the database through a relay, with a table of counts of its own. */
+      const throughRelay = async (label: string, url = MYSQL_URL) => {
+        const db = uniqueMySqlDb(label);
+        const direct = await openMySqlStore(db);
+        await direct.sql.query(`CREATE TABLE ${counts} (k VARCHAR(64) PRIMARY KEY, n INT NOT NULL)`);
+        const target = new URL(url);
+        const relay = await mysqlRelay(target.hostname || '127.0.0.1', target.port === '' ? 3306 : Number(target.port));
+        const relayed = new URL(mysqlUrlFor(db, url));
+        relayed.hostname = '127.0.0.1';
+        relayed.port = String(relay.port);
+        const store = await MySqlStore.connect(relayed.toString(), { dbName: db, connectTimeout: 10, nonceTtl: 601, log: createLogger({ level: 'silent' }) });
+        const countOf = async (key: string) => Number((await direct.sql.query<RowDataPacket[]>(`SELECT n FROM ${counts} WHERE k = ?`, [key]))[0][0]?.n ?? 0);
+        const close = async () => {
+          await store.close();
+          relay.close();
+          await direct.close();
+          await dropMySqlDb(db);
+        };
+        return { store, relay, countOf, close };
+      };
+
+      it('one command claims the nonce and counts; a replay claims nothing and counts nothing', async () => {
+        const { store, relay, countOf, close } = await throughRelay('joined');
+        try {
+          const now = Math.floor(Date.now() / 1000);
+          await store.rememberNonceWith('j-session', 'nonce-joined-0001', now + 300, now, { mac: 'a'.repeat(64) }, count('u'));
+          const before = relay.commands();
+          const first = await store.rememberNonceWith('j-session', 'nonce-joined-0002', now + 300, now, { mac: 'b'.repeat(64) }, count('u'));
+          expect(relay.commands() - before).toBe(1);
+          expect(first.fresh).toBe(true);
+          expect(first.also?.affectedRows).toBe(2); // the upsert's update of an existing row
+          expect(await countOf('u')).toBe(2);
+          const replay = await store.rememberNonceWith('j-session', 'nonce-joined-0002', now + 300, now, { mac: 'b'.repeat(64) }, count('u'));
+          expect(replay).toEqual({ fresh: false, also: null });
+          expect(await countOf('u')).toBe(2);
+          expect(await store.findCall('j-session', 'nonce-joined-0002', now)).toEqual({ state: 'running', claim: { mac: 'b'.repeat(64) } });
+        } finally {
+          await close();
+        }
+      });
+
+      it('an answer lost after the claim was sent is Unavailable (503), never "already used"', async () => {
+        const { store, relay, close } = await throughRelay('joined_lost');
+        try {
+          const now = Math.floor(Date.now() / 1000);
+          relay.cutAfter('START TRANSACTION');
+          const lost = await store.rememberNonceWith('j-session', 'nonce-joined-lost1', now + 300, now, { mac: 'c'.repeat(64) }, count('u')).catch((e: unknown) => e);
+          expect(lost).toMatchObject({ code: 'Unavailable', status: 503 });
+          // The next claim opens a new connection and goes through.
+          expect((await store.rememberNonceWith('j-session', 'nonce-joined-lost2', now + 300, now, undefined, count('u'))).fresh).toBe(true);
+        } finally {
+          await close();
+        }
+      });
+
+      it('a write that fails on the server is rolled back; the nonce is then claimed alone, once', async () => {
+        const { store, countOf, close } = await throughRelay('joined_failed');
+        try {
+          const now = Math.floor(Date.now() / 1000);
+          const failing = { sql: 'INSERT INTO no_such_table (k) VALUES (?)', values: ['x'] };
+          expect(await store.rememberNonceWith('j-session', 'nonce-joined-fail1', now + 300, now, { mac: 'd'.repeat(64) }, failing)).toEqual({ fresh: true, also: null });
+          expect(await store.rememberNonceWith('j-session', 'nonce-joined-fail1', now + 300, now, { mac: 'd'.repeat(64) }, count('u'))).toEqual({ fresh: false, also: null });
+          expect(await countOf('u')).toBe(0);
+        } finally {
+          await close();
+        }
+      });
+
+      it('when its own pool gets no connection (the user is at its connection limit), the nonce goes the usual way', async () => {
+        const user = `simpleapi_one_${Date.now().toString(36)}`;
+        const db = uniqueMySqlDb('joined_limit');
+        const admin = await openMySqlStore(db);
+        try {
+          await admin.sql.query(`CREATE USER ?@'127.0.0.1' IDENTIFIED BY 'one-connection' WITH MAX_USER_CONNECTIONS 1`, [user]);
+          await admin.sql.query(`GRANT ALL ON \`${db}\`.* TO ?@'127.0.0.1'`, [user]);
+          const url = new URL(mysqlUrlFor(db));
+          url.hostname = '127.0.0.1';
+          url.username = user;
+          url.password = 'one-connection';
+          const store = await MySqlStore.connect(url.toString(), { dbName: db, connectTimeout: 10, nonceTtl: 601, log: createLogger({ level: 'silent' }) });
+          try {
+            const now = Math.floor(Date.now() / 1000);
+            expect(await store.rememberNonceWith('j-session', 'nonce-joined-limit', now + 300, now, undefined, count('u'))).toEqual({ fresh: true, also: null });
+            expect(await store.rememberNonce('j-session', 'nonce-joined-limit', now + 300, now)).toBe(false);
+          } finally {
+            await store.close();
+          }
+        } finally {
+          await admin.sql.query(`DROP USER IF EXISTS ?@'127.0.0.1'`, [user]);
+          await admin.close();
+          await dropMySqlDb(db);
+        }
+      });
     });
 
     it("a method's own query on ctx.sql with the database away is Unavailable (503), as the store's are", async () => {

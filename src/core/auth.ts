@@ -104,19 +104,21 @@ function signerFor(scheme: Scheme, session: Pick<SessionRecord, 'key' | 'userId'
  * §6 in its order: (1) a live session and well-formed headers, (2) the MAC, (3) the timestamp
  * window, (4) a fresh nonce. `signed` is what the client signed: the body of a POST, the request
  * target of any other request. `call` is true for a POST to the endpoint: only there do the
- * retry headers count (§6: GET ignores them) and is the call claimed for its retries. A request
- * without `x-session-id` is settled without a promise, which keeps public calls cheap.
+ * retry headers count (§6: GET ignores them) and is the call claimed for its retries. `runs`: the
+ * body holds a call that will run, so its rate-limit count may ride on the nonce's claim
+ * (AuthSettings.countedClaim); a body that runs nothing is not counted. A request without
+ * `x-session-id` is settled without a promise, which keeps public calls cheap.
  *
  * @example const auth = await authenticate(headers, body, store, settings, true); if (auth.kind === 'refused') ...
  */
-export function authenticate(headers: Headers, signed: Buffer, store: Store, settings: AuthSettings, call = false): AuthResult | Promise<AuthResult> {
+export function authenticate(headers: Headers, signed: Buffer, store: Store, settings: AuthSettings, call = false, runs = false): AuthResult | Promise<AuthResult> {
   const sessionId = headers['x-session-id'];
   if (sessionId === undefined) {
     // §6: a create/login answer is signed over the request's x-nonce when it sent a well-formed one.
     const nonce = headerValue(headers, 'x-nonce');
     return { kind: 'anonymous', nonce: nonce !== undefined && NONCE_PATTERN.test(nonce) ? nonce : '' };
   }
-  return verify(headers, sessionId, signed, store, settings, call);
+  return verify(headers, sessionId, signed, store, settings, call, runs);
 }
 
 /** §6 step 1 for the retry headers: both or neither, well-formed, and not naming the request itself. */
@@ -140,16 +142,16 @@ function refuse(reason: AuthFailureReason, error: ApiError, sign?: ResponseSigne
  * embedded store): a signed call then costs no turn of the microtask queue for its session and
  * nonce. A database's answers are promises, and each step waits for them.
  */
-function verify(headers: Headers, sessionId: string | string[], signed: Buffer, store: Store, settings: AuthSettings, call: boolean): AuthResult | Promise<AuthResult> {
+function verify(headers: Headers, sessionId: string | string[], signed: Buffer, store: Store, settings: AuthSettings, call: boolean, runs: boolean): AuthResult | Promise<AuthResult> {
   const now = nowSeconds();
   // Step 1: the session, then the headers' form. Nothing up to step 2 is signed.
   if (typeof sessionId !== 'string' || !isUuid(sessionId)) return refuse('bad_session_id', new ApiError('Unauthenticated', 'x-session-id is not a session id'));
   const found = store.getSession(sessionId, now);
-  if (isThenable(found)) return Promise.resolve(found).then((session) => verifySession(headers, session, signed, store, settings, call, now));
-  return verifySession(headers, found, signed, store, settings, call, now);
+  if (isThenable(found)) return Promise.resolve(found).then((session) => verifySession(headers, session, signed, store, settings, call, runs, now));
+  return verifySession(headers, found, signed, store, settings, call, runs, now);
 }
 
-function verifySession(headers: Headers, session: SessionRecord | null, signed: Buffer, store: Store, settings: AuthSettings, call: boolean, now: number): AuthResult | Promise<AuthResult> {
+function verifySession(headers: Headers, session: SessionRecord | null, signed: Buffer, store: Store, settings: AuthSettings, call: boolean, runs: boolean, now: number): AuthResult | Promise<AuthResult> {
   if (session === null) return refuse('unknown_session', new ApiError('Unauthenticated', 'The session is unknown or has expired'));
   const mac = headerValue(headers, 'x-hmac');
   if (mac === undefined) return refuse('missing_mac', badSignature('x-hmac is missing'));
@@ -194,7 +196,7 @@ function verifySession(headers: Headers, session: SessionRecord | null, signed: 
   }
   const expires = Number(timestamp) + settings.window + 1;
   // A retry is not counted with its claim: it may be answered from its first attempt's outcome.
-  if (signedCall !== undefined && signedCall.retryOf === undefined && settings.countedClaim !== undefined) {
+  if (runs && signedCall !== undefined && signedCall.retryOf === undefined && settings.countedClaim !== undefined) {
     return settings.countedClaim(session, nonce, expires, now, claim).then(
       ({ fresh, counted }) => claimed(fresh, session, sign, signedCall, store, settings, now, counted),
       (err: unknown) => storeFailed(err, sign),

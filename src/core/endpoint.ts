@@ -7,7 +7,7 @@ import { authenticate, responseSigner, type AuthResult, type AuthSettings, type 
 import { decodeUtf8, exceedsDepth, isJsonContentType } from './body.ts';
 import type { CallScope } from './context.ts';
 import { errorReply, type Dispatcher, type Reply } from './dispatch.ts';
-import { formOfBody, parseEnvelope, rpcError, unparsableForm, type Envelope, type Form } from './envelope.ts';
+import { formOfBody, isRejected, parseEnvelope, rpcError, unparsableForm, type Envelope, type Form } from './envelope.ts';
 import { ApiError, simpleErrorBody, toApiError } from './errors.ts';
 import { NO_METRICS, type Metrics } from './metrics.ts';
 import type { CoreRequest, CoreResponse, StreamedBody } from './request.ts';
@@ -155,6 +155,20 @@ class RequestCallScope implements CallScope {
     const counted = this.#counted;
     this.#counted = undefined;
     return counted;
+  }
+}
+
+/** True when the envelope holds a call the dispatcher will run (and count). */
+function runsACall(envelope: Envelope): boolean {
+  switch (envelope.kind) {
+    case 'simple':
+      return true;
+    case 'rpc':
+      return !isRejected(envelope.entry);
+    case 'batch':
+      return envelope.entries.some((entry) => !isRejected(entry));
+    case 'error':
+      return false;
   }
 }
 
@@ -359,7 +373,7 @@ export function createEndpoint(deps: { store: Store; log: Logger; dispatcher: Di
     if (metrics.on && envelope.kind === 'batch') metrics.batch(envelope.entries.length);
     let pending: AuthResult | Promise<AuthResult>;
     try {
-      pending = authenticate(request.headers, body, store, settings.auth, true);
+      pending = authenticate(request.headers, body, store, settings.auth, true, runsACall(envelope));
     } catch (err) {
       return storeFailed(err, request, requestId, traceId, label, form); // a store that threw instead of rejecting
     }

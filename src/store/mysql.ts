@@ -147,6 +147,7 @@ const UNAVAILABLE_CODES = new Set([
   'ER_SERVER_SHUTDOWN',
   'ER_CON_COUNT_ERROR',
   'ER_TOO_MANY_USER_CONNECTIONS',
+  'ER_USER_LIMIT_REACHED',
   'ER_CONNECTION_KILLED',
 ]);
 
@@ -166,12 +167,15 @@ const isDuplicateKey = (err: unknown) => (err as { code?: string } | null)?.code
 /** The pieces of a `mysql://user:pass@host:port/db` URL that mysql2 takes. */
 type MySqlTarget = ReturnType<typeof parseMySqlUrl>;
 
+/** Connections of the joined claims' pool, beside the main pool's 10. */
+const JOINED_CONNECTIONS = 4;
+
 /**
  * A pool's options. A short connect timeout: during an outage a request gets its 503 in about
  * 2 s, not 10.
  */
-function poolOptions(target: MySqlTarget, multipleStatements = false): PoolOptions {
-  return { ...target, connectTimeout: 2000, enableKeepAlive: true, connectionLimit: 10, charset: 'utf8mb4_bin', multipleStatements };
+function poolOptions(target: MySqlTarget): PoolOptions {
+  return { ...target, connectTimeout: 2000, enableKeepAlive: true, connectionLimit: 10, charset: 'utf8mb4_bin' };
 }
 
 export function parseMySqlUrl(url: string, fallbackDb: string): { host: string; port: number; user: string; password: string; database: string } {
@@ -209,16 +213,20 @@ export class MySqlStore implements Store {
   /** Queries sent, for the bench's round trips per call. */
   #queries = 0;
 
-  readonly #target: MySqlTarget;
-  /** The pool of joined claims, opened on first use (see rememberNonceWith). */
-  #joined: Pool | null = null;
+  /** The pool of joined claims (rememberNonceWith); like every pool, it connects on first use. */
+  readonly #joined: Pool;
+  /** Joined claims that went the usual way for a reason other than a nonce seen before. */
+  #fallbacks = { count: 0, warnedAt: -Infinity };
 
   private constructor(pool: Pool, target: MySqlTarget, options: MySqlStoreOptions) {
     this.sql = pool;
     this.forMethods = { db: null, sql: pool };
     this.database = target.database;
-    this.#target = target;
     this.#options = options;
+    this.#joined = createPool({ ...poolOptions(target), connectionLimit: JOINED_CONNECTIONS, maxIdle: 1, multipleStatements: true });
+    // A claim must not wait 50 s (InnoDB's default) behind a locked counter row: after 1 s it
+    // fails, is rolled back, and goes the usual way, where the counter's own 1 s bound holds.
+    this.#joined.pool.on('connection', (conn) => conn.query('SET SESSION innodb_lock_wait_timeout = 1', () => {}));
   }
 
   /** Queries this store has sent since it opened (methods' own through `sql` not included). */
@@ -303,7 +311,7 @@ export class MySqlStore implements Store {
   }
 
   async close(): Promise<void> {
-    await Promise.all([this.sql.end(), this.#joined?.end()]);
+    await Promise.all([this.sql.end(), this.#joined.end()]);
   }
 
   async ping(): Promise<boolean> {
@@ -464,12 +472,22 @@ export class MySqlStore implements Store {
    * Its pool is its own: the one methods get (`ctx.sql`) keeps refusing several statements in one
    * query, which would widen what an injection in a method's SQL could do. `also` is the
    * statement's answer when the nonce was fresh; null when it was not, or when the nonce went the
-   * usual way after the joined write failed (then nothing of `also` happened).
+   * usual way because the joined write failed on the server (then nothing of `also` happened).
+   * A connection lost on the way is Unavailable, as for every query: the transaction may have
+   * committed, and the usual way would then call a fresh nonce a replay.
    */
   async rememberNonceWith(sessionId: string, nonce: string, expires: number, now: number, claim: CallClaim | undefined, also: JoinedWrite): Promise<{ fresh: boolean; also: ResultSetHeader | null }> {
+    const usual = async (err: unknown) => {
+      this.#fellBack(err);
+      return { fresh: await this.rememberNonce(sessionId, nonce, expires, now, claim), also: null };
+    };
+    let conn: PoolConnection;
+    try {
+      conn = await this.#joined.getConnection();
+    } catch (err) {
+      return usual(err); // e.g. the user's connection limit: the main pool may still have room
+    }
     const lifetime = Math.max(expires, now + this.#options.nonceTtl);
-    this.#joined ??= createPool(poolOptions(this.#target, true));
-    const conn = await this.#guard(() => this.#joined!.getConnection());
     let results: ResultSetHeader[];
     try {
       this.#queries++;
@@ -477,17 +495,34 @@ export class MySqlStore implements Store {
         `START TRANSACTION; INSERT INTO ${TABLES.nonces} (session_id, nonce, expires, mac, retry) VALUES (?, ?, ?, ?, ?); ${also.sql}; COMMIT`,
         [sessionId, nonce, lifetime, claim?.mac ?? null, claim?.retry === true ? 1 : 0, ...also.values],
       );
-    } catch {
-      // A failed statement ends the query with the transaction open; rolled back, the connection
-      // goes back clean (or, if it cannot, not at all). A nonce seen before lands here too: the
-      // usual path tells a replay from an expired row, and a database that fails fails there too.
+    } catch (err) {
+      if ((err as { fatal?: boolean }).fatal === true) {
+        conn.destroy();
+        throw mapMySqlError(err);
+      }
+      // A failed statement ends the query with the transaction open: rolled back, the connection
+      // goes back clean (or, if it cannot, not at all).
       const clean = await conn.query('ROLLBACK').then(() => true, () => false);
       if (clean) conn.release();
       else conn.destroy();
-      return { fresh: await this.rememberNonce(sessionId, nonce, expires, now, claim), also: null };
+      if (isDuplicateKey(err)) return { fresh: await this.rememberNonce(sessionId, nonce, expires, now, claim), also: null };
+      return usual(err);
     }
     conn.release();
     return { fresh: true, also: results[2]! };
+  }
+
+  /** Says, at most once a minute, that joined claims go the usual way (two more round trips). */
+  #fellBack(err: unknown): void {
+    const fallbacks = this.#fallbacks;
+    fallbacks.count++;
+    const now = Date.now();
+    if (now - fallbacks.warnedAt < 60_000) return;
+    // The code alone: a server's message may quote the values, a session id among them.
+    const code = (err as { code?: string } | null)?.code ?? 'unknown';
+    this.#options.log.warn({ code, fallbacks: fallbacks.count }, 'a nonce claim with its rate-limit count failed and went the usual way (two more round trips)');
+    fallbacks.warnedAt = now;
+    fallbacks.count = 0;
   }
 
   findCall(sessionId: string, nonce: string, now: number): Promise<CallRecord | null> {
