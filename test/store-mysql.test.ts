@@ -151,21 +151,30 @@ describe.skipIf(!hasMySql)('MySQL store', () => {
       const throughRelay = async (label: string, url = MYSQL_URL) => {
         const db = uniqueMySqlDb(label);
         const direct = await openMySqlStore(db);
-        await direct.sql.query(`CREATE TABLE ${counts} (k VARCHAR(64) PRIMARY KEY, n INT NOT NULL)`);
         const target = new URL(url);
         const relay = await mysqlRelay(target.hostname || '127.0.0.1', target.port === '' ? 3306 : Number(target.port));
-        const relayed = new URL(mysqlUrlFor(db, url));
-        relayed.hostname = '127.0.0.1';
-        relayed.port = String(relay.port);
-        const store = await MySqlStore.connect(relayed.toString(), { dbName: db, connectTimeout: 10, nonceTtl: 601, log: createLogger({ level: 'silent' }) });
-        const countOf = async (key: string) => Number((await direct.sql.query<RowDataPacket[]>(`SELECT n FROM ${counts} WHERE k = ?`, [key]))[0][0]?.n ?? 0);
+        let store: MySqlStore | undefined;
         const close = async () => {
-          await store.close();
+          await store?.close();
           relay.close();
           await direct.close();
           await dropMySqlDb(db);
         };
-        return { store, relay, countOf, close };
+        try {
+          await direct.sql.query(`CREATE TABLE ${counts} (k VARCHAR(64) PRIMARY KEY, n INT NOT NULL)`);
+          const relayed = new URL(mysqlUrlFor(db, url));
+          relayed.hostname = '127.0.0.1';
+          relayed.port = String(relay.port);
+          store = await MySqlStore.connect(relayed.toString(), { dbName: db, connectTimeout: 10, nonceTtl: 601, log: createLogger({ level: 'silent' }) });
+        } catch (err) {
+          await close();
+          throw err;
+        }
+        const countOf = async (key: string) => Number((await direct.sql.query<RowDataPacket[]>(`SELECT n FROM ${counts} WHERE k = ?`, [key]))[0][0]?.n ?? 0);
+        /** Transactions open on the test's database (a claim must leave none). */
+        const openTransactions = async () =>
+          Number((await direct.sql.query<RowDataPacket[]>('SELECT COUNT(*) AS n FROM information_schema.INNODB_TRX t JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id WHERE p.DB = ?', [db]))[0][0]!.n);
+        return { store, relay, countOf, openTransactions, close };
       };
 
       it('one command claims the nonce and counts; a replay claims nothing and counts nothing', async () => {
@@ -177,12 +186,27 @@ describe.skipIf(!hasMySql)('MySQL store', () => {
           const first = await store.rememberNonceWith('j-session', 'nonce-joined-0002', now + 300, now, { mac: 'b'.repeat(64) }, count('u'));
           expect(relay.commands() - before).toBe(1);
           expect(first.fresh).toBe(true);
-          expect(first.also?.affectedRows).toBe(2); // the upsert's update of an existing row
+          expect(first.joined?.affectedRows).toBe(2); // the upsert's update of an existing row
           expect(await countOf('u')).toBe(2);
           const replay = await store.rememberNonceWith('j-session', 'nonce-joined-0002', now + 300, now, { mac: 'b'.repeat(64) }, count('u'));
-          expect(replay).toEqual({ fresh: false, also: null });
+          expect(replay).toEqual({ fresh: false, joined: null });
           expect(await countOf('u')).toBe(2);
           expect(await store.findCall('j-session', 'nonce-joined-0002', now)).toEqual({ state: 'running', claim: { mac: 'b'.repeat(64) } });
+        } finally {
+          await close();
+        }
+      });
+
+      it('claims beyond its pool go the usual way at once: all fresh, each counted when joined and only then', async () => {
+        const { store, countOf, openTransactions, close } = await throughRelay('joined_busy');
+        try {
+          const now = Math.floor(Date.now() / 1000);
+          const claims = await Promise.all(Array.from({ length: 20 }, (_, i) => store.rememberNonceWith('j-session', `nonce-joined-busy-${i}`, now + 300, now, undefined, count('u'))));
+          expect(claims.every((c) => c.fresh)).toBe(true);
+          const joined = claims.filter((c) => c.joined !== null).length;
+          expect(joined).toBeLessThan(20); // 20 at once, on a pool of fewer connections
+          expect(await countOf('u')).toBe(joined);
+          expect(await openTransactions()).toBe(0);
         } finally {
           await close();
         }
@@ -203,12 +227,14 @@ describe.skipIf(!hasMySql)('MySQL store', () => {
       });
 
       it('a write that fails on the server is rolled back; the nonce is then claimed alone, once', async () => {
-        const { store, countOf, close } = await throughRelay('joined_failed');
+        const { store, countOf, openTransactions, close } = await throughRelay('joined_failed');
         try {
           const now = Math.floor(Date.now() / 1000);
           const failing = { sql: 'INSERT INTO no_such_table (k) VALUES (?)', values: ['x'] };
-          expect(await store.rememberNonceWith('j-session', 'nonce-joined-fail1', now + 300, now, { mac: 'd'.repeat(64) }, failing)).toEqual({ fresh: true, also: null });
-          expect(await store.rememberNonceWith('j-session', 'nonce-joined-fail1', now + 300, now, { mac: 'd'.repeat(64) }, count('u'))).toEqual({ fresh: false, also: null });
+          expect(await store.rememberNonceWith('j-session', 'nonce-joined-fail1', now + 300, now, { mac: 'd'.repeat(64) }, failing)).toEqual({ fresh: true, joined: null });
+          expect(await openTransactions()).toBe(0);
+          expect(await store.rememberNonceWith('j-session', 'nonce-joined-fail1', now + 300, now, { mac: 'd'.repeat(64) }, count('u'))).toEqual({ fresh: false, joined: null });
+          expect(await openTransactions()).toBe(0);
           expect(await countOf('u')).toBe(0);
         } finally {
           await close();
@@ -229,7 +255,7 @@ describe.skipIf(!hasMySql)('MySQL store', () => {
           const store = await MySqlStore.connect(url.toString(), { dbName: db, connectTimeout: 10, nonceTtl: 601, log: createLogger({ level: 'silent' }) });
           try {
             const now = Math.floor(Date.now() / 1000);
-            expect(await store.rememberNonceWith('j-session', 'nonce-joined-limit', now + 300, now, undefined, count('u'))).toEqual({ fresh: true, also: null });
+            expect(await store.rememberNonceWith('j-session', 'nonce-joined-limit', now + 300, now, undefined, count('u'))).toEqual({ fresh: true, joined: null });
             expect(await store.rememberNonce('j-session', 'nonce-joined-limit', now + 300, now)).toBe(false);
           } finally {
             await store.close();

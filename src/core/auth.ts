@@ -11,7 +11,7 @@ import { NONCE_PATTERN, isValidTimestamp, macMatches, signV1, signV2Request, sig
 import type { CallClaim, SessionRecord, Store } from '../store/types.ts';
 import { nowSeconds } from './clock.ts';
 import { isThenable } from './thenable.ts';
-import type { Count } from './rate-limit.ts';
+import type { Verdict } from './rate-limit.ts';
 
 export interface AuthSettings {
   scheme: Scheme;
@@ -32,7 +32,7 @@ export interface AuthSettings {
 }
 
 /** Claims a nonce (`fresh`: never seen) and, with it, counts the call against its user. */
-export type CountedClaim = (session: SessionRecord, nonce: string, expires: number, now: number, claim: CallClaim | undefined) => Promise<{ fresh: boolean; counted?: Count }>;
+export type CountedClaim = (session: SessionRecord, nonce: string, expires: number, now: number, claim: CallClaim | undefined) => Promise<{ fresh: boolean; verdict?: Verdict }>;
 
 /** A verified v2 POST, as §6's retries need it. */
 export interface SignedCall {
@@ -60,9 +60,9 @@ export type AuthResult =
   | { readonly kind: 'anonymous'; readonly nonce: string }
   /**
    * `call`: a v2 POST to the endpoint (its nonce claimed in step 4); absent for GET and v1.
-   * `counted`: the user's rate-limit count, taken with the nonce (AuthSettings.countedClaim).
+   * `verdict`: on the user's rate-limit count, taken with the nonce (AuthSettings.countedClaim).
    */
-  | { readonly kind: 'verified'; readonly session: SessionRecord; readonly sign: ResponseSigner; readonly call?: SignedCall; readonly counted?: Count }
+  | { readonly kind: 'verified'; readonly session: SessionRecord; readonly sign: ResponseSigner; readonly call?: SignedCall; readonly verdict?: Verdict }
   /** `sign` is there when the MAC verified and a later check failed (§6 steps 3 and 4); `reason` is for metrics. */
   | { readonly kind: 'refused'; readonly error: ApiError; readonly reason: AuthFailureReason; readonly sign?: ResponseSigner };
 
@@ -198,7 +198,7 @@ function verifySession(headers: Headers, session: SessionRecord | null, signed: 
   // A retry is not counted with its claim: it may be answered from its first attempt's outcome.
   if (runs && signedCall !== undefined && signedCall.retryOf === undefined && settings.countedClaim !== undefined) {
     return settings.countedClaim(session, nonce, expires, now, claim).then(
-      ({ fresh, counted }) => claimed(fresh, session, sign, signedCall, store, settings, now, counted),
+      ({ fresh, verdict }) => claimed(fresh, session, sign, signedCall, store, settings, now, verdict),
       (err: unknown) => storeFailed(err, sign),
     );
   }
@@ -216,8 +216,8 @@ function verifySession(headers: Headers, session: SessionRecord | null, signed: 
 }
 
 /** Step 4's answer: a nonce seen before is refused (signed); a fresh one verifies the request. */
-function claimed(fresh: boolean, session: SessionRecord, sign: ResponseSigner, signedCall: SignedCall | undefined, store: Store, settings: AuthSettings, now: number, counted?: Count): AuthResult | Promise<AuthResult> {
-  return fresh ? renewed(session, sign, signedCall, store, settings, now, counted) : refuse('nonce_replayed', badSignature('x-nonce was already used'), sign);
+function claimed(fresh: boolean, session: SessionRecord, sign: ResponseSigner, signedCall: SignedCall | undefined, store: Store, settings: AuthSettings, now: number, verdict?: Verdict): AuthResult | Promise<AuthResult> {
+  return fresh ? renewed(session, sign, signedCall, store, settings, now, verdict) : refuse('nonce_replayed', badSignature('x-nonce was already used'), sign);
 }
 
 /**
@@ -230,9 +230,9 @@ function storeFailed(err: unknown, sign: ResponseSigner): AuthResult {
 }
 
 /** Verified: the session's expiry moved on when enough of it has passed (a write now and then). */
-function renewed(session: SessionRecord, sign: ResponseSigner, signedCall: SignedCall | undefined, store: Store, settings: AuthSettings, now: number, counted?: Count): AuthResult | Promise<AuthResult> {
+function renewed(session: SessionRecord, sign: ResponseSigner, signedCall: SignedCall | undefined, store: Store, settings: AuthSettings, now: number, verdict?: Verdict): AuthResult | Promise<AuthResult> {
   let result: AuthResult = signedCall === undefined ? { kind: 'verified', session, sign } : { kind: 'verified', session, sign, call: signedCall };
-  if (counted !== undefined) result = { ...result, counted };
+  if (verdict !== undefined) result = { ...result, verdict };
   const expires = now + settings.sessionTtl;
   if (expires - session.expires < settings.touchFraction * settings.sessionTtl) return result;
   // Renewal is best effort: the nonce is claimed, and failing the call now would leave its

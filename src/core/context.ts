@@ -12,7 +12,7 @@ import type { MethodContext, NativeHttp, Session } from './method.ts';
 import type { JobRunner } from './jobs.ts';
 import type { SessionRecord, Store } from '../store/types.ts';
 import { nowSeconds } from './clock.ts';
-import type { Count } from './rate-limit.ts';
+import type { Verdict } from './rate-limit.ts';
 
 export interface Services {
   store: Store;
@@ -39,10 +39,10 @@ export interface CallScope {
   /** The transport's own request and response, when it has them (never for a job). */
   readonly http: NativeHttp | null;
   /**
-   * The user's rate-limit count taken with the request's nonce (one round trip on MySQL), once:
-   * the request's first call uses it, and a batch's other calls count themselves.
+   * The verdict on the user's rate-limit count taken with the request's nonce (one round trip on
+   * MySQL), once: the request's first call uses it, and a batch's other calls count themselves.
    */
-  takeCount?(): Count | undefined;
+  takeVerdict?(): Verdict | undefined;
 }
 
 /** A job's view of the user who started it: who, but no state to save and no request. */

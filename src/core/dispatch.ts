@@ -98,7 +98,7 @@ export class Dispatcher {
     const limits = this.#settings.limits;
     if (limits === undefined) return this.#run(record, call, scope, inBatch);
     const caller = { ip: scope.ip, userKey: scope.session?.userKey ?? null };
-    const counted = limits.check(record?.name ?? '', record?.rateLimit, caller, scope.takeCount?.());
+    const counted = limits.check(record?.name ?? '', record?.rateLimit, caller, scope.takeVerdict?.());
     if (counted instanceof Promise) return counted.then((refused) => (refused === null ? this.#run(record, call, scope, inBatch) : { ok: false, error: refused }));
     return counted === null ? this.#run(record, call, scope, inBatch) : { ok: false, error: counted };
   }

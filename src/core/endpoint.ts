@@ -7,7 +7,7 @@ import { authenticate, responseSigner, type AuthResult, type AuthSettings, type 
 import { decodeUtf8, exceedsDepth, isJsonContentType } from './body.ts';
 import type { CallScope } from './context.ts';
 import { errorReply, type Dispatcher, type Reply } from './dispatch.ts';
-import { formOfBody, isRejected, parseEnvelope, rpcError, unparsableForm, type Envelope, type Form } from './envelope.ts';
+import { formOfBody, parseEnvelope, rpcError, runsACall, unparsableForm, type Envelope, type Form } from './envelope.ts';
 import { ApiError, simpleErrorBody, toApiError } from './errors.ts';
 import { NO_METRICS, type Metrics } from './metrics.ts';
 import type { CoreRequest, CoreResponse, StreamedBody } from './request.ts';
@@ -16,7 +16,7 @@ import type { TraceContext } from './trace.ts';
 import { conflictReply, decideRetry, keepLater, outcomeOf, replayResponse, type RetrySettings } from './retry.ts';
 import { nowSeconds } from './clock.ts';
 import type { KeptOutcome, SessionRecord, Store } from '../store/types.ts';
-import type { Count } from './rate-limit.ts';
+import type { Verdict } from './rate-limit.ts';
 
 export interface EndpointSettings {
   auth: AuthSettings;
@@ -136,39 +136,25 @@ function serialize(reply: Reply, form: Form, log: Logger, requestId: string, tra
 class RequestCallScope implements CallScope {
   readonly ip: string;
   readonly http: CallScope['http'];
-  #counted: Count | undefined;
+  #verdict: Verdict | undefined;
   constructor(
     readonly request: CoreRequest,
     readonly requestId: string,
     readonly traceId: string,
     readonly session: SessionRecord | null,
-    counted?: Count,
+    verdict: Verdict | undefined,
   ) {
     this.ip = request.ip;
     this.http = request.http ?? null;
-    this.#counted = counted;
+    this.#verdict = verdict;
   }
   get signal(): AbortSignal {
     return this.request.signal;
   }
-  takeCount(): Count | undefined {
-    const counted = this.#counted;
-    this.#counted = undefined;
-    return counted;
-  }
-}
-
-/** True when the envelope holds a call the dispatcher will run (and count). */
-function runsACall(envelope: Envelope): boolean {
-  switch (envelope.kind) {
-    case 'simple':
-      return true;
-    case 'rpc':
-      return !isRejected(envelope.entry);
-    case 'batch':
-      return envelope.entries.some((entry) => !isRejected(entry));
-    case 'error':
-      return false;
+  takeVerdict(): Verdict | undefined {
+    const verdict = this.#verdict;
+    this.#verdict = undefined;
+    return verdict;
   }
 }
 
@@ -281,7 +267,8 @@ export function createEndpoint(deps: { store: Store; log: Logger; dispatcher: Di
    */
   const run = (call: Parsed, keptUnder: string | undefined): CoreResponse | Promise<CoreResponse> => {
     const { auth } = call;
-    const scope = auth.kind === 'verified' ? new RequestCallScope(call.request, call.requestId, call.traceId, auth.session, auth.counted) : new RequestCallScope(call.request, call.requestId, call.traceId, null);
+    const verified = auth.kind === 'verified' ? auth : undefined;
+    const scope = new RequestCallScope(call.request, call.requestId, call.traceId, verified?.session ?? null, verified?.verdict);
     if (keptUnder === undefined || scope.session === null) {
       const reply = dispatcher.reply(call.envelope, scope);
       return reply instanceof Promise ? reply.then((r) => toResponse(r, call)) : toResponse(reply, call);
@@ -373,7 +360,7 @@ export function createEndpoint(deps: { store: Store; log: Logger; dispatcher: Di
     if (metrics.on && envelope.kind === 'batch') metrics.batch(envelope.entries.length);
     let pending: AuthResult | Promise<AuthResult>;
     try {
-      pending = authenticate(request.headers, body, store, settings.auth, true, runsACall(envelope));
+      pending = authenticate(request.headers, body, store, settings.auth, true, settings.auth.countedClaim !== undefined && runsACall(envelope));
     } catch (err) {
       return storeFailed(err, request, requestId, traceId, label, form); // a store that threw instead of rejecting
     }

@@ -35,6 +35,20 @@ export function isRejected(entry: Call | RejectedEntry): entry is RejectedEntry 
   return 'error' in entry;
 }
 
+/** True when the envelope holds a call the dispatcher will run (and count), as Dispatcher.reply reads it. */
+export function runsACall(envelope: Envelope): boolean {
+  switch (envelope.kind) {
+    case 'simple':
+      return true;
+    case 'rpc':
+      return !isRejected(envelope.entry);
+    case 'batch':
+      return envelope.entries.some((entry) => !isRejected(entry));
+    case 'error':
+      return false;
+  }
+}
+
 const hasOwn = (o: object, key: string) => Object.prototype.hasOwnProperty.call(o, key);
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {

@@ -17,8 +17,7 @@ import { hash } from 'node:crypto';
 import type { Pool, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
 import { RateLimiterMemory, RateLimiterMongo, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import { ApiError } from './errors.ts';
-import type { Store } from '../store/types.ts';
-import type { JoinedWrite, MySqlStore } from '../store/mysql.ts';
+import type { JoinedAnswer, JoinedWrite, Store } from '../store/types.ts';
 import type { CountedClaim } from './auth.ts';
 import { addressKeyOf } from './address.ts';
 
@@ -188,7 +187,7 @@ class MySqlCounter implements Counter {
     } catch {
       return this.#insurance.take(key, what);
     }
-    return this.verdict(key, upsert, counted, what);
+    return this.verdict(upsert, counted, what);
   }
 
   /** The statement that counts one call under `key` (sent by take, or with a nonce's claim). */
@@ -205,7 +204,7 @@ class MySqlCounter implements Counter {
   }
 
   /** What the upsert's answer means: null when the call may run, else TooManyRequests. */
-  async verdict(key: string, upsert: CountingUpsert, counted: ResultSetHeader, what: string): Promise<ApiError | null> {
+  async verdict(upsert: CountingUpsert, counted: JoinedAnswer, what: string): Promise<ApiError | null> {
     const count = counted.affectedRows === 1 ? 1 : counted.insertId;
     if (count <= this.points) return null;
     const ends = upsert.now + this.#durationMs;
@@ -213,7 +212,8 @@ class MySqlCounter implements Counter {
       const [window] = await withinTimeout(this.sql.query<RowDataPacket[]>(`SELECT \`expire\` FROM \`${TABLE}\` WHERE \`key\` = ?`, [upsert.row]));
       return tooMany(Math.max(0, Number(window[0]?.expire ?? ends) - upsert.now), what);
     } catch {
-      return this.#insurance.take(key, what);
+      // The count is past the limit; only Retry-After is unknown: a whole window is the most it can be.
+      return tooMany(this.#durationMs, what);
     }
   }
 }
@@ -295,19 +295,18 @@ async function factoryFor(store: Store, log: Logger): Promise<{ make: Factory; w
   return { make: inThisProcess, where: 'this process' };
 }
 
-/** A count's verdict: TooManyRequests, or null when the call may run. */
-export type Count = ApiError | null | Promise<ApiError | null>;
+/** A call's count, judged: TooManyRequests, or null when the call may run. */
+export type Verdict = ApiError | null | Promise<ApiError | null>;
 
 const BY_USER = 'by this user';
 
-/** The MySQL store's joined write, where the store is one (read without loading it). */
+/** The store's joined write, where it has one on the database the user's counter is in. */
 function joinedClaim(user: MySqlCounter, store: Store): CountedClaim | undefined {
-  const joined = (store as Partial<Pick<MySqlStore, 'rememberNonceWith'>>).rememberNonceWith;
-  if (typeof joined !== 'function') return undefined;
+  if (store.rememberNonceWith === undefined || store.forMethods.sql !== user.sql) return undefined;
   return async (session, nonce, expires, now, claim) => {
     const upsert = user.upsert(session.userKey);
-    const { fresh, also } = await joined.call(store, session.sessionId, nonce, expires, now, claim, upsert);
-    return also === null ? { fresh } : { fresh, counted: user.verdict(session.userKey, upsert, also, BY_USER) };
+    const { fresh, joined } = await store.rememberNonceWith!(session.sessionId, nonce, expires, now, claim, upsert);
+    return joined === null ? { fresh } : { fresh, verdict: user.verdict(upsert, joined, BY_USER) };
   };
 }
 
@@ -355,12 +354,12 @@ export class RateLimits {
 
   /**
    * Counts one call; TooManyRequests when the caller or the method's own rule is past its limit,
-   * null when it may run. A promise only when a database counts. `counted`: the caller's general
+   * null when it may run. A promise only when a database counts. `verdict`: the caller's general
    * count, already taken with the request's nonce (countedClaim).
    */
-  check(method: string, rule: RateRule | undefined, caller: Caller, counted?: Count): Count {
+  check(method: string, rule: RateRule | undefined, caller: Caller, verdict?: Verdict): Verdict {
     const general = caller.userKey === null ? this.#address : this.#user;
-    const first = counted !== undefined ? counted : general === null ? null : general.take(caller.userKey ?? addressKeyOf(caller.ip), caller.userKey === null ? 'from this address' : BY_USER);
+    const first = verdict !== undefined ? verdict : general === null ? null : general.take(caller.userKey ?? addressKeyOf(caller.ip), caller.userKey === null ? 'from this address' : BY_USER);
     if (rule === undefined) return first;
     if (first instanceof Promise) return first.then((error) => error ?? this.#takeForMethod(method, rule, caller));
     return first ?? this.#takeForMethod(method, rule, caller);

@@ -13,13 +13,7 @@
 import { createPool, type Pool, type PoolConnection, type PoolOptions, type ResultSetHeader, type RowDataPacket } from 'mysql2/promise';
 import type { Logger } from 'pino';
 import { ApiError } from '../core/errors.ts';
-import { throttleWindow, type AccountRecord, type CallClaim, type CallRecord, type KeptOutcome, type MethodResources, type PasswordHash, type SessionRecord, type Store, type ThrottleState } from './types.ts';
-
-/** A statement to run with a nonce's claim: SQL with `?` placeholders and their values. */
-export interface JoinedWrite {
-  readonly sql: string;
-  readonly values: unknown[];
-}
+import { throttleWindow, type AccountRecord, type CallClaim, type CallRecord, type JoinedWrite, type KeptOutcome, type MethodResources, type PasswordHash, type SessionRecord, type Store, type ThrottleState } from './types.ts';
 
 export interface MySqlStoreOptions {
   /** The database used when the URL names none. */
@@ -164,11 +158,13 @@ export function mapMySqlError(err: unknown): unknown {
 
 const isDuplicateKey = (err: unknown) => (err as { code?: string } | null)?.code === 'ER_DUP_ENTRY';
 
-/** The pieces of a `mysql://user:pass@host:port/db` URL that mysql2 takes. */
 type MySqlTarget = ReturnType<typeof parseMySqlUrl>;
 
 /** Connections of the joined claims' pool, beside the main pool's 10. */
-const JOINED_CONNECTIONS = 4;
+const JOINED_CONNECTIONS = 6;
+
+/** The server would not open one more connection: another pool may still have one. */
+const REFUSED_CONNECTION_CODES = new Set(['ER_CON_COUNT_ERROR', 'ER_TOO_MANY_USER_CONNECTIONS', 'ER_USER_LIMIT_REACHED']);
 
 /**
  * A pool's options. A short connect timeout: during an outage a request gets its 503 in about
@@ -178,6 +174,7 @@ function poolOptions(target: MySqlTarget): PoolOptions {
   return { ...target, connectTimeout: 2000, enableKeepAlive: true, connectionLimit: 10, charset: 'utf8mb4_bin' };
 }
 
+/** The pieces of a `mysql://user:pass@host:port/db` URL that mysql2 takes. */
 export function parseMySqlUrl(url: string, fallbackDb: string): { host: string; port: number; user: string; password: string; database: string } {
   const u = new URL(url);
   if (u.protocol !== 'mysql:' && u.protocol !== 'mariadb:') throw new Error(`not a mysql:// URL: ${redactUrl(url)}`);
@@ -215,18 +212,16 @@ export class MySqlStore implements Store {
 
   /** The pool of joined claims (rememberNonceWith); like every pool, it connects on first use. */
   readonly #joined: Pool;
-  /** Joined claims that went the usual way for a reason other than a nonce seen before. */
-  #fallbacks = { count: 0, warnedAt: -Infinity };
+  /** Joined claims that failed and went the usual way since the last warning, by error code. */
+  readonly #fallbacks = { byCode: new Map<string, number>(), warnedAt: -Infinity };
 
   private constructor(pool: Pool, target: MySqlTarget, options: MySqlStoreOptions) {
     this.sql = pool;
     this.forMethods = { db: null, sql: pool };
     this.database = target.database;
     this.#options = options;
-    this.#joined = createPool({ ...poolOptions(target), connectionLimit: JOINED_CONNECTIONS, maxIdle: 1, multipleStatements: true });
-    // A claim must not wait 50 s (InnoDB's default) behind a locked counter row: after 1 s it
-    // fails, is rolled back, and goes the usual way, where the counter's own 1 s bound holds.
-    this.#joined.pool.on('connection', (conn) => conn.query('SET SESSION innodb_lock_wait_timeout = 1', () => {}));
+    // Busy, it does not queue: a claim then goes the usual way on the main pool.
+    this.#joined = createPool({ ...poolOptions(target), connectionLimit: JOINED_CONNECTIONS, maxIdle: JOINED_CONNECTIONS, waitForConnections: false, multipleStatements: true });
   }
 
   /** Queries this store has sent since it opened (methods' own through `sql` not included). */
@@ -446,83 +441,98 @@ export class MySqlStore implements Store {
 
   rememberNonce(sessionId: string, nonce: string, expires: number, now: number, claim?: CallClaim): Promise<boolean> {
     const lifetime = Math.max(expires, now + this.#options.nonceTtl);
-    const mac = claim?.mac ?? null;
-    const retry = claim?.retry === true ? 1 : 0;
     return this.#guard(async () => {
       try {
         // The claim rides on the nonce's own insert: no query of its own on the hot path.
-        await this.#write(`INSERT INTO ${TABLES.nonces} (session_id, nonce, expires, mac, retry) VALUES (?, ?, ?, ?, ?)`, [sessionId, nonce, lifetime, mac, retry]);
+        await this.#write(`INSERT INTO ${TABLES.nonces} (session_id, nonce, expires, mac, retry) VALUES (?, ?, ?, ?, ?)`, [sessionId, nonce, lifetime, claim?.mac ?? null, claim?.retry === true ? 1 : 0]);
         return true;
       } catch (err) {
         if (!isDuplicateKey(err)) throw err;
       }
-      // Seen before: fresh again only if that row expired and the sweep has not removed it yet.
-      // The row lock makes this a single winner too: a second revival no longer matches `expires <= now`.
-      const revived = await this.#write(
-        `UPDATE ${TABLES.nonces} SET expires = ?, mac = ?, retry = ?, kept = NULL, status = NULL, location = NULL, retry_after = NULL, body = NULL WHERE session_id = ? AND nonce = ? AND expires <= ?`,
-        [lifetime, mac, retry, sessionId, nonce, now],
-      );
-      return revived.affectedRows === 1;
+      return this.#revive(sessionId, nonce, lifetime, now, claim);
     });
+  }
+
+  /**
+   * A nonce seen before is fresh again only if its row expired and the sweep has not removed it
+   * yet. The row lock makes this a single winner too: a second revival no longer matches
+   * `expires <= now`.
+   */
+  async #revive(sessionId: string, nonce: string, lifetime: number, now: number, claim: CallClaim | undefined): Promise<boolean> {
+    const revived = await this.#write(
+      `UPDATE ${TABLES.nonces} SET expires = ?, mac = ?, retry = ?, kept = NULL, status = NULL, location = NULL, retry_after = NULL, body = NULL WHERE session_id = ? AND nonce = ? AND expires <= ?`,
+      [lifetime, claim?.mac ?? null, claim?.retry === true ? 1 : 0, sessionId, nonce, now],
+    );
+    return revived.affectedRows === 1;
   }
 
   /**
    * rememberNonce and one more write (the user's rate-limit count, src/core/rate-limit.ts) in one
    * round trip: a transaction sent as one multi-statement query, so both happen or neither does.
    * Its pool is its own: the one methods get (`ctx.sql`) keeps refusing several statements in one
-   * query, which would widen what an injection in a method's SQL could do. `also` is the
-   * statement's answer when the nonce was fresh; null when it was not, or when the nonce went the
-   * usual way because the joined write failed on the server (then nothing of `also` happened).
-   * A connection lost on the way is Unavailable, as for every query: the transaction may have
-   * committed, and the usual way would then call a fresh nonce a replay.
+   * query, which would widen what an injection in a method's SQL could do. The query first sets
+   * a 1 s lock wait (InnoDB's default is 50 s): a claim behind a locked counter row then fails,
+   * is rolled back and goes the usual way, where the counter's own 1 s bound holds.
+   * `joined` is the write's answer when the nonce was fresh; null when it was not, or when the
+   * nonce went the usual way (three round trips, as before): the pool was busy, the server
+   * refused it a connection, or the write failed on the server (then nothing of it happened).
+   * A database gone away is Unavailable, as for every query; after the query was sent the
+   * transaction may have committed, and the usual way would then call a fresh nonce a replay.
    */
-  async rememberNonceWith(sessionId: string, nonce: string, expires: number, now: number, claim: CallClaim | undefined, also: JoinedWrite): Promise<{ fresh: boolean; also: ResultSetHeader | null }> {
-    const usual = async (err: unknown) => {
-      this.#fellBack(err);
-      return { fresh: await this.rememberNonce(sessionId, nonce, expires, now, claim), also: null };
+  async rememberNonceWith(sessionId: string, nonce: string, expires: number, now: number, claim: CallClaim | undefined, also: JoinedWrite): Promise<{ fresh: boolean; joined: ResultSetHeader | null }> {
+    const usual = async (reason: string) => {
+      this.#fellBack(reason);
+      return { fresh: await this.rememberNonce(sessionId, nonce, expires, now, claim), joined: null };
     };
     let conn: PoolConnection;
     try {
       conn = await this.#joined.getConnection();
     } catch (err) {
-      return usual(err); // e.g. the user's connection limit: the main pool may still have room
+      const code = (err as { code?: string }).code;
+      // Busy (mysql2 gives no code), or the server is at a connection limit: the main pool may have room.
+      if (code === undefined && /no connections available/i.test((err as Error).message)) {
+        return { fresh: await this.rememberNonce(sessionId, nonce, expires, now, claim), joined: null };
+      }
+      if (code !== undefined && REFUSED_CONNECTION_CODES.has(code)) return usual(code);
+      throw mapMySqlError(err);
     }
     const lifetime = Math.max(expires, now + this.#options.nonceTtl);
     let results: ResultSetHeader[];
     try {
       this.#queries++;
       [results] = await conn.query<ResultSetHeader[]>(
-        `START TRANSACTION; INSERT INTO ${TABLES.nonces} (session_id, nonce, expires, mac, retry) VALUES (?, ?, ?, ?, ?); ${also.sql}; COMMIT`,
+        `SET SESSION innodb_lock_wait_timeout = 1; START TRANSACTION; INSERT INTO ${TABLES.nonces} (session_id, nonce, expires, mac, retry) VALUES (?, ?, ?, ?, ?); ${also.sql}; COMMIT`,
         [sessionId, nonce, lifetime, claim?.mac ?? null, claim?.retry === true ? 1 : 0, ...also.values],
       );
     } catch (err) {
-      if ((err as { fatal?: boolean }).fatal === true) {
+      if (mapMySqlError(err) !== err) {
         conn.destroy();
         throw mapMySqlError(err);
       }
-      // A failed statement ends the query with the transaction open: rolled back, the connection
-      // goes back clean (or, if it cannot, not at all).
+      // A failed statement ends the query with the transaction open (a duplicate key leaves a
+      // lock on the row): rolled back, the connection goes back clean, or, if it cannot, not at all.
       const clean = await conn.query('ROLLBACK').then(() => true, () => false);
       if (clean) conn.release();
       else conn.destroy();
-      if (isDuplicateKey(err)) return { fresh: await this.rememberNonce(sessionId, nonce, expires, now, claim), also: null };
-      return usual(err);
+      if (isDuplicateKey(err)) return { fresh: await this.#guard(() => this.#revive(sessionId, nonce, lifetime, now, claim)), joined: null };
+      return usual((err as { code?: string }).code ?? 'unknown');
     }
     conn.release();
-    return { fresh: true, also: results[2]! };
+    return { fresh: true, joined: results[3]! };
   }
 
-  /** Says, at most once a minute, that joined claims go the usual way (two more round trips). */
-  #fellBack(err: unknown): void {
+  /**
+   * Says, at most once a minute, which failures sent joined claims the usual way, by error code
+   * (the code alone: a server's message may quote the values, a session id among them).
+   */
+  #fellBack(code: string): void {
     const fallbacks = this.#fallbacks;
-    fallbacks.count++;
+    fallbacks.byCode.set(code, (fallbacks.byCode.get(code) ?? 0) + 1);
     const now = Date.now();
     if (now - fallbacks.warnedAt < 60_000) return;
-    // The code alone: a server's message may quote the values, a session id among them.
-    const code = (err as { code?: string } | null)?.code ?? 'unknown';
-    this.#options.log.warn({ code, fallbacks: fallbacks.count }, 'a nonce claim with its rate-limit count failed and went the usual way (two more round trips)');
+    this.#options.log.warn({ fallbacks: Object.fromEntries(fallbacks.byCode) }, 'nonce claims with their rate-limit count failed and went the usual way (two more round trips each)');
     fallbacks.warnedAt = now;
-    fallbacks.count = 0;
+    fallbacks.byCode.clear();
   }
 
   findCall(sessionId: string, nonce: string, now: number): Promise<CallRecord | null> {

@@ -90,6 +90,18 @@ export type CallRecord =
   /** Nothing a retry can use: a retry's own nonce, a GET's, an answer too large or streamed, or dropped for room. */
   | { readonly state: 'unkept' };
 
+/** One SQL statement (exactly one: no `;`) with `?` placeholders, and its values. */
+export interface JoinedWrite {
+  readonly sql: string;
+  readonly values: unknown[];
+}
+
+/** What a write statement answers (mysql2's ResultSetHeader, the fields read here). */
+export interface JoinedAnswer {
+  readonly affectedRows: number;
+  readonly insertId: number;
+}
+
 /** What a store gives methods for their own data (`ctx.db`); null where it has none. */
 export interface MethodResources {
   /** MongoDB's database, for methods' own collections. */
@@ -152,6 +164,12 @@ export interface Store {
    * `keepOutcome` records how it ended.
    */
   rememberNonce(sessionId: string, nonce: string, expires: number, now: number, claim?: CallClaim): boolean | Promise<boolean>;
+  /**
+   * rememberNonce and `also` in one round trip, both or neither (MySQL: a transaction sent as one
+   * query); `joined` is the answer of `also` when it ran, null when the nonce was seen before or
+   * went rememberNonce's way without it. Absent where a store cannot join them.
+   */
+  rememberNonceWith?(sessionId: string, nonce: string, expires: number, now: number, claim: CallClaim | undefined, also: JoinedWrite): Promise<{ fresh: boolean; joined: JoinedAnswer | null }>;
   /** The live record of a nonce, or null when it was never seen or has expired. */
   findCall(sessionId: string, nonce: string, now: number): Promise<CallRecord | null>;
   /**
