@@ -158,6 +158,14 @@ export function mapMySqlError(err: unknown): unknown {
 
 const isDuplicateKey = (err: unknown) => (err as { code?: string } | null)?.code === 'ER_DUP_ENTRY';
 
+/** A call's claim as the nonce row's `mac` and `retry` columns hold it. */
+const claimColumns = (claim: CallClaim | undefined): [string | null, 0 | 1] => [claim?.mac ?? null, claim?.retry === true ? 1 : 0];
+
+/** The insert that claims a nonce (alone, or in a joined claim's transaction). */
+function nonceInsert(sessionId: string, nonce: string, lifetime: number, claim: CallClaim | undefined): JoinedWrite {
+  return { sql: `INSERT INTO ${TABLES.nonces} (session_id, nonce, expires, mac, retry) VALUES (?, ?, ?, ?, ?)`, values: [sessionId, nonce, lifetime, ...claimColumns(claim)] };
+}
+
 type MySqlTarget = ReturnType<typeof parseMySqlUrl>;
 
 /** Connections of the joined claims' pool, beside the main pool's 10. */
@@ -444,7 +452,8 @@ export class MySqlStore implements Store {
     return this.#guard(async () => {
       try {
         // The claim rides on the nonce's own insert: no query of its own on the hot path.
-        await this.#write(`INSERT INTO ${TABLES.nonces} (session_id, nonce, expires, mac, retry) VALUES (?, ?, ?, ?, ?)`, [sessionId, nonce, lifetime, claim?.mac ?? null, claim?.retry === true ? 1 : 0]);
+        const insert = nonceInsert(sessionId, nonce, lifetime, claim);
+        await this.#write(insert.sql, insert.values);
         return true;
       } catch (err) {
         if (!isDuplicateKey(err)) throw err;
@@ -461,7 +470,7 @@ export class MySqlStore implements Store {
   async #revive(sessionId: string, nonce: string, lifetime: number, now: number, claim: CallClaim | undefined): Promise<boolean> {
     const revived = await this.#write(
       `UPDATE ${TABLES.nonces} SET expires = ?, mac = ?, retry = ?, kept = NULL, status = NULL, location = NULL, retry_after = NULL, body = NULL WHERE session_id = ? AND nonce = ? AND expires <= ?`,
-      [lifetime, claim?.mac ?? null, claim?.retry === true ? 1 : 0, sessionId, nonce, now],
+      [lifetime, ...claimColumns(claim), sessionId, nonce, now],
     );
     return revived.affectedRows === 1;
   }
@@ -480,8 +489,9 @@ export class MySqlStore implements Store {
    * transaction may have committed, and the usual way would then call a fresh nonce a replay.
    */
   async rememberNonceWith(sessionId: string, nonce: string, expires: number, now: number, claim: CallClaim | undefined, also: JoinedWrite): Promise<{ fresh: boolean; joined: ResultSetHeader | null }> {
-    const usual = async (reason: string) => {
-      this.#fellBack(reason);
+    /** The nonce alone, as rememberNonce claims it; `failure`: why, when the joined write failed. */
+    const usual = async (failure?: string) => {
+      if (failure !== undefined) this.#fellBack(failure);
       return { fresh: await this.rememberNonce(sessionId, nonce, expires, now, claim), joined: null };
     };
     let conn: PoolConnection;
@@ -490,24 +500,21 @@ export class MySqlStore implements Store {
     } catch (err) {
       const code = (err as { code?: string }).code;
       // Busy (mysql2 gives no code), or the server is at a connection limit: the main pool may have room.
-      if (code === undefined && /no connections available/i.test((err as Error).message)) {
-        return { fresh: await this.rememberNonce(sessionId, nonce, expires, now, claim), joined: null };
-      }
+      if (code === undefined && /no connections available/i.test((err as Error).message)) return usual();
       if (code !== undefined && REFUSED_CONNECTION_CODES.has(code)) return usual(code);
       throw mapMySqlError(err);
     }
     const lifetime = Math.max(expires, now + this.#options.nonceTtl);
+    const insert = nonceInsert(sessionId, nonce, lifetime, claim);
     let results: ResultSetHeader[];
     try {
       this.#queries++;
-      [results] = await conn.query<ResultSetHeader[]>(
-        `SET SESSION innodb_lock_wait_timeout = 1; START TRANSACTION; INSERT INTO ${TABLES.nonces} (session_id, nonce, expires, mac, retry) VALUES (?, ?, ?, ?, ?); ${also.sql}; COMMIT`,
-        [sessionId, nonce, lifetime, claim?.mac ?? null, claim?.retry === true ? 1 : 0, ...also.values],
-      );
+      [results] = await conn.query<ResultSetHeader[]>(`SET SESSION innodb_lock_wait_timeout = 1; START TRANSACTION; ${insert.sql}; ${also.sql}; COMMIT`, [...insert.values, ...also.values]);
     } catch (err) {
-      if (mapMySqlError(err) !== err) {
+      const unavailable = mapMySqlError(err);
+      if (unavailable !== err) {
         conn.destroy();
-        throw mapMySqlError(err);
+        throw unavailable;
       }
       // A failed statement ends the query with the transaction open (a duplicate key leaves a
       // lock on the row): rolled back, the connection goes back clean, or, if it cannot, not at all.
