@@ -6,7 +6,7 @@
  * alike. The figure that decides is server CPU time per request (from /proc, user + system), steadier on a shared
  * machine than requests/s; the targets' ratios come from pairs of servers loaded at the same time
  * (PAIRS), steadier still. Then the scale checks: start-up with many method files, dispatch time
- * against table size, and the embedded store's memory per session.
+ * against table size, the embedded store's memory per session, and inserts once entries expire.
  *
  * BENCH_ROUNDS (default 5), BENCH_SECONDS (default 4), MONGODB_URL (adds the MongoDB row), MYSQL_URL
  * (adds the MariaDB row and its database round trips per call), BENCH_BASELINE (another checkout's
@@ -476,6 +476,12 @@ async function dropMySqlBenchDb(): Promise<void> {
   await conn.end();
 }
 
+/** µs per insert before and after the oldest entries expire: nonces, and a full rate-limit counter. */
+function expiryChurn(): { what: string; before: number; after: number }[] {
+  const out = execFileSync(process.execPath, [join(ROOT, 'bin/run-ts.js'), join(ROOT, 'bench/expiry-churn.ts'), '--json'], { cwd: ROOT }).toString();
+  return JSON.parse(out) as { what: string; before: number; after: number }[];
+}
+
 function sessionMemory(): { bytesPerSession: number } {
   const out = execFileSync(process.execPath, ['--expose-gc', join(ROOT, 'bin/run-ts.js'), join(ROOT, 'bench/session-memory.ts')], { cwd: ROOT }).toString();
   return JSON.parse(out) as { bytesPerSession: number };
@@ -528,6 +534,8 @@ async function main(): Promise<void> {
   const warm1000 = await startupWith(1000, true);
   const scale = await dispatchScale();
   const memory = sessionMemory();
+  const churn = expiryChurn();
+  const worstChurn = Math.max(...churn.map((c) => c.after / c.before));
   const roundTrips = mysqlRoundTrips();
   const mongoTrips = mongoRoundTrips();
 
@@ -562,6 +570,7 @@ async function main(): Promise<void> {
     targets.push(['MongoDB (FerretDB): database round trips per v2-signed session call before the answer <= 2', mongoTrips.beforeAnswer <= 2, `${fmt(mongoTrips.beforeAnswer, 2)} (and ${fmt(mongoTrips.perCall - mongoTrips.beforeAnswer, 2)} after it: the kept outcome)`]);
   }
   targets.push(['embedded store: < 1.5 KB resident per idle session at 100,000', memory.bytesPerSession < 1536, `${fmt(memory.bytesPerSession, 0)} B`]);
+  targets.push(['an insert once the oldest entries expire (nonces, a full rate-limit counter) <= 4x one before any did', worstChurn <= 4, `${fmt(worstChurn, 1)}x at worst`]);
 
   const report = [
     `## simpleapi bench, ${started.toISOString().slice(0, 16).replace('T', ' ')} UTC`,
@@ -587,6 +596,7 @@ async function main(): Promise<void> {
     `| one dispatch, 10 methods registered | ${fmt(scale.small, 0)} ns |`,
     `| one dispatch, 10,000 methods registered | ${fmt(scale.large, 0)} ns |`,
     `| embedded store, 100,000 idle sessions | ${fmt(memory.bytesPerSession, 0)} B resident per session |`,
+    ...churn.map((c) => `| ${c.what}: after the oldest expire / before (bench/expiry-churn.ts) | ${fmt(c.after, 2)} / ${fmt(c.before, 2)} us: ${fmt(c.after / c.before, 1)}x |`),
     ...(roundTrips === null ? [] : [`| MariaDB, v2-signed session call | ${fmt(roundTrips.beforeAnswer, 2)} database round trips before the answer, ${fmt(roundTrips.perCall, 2)} in all (the outcome kept for retries is written after the answer): commands on the wire; MariaDB counted ${fmt(roundTrips.statementsBefore, 2)} statements before the answer, ${fmt(roundTrips.statements, 2)} in all |`]),
     ...(mongoTrips === null ? [] : [`| MongoDB (FerretDB), v2-signed session call | ${fmt(mongoTrips.beforeAnswer, 2)} database round trips before the answer, ${fmt(mongoTrips.perCall, 2)} in all: ${Object.entries(mongoTrips.byCommand).map(([name, n]) => `${name} ${fmt(n, 2)}`).join(', ')} (commands the driver sent) |`]),
     '',

@@ -187,6 +187,21 @@ describe('nonces on the embedded store', () => {
     for (const n of ['d', 'e', 'f']) expect(await store.rememberNonce('s', n, 130, 120)).toBe(true);
     await expect(store.rememberNonce('s', 'g', 130, 120)).rejects.toMatchObject({ code: 'Unavailable' });
   });
+
+  it('still refuses a nonce used again after it expired, once its first use is dropped', async () => {
+    const { MemoryStore } = await import('../src/store/memory.ts');
+    const store = new MemoryStore();
+    // A client whose clock ran ahead asked for a later expiry: the nonces after it wait behind it.
+    expect(await store.rememberNonce('s', 'ahead', 130, 100)).toBe(true);
+    expect(await store.rememberNonce('s', 'n', 110, 100)).toBe(true);
+    // n's first use expired at 110 and was not dropped yet; it is signed again, kept to 140.
+    expect(await store.rememberNonce('s', 'n', 140, 120)).toBe(true);
+    for (const other of ['x', 'y', 'z']) expect(await store.rememberNonce('s', other, 160, 131)).toBe(true);
+    await store.sweep(131);
+    // Both of the earlier ones are dropped by now; the second use of n is still remembered.
+    expect(await store.rememberNonce('s', 'n', 160, 131)).toBe(false);
+    expect(await store.findCall('s', 'ahead', 131)).toBeNull();
+  });
 });
 
 describe('nonces of one user', () => {

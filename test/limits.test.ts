@@ -54,6 +54,18 @@ describe('the in-process counter', () => {
     counter.take('later', 'here', 20_000); // every old window has expired: all of them go
     expect(counter.size).toBeLessThanOrEqual(3);
   });
+
+  it('keeps a renewed window when room is made: the key\'s earlier window is the one that goes', () => {
+    const counter = new ProcessCounter(1, 10, 3);
+    counter.take('a', 'here', 0); // its window ends at 10 s
+    counter.take('b', 'here', 5_000);
+    counter.take('a', 'here', 12_000); // a new window, to 22 s, for a key queued first
+    counter.take('c', 'here', 12_000);
+    counter.take('d', 'here', 12_000); // full: the oldest live window (b's) goes, not a's new one
+    expect(counter.size).toBe(3);
+    expect(counter.take('a', 'here', 12_000)?.code).toBe('TooManyRequests');
+    expect(counter.take('b', 'here', 12_000)).toBeNull();
+  });
 });
 
 describe('rate limits (embedded store)', () => {

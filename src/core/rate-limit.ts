@@ -20,6 +20,7 @@ import { ApiError } from './errors.ts';
 import type { JoinedAnswer, JoinedWrite, Store } from '../store/types.ts';
 import type { CountedClaim } from './auth.ts';
 import { addressKeyOf } from './address.ts';
+import { ExpiryQueue } from './expiry-queue.ts';
 
 /** A method's own rule: `points` calls per `duration` seconds, per caller or per client address. */
 export interface RateRule {
@@ -72,10 +73,11 @@ const MAX_PROCESS_KEYS = 1_000_000;
 /**
  * A fixed window per key in this process, as rate-limiter-flexible's memory limiter counts: the
  * first call starts a window of `duration` seconds, and every call in it counts, refused ones too.
- * Windows sit in the Map in the order they started, so the expired ones are at its front.
+ * Windows are queued in the order they started, so the expired ones are at the queue's front.
  */
 export class ProcessCounter implements Counter {
   readonly #windows = new Map<string, { count: number; resetAt: number }>();
+  readonly #queue = new ExpiryQueue();
   readonly #durationMs: number;
   #calls = 0;
 
@@ -100,16 +102,20 @@ export class ProcessCounter implements Counter {
       if (this.#windows.size >= this.maxKeys) this.#sweep(now, true);
       window = { count: 0, resetAt: now + this.#durationMs };
       this.#windows.set(key, window);
+      this.#queue.push(key, window.resetAt);
     }
     window.count++;
     return window.count > this.points ? tooMany(window.resetAt - now, what) : null;
   }
 
-  /** Drops expired windows from the front; `room`: and the oldest live one, to make room. */
+  /** Drops expired windows from the front; `room`: and the oldest live ones, to make room. */
   #sweep(now: number, room = false): void {
-    for (const [key, window] of this.#windows) {
-      if (window.resetAt > now && !(room && this.#windows.size >= this.maxKeys)) break;
-      this.#windows.delete(key);
+    const queue = this.#queue;
+    while (queue.length > 0 && (queue.firstExpires <= now || (room && this.#windows.size >= this.maxKeys))) {
+      const key = queue.firstKey;
+      // A key whose window was renewed left this place behind, with the old window's end.
+      if (this.#windows.get(key)?.resetAt === queue.firstExpires) this.#windows.delete(key);
+      queue.shift();
     }
   }
 }

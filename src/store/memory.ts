@@ -3,6 +3,7 @@
  * no database is configured; sessions live as long as the process and are not shared.
  */
 import { ApiError } from '../core/errors.ts';
+import { ExpiryQueue } from '../core/expiry-queue.ts';
 import { ProcessCounter } from '../core/rate-limit.ts';
 import { OutcomeRing } from './outcome-ring.ts';
 import { throttleWindow, type AccountRecord, type CallClaim, type CallRecord, type KeptOutcome, type PasswordHash, type SessionRecord, type Store, type ThrottleState } from './types.ts';
@@ -99,6 +100,8 @@ export class MemoryStore implements Store {
   #byUser = new Map<string, Set<string>>();
   /** A plain nonce is its expiry alone; a claimed call's carries what its retries need. */
   #nonces = new Map<string, number | ClaimedNonce>();
+  /** Every nonce remembered, oldest first: how the expired ones are found without a scan. */
+  readonly #nonceQueue = new ExpiryQueue();
   readonly #maxNonces: number;
   readonly #noncesByUser: ProcessCounter | null;
   readonly #outcomes: OutcomeRing;
@@ -208,7 +211,7 @@ export class MemoryStore implements Store {
 
   /**
    * Nonces are kept until they expire, so memory follows the signed-call rate times the window.
-   * Each insert first drops expired ones from the front (the Map keeps insertion order, which is
+   * Each insert first drops up to 4 expired ones from the front of the queue (insertion order is
    * nearly expiry order), so the level holds between sweeps; and past `maxNonces` a new one is
    * refused (Unavailable) rather than remembered in memory the process does not have.
    */
@@ -216,12 +219,7 @@ export class MemoryStore implements Store {
     const key = `${sessionId}\n${nonce}`;
     const seen = this.#nonces.get(key);
     if (seen !== undefined && expiryOf(seen) > now) return false;
-    let dropped = 0;
-    for (const [old, entry] of this.#nonces) {
-      if (expiryOf(entry) > now || dropped >= 4) break;
-      this.#nonces.delete(old);
-      dropped++;
-    }
+    this.#dropExpiredNonces(now, 4);
     if (seen === undefined) {
       if (this.#noncesByUser !== null) {
         const userKey = this.#sessions.get(sessionId)?.userKey ?? sessionId;
@@ -234,7 +232,24 @@ export class MemoryStore implements Store {
       }
     }
     this.#nonces.set(key, claim === undefined ? expires : new ClaimedNonce(expires, claim.mac, claim.retry === true));
+    this.#nonceQueue.push(key, expires);
     return true;
+  }
+
+  /**
+   * Drops expired nonces from the front of the queue, `most` at the most; it stops at the first
+   * that has not expired. Those behind it that have are dropped once it goes: the queue holds at
+   * most what came in during the longest expiry a request can ask for (twice the window and 1 s).
+   */
+  #dropExpiredNonces(now: number, most: number): void {
+    const queue = this.#nonceQueue;
+    for (let dropped = 0; dropped < most && queue.length > 0 && queue.firstExpires <= now; dropped++) {
+      const key = queue.firstKey;
+      const entry = this.#nonces.get(key);
+      // A nonce remembered again after it expired left this place behind with its old expiry.
+      if (entry !== undefined && expiryOf(entry) === queue.firstExpires) this.#nonces.delete(key);
+      queue.shift();
+    }
   }
 
   async findCall(sessionId: string, nonce: string, now: number): Promise<CallRecord | null> {
@@ -287,7 +302,7 @@ export class MemoryStore implements Store {
 
   async sweep(now: number): Promise<void> {
     for (const [id, s] of this.#sessions) if (s.expires <= now) this.#drop(id);
-    for (const [key, entry] of this.#nonces) if (expiryOf(entry) <= now) this.#nonces.delete(key);
+    this.#dropExpiredNonces(now, Infinity);
     for (const [key, counter] of this.#failures) if (counter.until <= now) this.#failures.delete(key);
   }
 }

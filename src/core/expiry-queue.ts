@@ -1,0 +1,46 @@
+/**
+ * Keys with the expiry they were added with, oldest first, beside a Map whose expired entries must
+ * be dropped cheaply as new ones come. Why not the Map's own order: V8 leaves a deleted entry's
+ * slot in the table until it is rebuilt, and a loop from the front walks every such hole again;
+ * dropping a few entries from the front on each insert made an insert 6x to 180x dearer once the
+ * first window had passed (bench/expiry-churn.ts).
+ *
+ * An entry re-added under the same key leaves its old place behind; the owner tells the two apart
+ * by the expiry kept here (see `firstExpires`), so a stale place is dropped without deleting the
+ * entry that replaced it.
+ */
+export class ExpiryQueue {
+  #keys: string[] = [];
+  #expires: number[] = [];
+  #head = 0;
+
+  get length(): number {
+    return this.#keys.length - this.#head;
+  }
+
+  push(key: string, expires: number): void {
+    this.#keys.push(key);
+    this.#expires.push(expires);
+  }
+
+  /** The oldest key; only when `length` > 0. */
+  get firstKey(): string {
+    return this.#keys[this.#head]!;
+  }
+
+  /** The expiry the oldest key was added with; only when `length` > 0. */
+  get firstExpires(): number {
+    return this.#expires[this.#head]!;
+  }
+
+  shift(): void {
+    this.#head++;
+    // Compacted once the taken places are half the arrays: each place is copied at most once per
+    // time it is taken, and the arrays never hold more than twice what is queued.
+    if (this.#head >= 1024 && this.#head * 2 >= this.#keys.length) {
+      this.#keys = this.#keys.slice(this.#head);
+      this.#expires = this.#expires.slice(this.#head);
+      this.#head = 0;
+    }
+  }
+}
