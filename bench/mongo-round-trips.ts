@@ -1,14 +1,18 @@
 // Database round trips per v2-signed session call on MongoDB (FerretDB here): an in-process server
 // on a MongoStore whose client reports every command it sends (monitorCommands), CALLS signed
-// calls, and the commands counted meanwhile, by name: the store's and the rate limiter's alike
-// (on a server whose $inc is atomic the limiter counts with findAndModify on the same client; on
-// FerretDB 1.x it counts in the process, and sends nothing). The job runner's polls of its own
-// collections (Agenda, once a second) are not the call's and are left out. The outcome kept for
-// retries (§6) is written after the answer: counted apart, so the figure before the answer shows.
-// Needs MONGODB_URL.
+// calls, and the commands counted meanwhile, by name: the store's and the rate limiter's alike.
+// Twice: as this server counts (on FerretDB 1.x, whose $inc is not atomic, the limiter counts in
+// the process and sends nothing), and as on a MongoDB whose updates are atomic, FerretDB's
+// findOneAndUpdate run one at a time in this process (test/helpers/mongo.ts, atomicUpdates): the
+// limiter then counts in the database, beside the nonce's claim. "In sequence" is how many times
+// a call waits on the database: a command sent while another is still unanswered shares its wait.
+// The job runner's polls of its own collections (Agenda, once a second) are not the call's and
+// are left out. The outcome kept for retries (§6) is written after the answer: counted apart, so
+// the figure before the answer shows. Needs MONGODB_URL.
 import { createLogger } from '../src/log.ts';
 import { MongoStore } from '../src/store/mongo.ts';
 import { JOB_COLLECTIONS } from '../src/jobs/agenda.ts';
+import { atomicUpdates } from '../test/helpers/mongo.ts';
 import { signedCalls } from './signed-calls.ts';
 
 const CALLS = 200;
@@ -17,24 +21,58 @@ url.searchParams.set('monitorCommands', 'true');
 const dbName = `simpleapi_bench_rt_${process.pid}`;
 const store = await MongoStore.connect(url.toString(), { dbName, connectTimeout: 10, nonceTtl: 601, log: createLogger({ level: 'silent' }) });
 await store.init();
-const commands = new Map<string, number>();
 const jobCollections: unknown[] = Object.values(JOB_COLLECTIONS);
-store.db.client.on('commandStarted', (event: { commandName: string; command: Record<string, unknown> }) => {
-  if (jobCollections.includes(event.command[event.commandName])) return;
+const NONCES = 'simpleapi_nonces';
+
+const commands = new Map<string, number>();
+let inFlight = 0;
+let waits = 0;
+const waiting = new Set<number>();
+store.db.client.on('commandStarted', (event: { requestId: number; commandName: string; command: Record<string, unknown> }) => {
+  const collection = event.command[event.commandName];
+  if (jobCollections.includes(collection)) return;
   commands.set(event.commandName, (commands.get(event.commandName) ?? 0) + 1);
+  // The kept outcome (an update of the call's nonce) goes after the answer: not one of its waits.
+  if (event.commandName === 'update' && collection === NONCES) return;
+  if (inFlight === 0) waits++;
+  inFlight++;
+  waiting.add(event.requestId);
 });
-const calls = await signedCalls(store);
+const answered = (event: { requestId: number }) => {
+  if (waiting.delete(event.requestId)) inFlight--;
+};
+store.db.client.on('commandSucceeded', answered);
+store.db.client.on('commandFailed', answered);
+
+interface Trips {
+  perCall: number;
+  beforeAnswer: number;
+  inSequence: number;
+  byCommand: Record<string, number>;
+}
+
+async function measure(user: string): Promise<Trips> {
+  const calls = await signedCalls(store, `${user}-${process.pid}`);
+  try {
+    commands.clear();
+    waits = 0;
+    const writesBefore = calls.outcomeWrites();
+    for (let i = 0; i < CALLS; i++) await calls.call();
+    await new Promise((r) => setTimeout(r, 200)); // the last outcome is written just after its answer
+    const all = [...commands.values()].reduce((a, b) => a + b, 0);
+    const after = calls.outcomeWrites() - writesBefore;
+    return { perCall: all / CALLS, beforeAnswer: (all - after) / CALLS, inSequence: waits / CALLS, byCommand: Object.fromEntries([...commands].map(([name, n]) => [name, n / CALLS])) };
+  } finally {
+    await calls.close();
+  }
+}
+
 try {
-  commands.clear();
-  const writesBefore = calls.outcomeWrites();
-  for (let i = 0; i < CALLS; i++) await calls.call();
-  await new Promise((r) => setTimeout(r, 200)); // the last outcome is written just after its answer
-  const all = [...commands.values()].reduce((a, b) => a + b, 0);
-  const after = calls.outcomeWrites() - writesBefore;
-  const byCommand = Object.fromEntries([...commands].map(([name, n]) => [name, n / CALLS]));
-  process.stdout.write(JSON.stringify({ perCall: all / CALLS, beforeAnswer: (all - after) / CALLS, byCommand }));
+  const served = await measure('rt-served');
+  (store as { forMethods: unknown }).forMethods = { db: atomicUpdates(store.db), sql: null };
+  const atomic = await measure('rt-atomic');
+  process.stdout.write(JSON.stringify({ served, atomic }));
 } finally {
-  await calls.close();
   await store.db.dropDatabase().catch(() => {});
   await store.close();
 }

@@ -460,11 +460,23 @@ function mysqlRoundTrips(): MySqlTrips | null {
   return JSON.parse(out) as MySqlTrips;
 }
 
-/** Round trips of a v2-signed call on MongoDB (FerretDB here): the commands the driver sent, by name. */
-function mongoRoundTrips(): { perCall: number; beforeAnswer: number; byCommand: Record<string, number> } | null {
+interface MongoTrips {
+  /** Commands the driver sent, per call, and before the answer. */
+  perCall: number;
+  beforeAnswer: number;
+  /** Times a call waited on the database before its answer (commands sent together wait once). */
+  inSequence: number;
+  byCommand: Record<string, number>;
+}
+
+/**
+ * Round trips of a v2-signed call on MongoDB (FerretDB here): as this server counts, and as on a
+ * MongoDB whose updates are atomic (the rate limiter's counter in the database).
+ */
+function mongoRoundTrips(): { served: MongoTrips; atomic: MongoTrips } | null {
   if (MONGODB_URL === '') return null;
   const out = execFileSync(process.execPath, [join(ROOT, 'bin/run-ts.js'), join(ROOT, 'bench/mongo-round-trips.ts')], { cwd: ROOT }).toString();
-  return JSON.parse(out) as { perCall: number; beforeAnswer: number; byCommand: Record<string, number> };
+  return JSON.parse(out) as { served: MongoTrips; atomic: MongoTrips };
 }
 
 async function dropMySqlBenchDb(): Promise<void> {
@@ -567,7 +579,9 @@ async function main(): Promise<void> {
     targets.push(['MariaDB: database round trips per v2-signed session call before the answer <= 2', roundTrips.beforeAnswer <= 2, `${fmt(roundTrips.beforeAnswer, 2)} (and ${fmt(roundTrips.perCall - roundTrips.beforeAnswer, 2)} after it: the kept outcome)`]);
   }
   if (mongoTrips !== null) {
-    targets.push(['MongoDB (FerretDB): database round trips per v2-signed session call before the answer <= 2', mongoTrips.beforeAnswer <= 2, `${fmt(mongoTrips.beforeAnswer, 2)} (and ${fmt(mongoTrips.perCall - mongoTrips.beforeAnswer, 2)} after it: the kept outcome)`]);
+    const { served, atomic } = mongoTrips;
+    targets.push(['MongoDB (FerretDB): database round trips per v2-signed session call before the answer <= 2', served.inSequence <= 2, `${fmt(served.inSequence, 2)} (${fmt(served.beforeAnswer, 2)} commands; and ${fmt(served.perCall - served.beforeAnswer, 2)} after it: the kept outcome)`]);
+    targets.push(['MongoDB with atomic updates (the rate-limit count in the database): round trips in sequence before the answer <= 2', atomic.inSequence <= 2, `${fmt(atomic.inSequence, 2)} (${fmt(atomic.beforeAnswer, 2)} commands: the count is sent with the nonce's claim)`]);
   }
   targets.push(['embedded store: < 1.5 KB resident per idle session at 100,000', memory.bytesPerSession < 1536, `${fmt(memory.bytesPerSession, 0)} B`]);
   targets.push(['an insert once the oldest entries expire (nonces, a full rate-limit counter) <= 4x one before any did', worstChurn <= 4, `${fmt(worstChurn, 1)}x at worst`]);
@@ -598,7 +612,11 @@ async function main(): Promise<void> {
     `| embedded store, 100,000 idle sessions | ${fmt(memory.bytesPerSession, 0)} B resident per session |`,
     ...churn.map((c) => `| ${c.what}: after the oldest expire / before (bench/expiry-churn.ts) | ${fmt(c.after, 2)} / ${fmt(c.before, 2)} us: ${fmt(c.after / c.before, 1)}x |`),
     ...(roundTrips === null ? [] : [`| MariaDB, v2-signed session call | ${fmt(roundTrips.beforeAnswer, 2)} database round trips before the answer, ${fmt(roundTrips.perCall, 2)} in all (the outcome kept for retries is written after the answer): commands on the wire; MariaDB counted ${fmt(roundTrips.statementsBefore, 2)} statements before the answer, ${fmt(roundTrips.statements, 2)} in all |`]),
-    ...(mongoTrips === null ? [] : [`| MongoDB (FerretDB), v2-signed session call | ${fmt(mongoTrips.beforeAnswer, 2)} database round trips before the answer, ${fmt(mongoTrips.perCall, 2)} in all: ${Object.entries(mongoTrips.byCommand).map(([name, n]) => `${name} ${fmt(n, 2)}`).join(', ')} (commands the driver sent) |`]),
+    ...(mongoTrips === null
+      ? []
+      : ([['MongoDB (FerretDB), v2-signed session call', mongoTrips.served], ['MongoDB with atomic updates (FerretDB, updates one at a time: the path of a real MongoDB), v2-signed session call', mongoTrips.atomic]] as const).map(
+          ([what, t]) => `| ${what} | ${fmt(t.inSequence, 2)} database round trips in sequence before the answer (${fmt(t.beforeAnswer, 2)} commands), ${fmt(t.perCall, 2)} commands in all: ${Object.entries(t.byCommand).map(([name, n]) => `${name} ${fmt(n, 2)}`).join(', ')} (sent by the driver) |`,
+        )),
     '',
     '| target | met | measured |',
     '|---|---|---|',

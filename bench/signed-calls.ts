@@ -17,8 +17,8 @@ export interface SignedCalls {
   close(): Promise<void>;
 }
 
-/** @example const calls = await signedCalls(store); await calls.call(); await calls.close() */
-export async function signedCalls(store: Store): Promise<SignedCalls> {
+/** `user`: the account the calls are signed as, made here. @example const calls = await signedCalls(store); await calls.call(); await calls.close() */
+export async function signedCalls(store: Store, user = `rt-${process.pid}`): Promise<SignedCalls> {
   let outcomeWrites = 0;
   const keepOutcome = store.keepOutcome.bind(store);
   store.keepOutcome = (...args) => {
@@ -29,7 +29,7 @@ export async function signedCalls(store: Store): Promise<SignedCalls> {
   const config = loadConfig({ argvOptions: { port: 0, methodsDir: resolve(import.meta.dirname, 'methods'), logLevel: 'silent' }, cwd: resolve(import.meta.dirname, '..'), env: {} });
   const server = await startServer({ config, store, log });
   const post = (body: string, headers: Record<string, string> = {}) => fetch(server.url!, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body });
-  const grant = await createSession(server.url!, `rt-${process.pid}`);
+  const grant = await createSession(server.url!, user);
   const key = Buffer.from(grant.session_key, 'base64url');
   const body = JSON.stringify({ method: 'secure_echo', parameters: { n: 1 } });
   const call = async () => {

@@ -190,17 +190,41 @@ describe('nonces on the embedded store', () => {
 
   it('still refuses a nonce used again after it expired, once its first use is dropped', async () => {
     const { MemoryStore } = await import('../src/store/memory.ts');
-    const store = new MemoryStore();
+    const store = new MemoryStore({ maxNonces: 5 });
     // A client whose clock ran ahead asked for a later expiry: the nonces after it wait behind it.
     expect(await store.rememberNonce('s', 'ahead', 130, 100)).toBe(true);
     expect(await store.rememberNonce('s', 'n', 110, 100)).toBe(true);
     // n's first use expired at 110 and was not dropped yet; it is signed again, kept to 140.
     expect(await store.rememberNonce('s', 'n', 140, 120)).toBe(true);
     for (const other of ['x', 'y', 'z']) expect(await store.rememberNonce('s', other, 160, 131)).toBe(true);
-    await store.sweep(131);
-    // Both of the earlier ones are dropped by now; the second use of n is still remembered.
+    // "ahead" and n's first use are dropped, n's second use is still remembered: n x y z, room for one.
     expect(await store.rememberNonce('s', 'n', 160, 131)).toBe(false);
-    expect(await store.findCall('s', 'ahead', 131)).toBeNull();
+    expect(store.nonceCounts.held).toBe(4);
+    expect(await store.rememberNonce('s', 'w', 160, 131)).toBe(true);
+    await expect(store.rememberNonce('s', 'v', 160, 131)).rejects.toMatchObject({ code: 'Unavailable' });
+  });
+
+  it('are swept when expired even behind one that expires later', async () => {
+    const { MemoryStore } = await import('../src/store/memory.ts');
+    const store = new MemoryStore({ maxNonces: 3 });
+    // One call a client signed with a timestamp far ahead, then two of the usual kind.
+    for (const [nonce, expires] of [['far', 1000], ['a', 110], ['b', 110]] as const) expect(await store.rememberNonce('s', nonce, expires, 100)).toBe(true);
+    await store.sweep(120);
+    expect(store.nonceCounts.held).toBe(1);
+    for (const nonce of ['c', 'd']) expect(await store.rememberNonce('s', nonce, 140, 120)).toBe(true);
+  });
+
+  it('keep their queue within about three times those held, however often one is used again', async () => {
+    const { MemoryStore } = await import('../src/store/memory.ts');
+    const store = new MemoryStore();
+    expect(await store.rememberNonce('s', 'far', 100_000, 100)).toBe(true);
+    // The same nonce signed again each second, as soon as it expired: a place more each time,
+    // behind one that holds the queue's front for a long while.
+    for (let t = 101; t < 5101; t++) expect(await store.rememberNonce('s', 'again', t + 1, t)).toBe(true);
+    const { held, queued } = store.nonceCounts;
+    expect(held).toBe(2);
+    expect(queued).toBeLessThanOrEqual(3 * held + 1024);
+    expect(await store.rememberNonce('s', 'again', 5200, 5100)).toBe(false); // its last use, still kept
   });
 });
 

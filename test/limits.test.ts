@@ -11,11 +11,10 @@ import { addressKeyOf } from '../src/core/address.ts';
 import { buildRecord, createAjv, RegistryError } from '../src/core/registry.ts';
 import { jobTimeoutOf } from '../src/core/jobs.ts';
 import { post, startTestServer, type TestServer } from './helpers/server.ts';
-import { createAccount, postV2 } from './helpers/signed.ts';
+import { createAccount, nowSeconds, postV2 } from './helpers/signed.ts';
 import { hasMySql, openMySqlStore, uniqueMySqlDb, dropMySqlDb } from './helpers/mysql.ts';
-import { hasMongo, MONGODB_URL } from './helpers/mongo.ts';
+import { atomicUpdates, hasMongo, MONGODB_URL } from './helpers/mongo.ts';
 import { MongoStore } from '../src/store/mongo.ts';
-import type { Collection, Db } from 'mongodb';
 import type { Store } from '../src/store/types.ts';
 import type { RowDataPacket } from 'mysql2/promise';
 
@@ -65,6 +64,17 @@ describe('the in-process counter', () => {
     expect(counter.size).toBe(3);
     expect(counter.take('a', 'here', 12_000)?.code).toBe('TooManyRequests');
     expect(counter.take('b', 'here', 12_000)).toBeNull();
+  });
+
+  it('keeps its queue within about three times its keys when the clock steps back', () => {
+    const counter = new ProcessCounter(1, 60);
+    const t = 1_000_000_000_000;
+    for (let i = 0; i < 20; i++) counter.take(`before${i}`, 'here', t);
+    // Eleven days back: the windows above now seem to end far ahead and hold the queue's front.
+    const back = t - 1_000_000_000;
+    for (let i = 0; i < 3000; i++) expect(counter.take('renewed', 'here', back + i * 61_000)).toBeNull();
+    expect(counter.size).toBe(21);
+    expect(counter.queued).toBeLessThanOrEqual(3 * counter.size + 1024);
   });
 });
 
@@ -275,37 +285,6 @@ describe.runIf(hasMongo)('rate limits on MongoDB', () => {
   });
 });
 
-/**
- * FerretDB with its `findOneAndUpdate` run one at a time in this process: MongoDB's own
- * document-level atomicity, which FerretDB 1.x lacks, stood in for on a real server. It lets the
- * path a real MongoDB takes (rate-limiter-flexible's RateLimiterMongo on our collection) run here.
- */
-function atomicUpdates(db: Db): Db {
-  const collections = new Map<string, Collection>();
-  let queue: Promise<unknown> = Promise.resolve();
-  const serialised = (collection: Collection) =>
-    new Proxy(collection, {
-      get(target, prop, receiver) {
-        if (prop !== 'findOneAndUpdate') return Reflect.get(target, prop, receiver);
-        return (...args: Parameters<Collection['findOneAndUpdate']>) => {
-          const run = queue.then(() => (target.findOneAndUpdate as (...a: unknown[]) => Promise<unknown>).apply(target, args));
-          queue = run.catch(() => {});
-          return run;
-        };
-      },
-    });
-  return new Proxy(db, {
-    get(target, prop, receiver) {
-      if (prop !== 'collection') return Reflect.get(target, prop, receiver);
-      return (name: string) => {
-        let c = collections.get(name);
-        if (c === undefined) collections.set(name, (c = serialised(target.collection(name))));
-        return c;
-      };
-    },
-  });
-}
-
 describe.runIf(hasMongo)('rate limits on a MongoDB whose updates are atomic', () => {
   it("take rate-limiter-flexible's MongoDB path and hold across instances (100 calls at once, limit 40)", async () => {
     const dbName = `simpleapi_limits_atomic_${process.pid}`;
@@ -319,6 +298,57 @@ describe.runIf(hasMongo)('rate limits on a MongoDB whose updates are atomic', ()
       // The counter lives in the database, under the limiter's key.
       expect(await store.db.collection('simpleapi_rate_limits').countDocuments({})).toBeGreaterThan(0);
     } finally {
+      await store.db.dropDatabase().catch(() => {});
+      await store.close();
+    }
+  });
+});
+
+describe.runIf(hasMongo)('signed calls on a MongoDB whose updates are atomic', () => {
+  it("send the user's count with the nonce's claim, not after it, and give a replayed call's count back", async () => {
+    const dbName = `simpleapi_limits_claim_${process.pid}`;
+    const url = new URL(MONGODB_URL);
+    url.searchParams.set('monitorCommands', 'true');
+    const store = await MongoStore.connect(url.toString(), { dbName, connectTimeout: 10, nonceTtl: 601, log: createLogger({ level: 'silent' }) });
+    // The commands sent to the counters' and the nonces' collections, and their answers, in order.
+    const events: string[] = [];
+    const watched = new Set(['simpleapi_rate_limits', 'simpleapi_nonces']);
+    const sentTo = new Map<number, string>();
+    store.db.client.on('commandStarted', (e: { requestId: number; commandName: string; command: Record<string, unknown> }) => {
+      const collection = String(e.command[e.commandName]);
+      if (!watched.has(collection)) return;
+      sentTo.set(e.requestId, collection);
+      events.push(`sent ${collection}`);
+    });
+    store.db.client.on('commandSucceeded', (e: { requestId: number }) => {
+      const collection = sentTo.get(e.requestId);
+      if (collection !== undefined) events.push(`answered ${collection}`);
+    });
+    let server: TestServer | undefined;
+    try {
+      await store.init();
+      (store as { forMethods: unknown }).forMethods = { db: atomicUpdates(store.db), sql: null };
+      server = await startTestServer({ 'rateLimit.user': 4, 'rateLimit.window': 60 }, store);
+      const grant = await createAccount(server.url, 'claim-counted');
+      const body = call('whoami');
+      events.length = 0;
+      expect((await postV2(server.url, grant, body)).status).toBe(200);
+      // Both on their way before either is answered: one round trip for the two.
+      expect(events.slice(0, 2).sort()).toEqual(['sent simpleapi_nonces', 'sent simpleapi_rate_limits']);
+      const timestamp = String(nowSeconds());
+      const nonce = 'replayed-nonce-0001';
+      expect((await postV2(server.url, grant, body, { timestamp, nonce })).status).toBe(200);
+      for (let i = 0; i < 5; i++) {
+        const replay = await postV2(server.url, grant, body, { timestamp, nonce });
+        expect(replay.status).toBe(401);
+      }
+      // The five replays were counted while in flight and given back: two calls of four remain.
+      await new Promise((r) => setTimeout(r, 200));
+      const after = [];
+      for (let i = 0; i < 3; i++) after.push((await postV2(server.url, grant, body)).status);
+      expect(after).toEqual([200, 200, 429]);
+    } finally {
+      await server?.close(0);
       await store.db.dropDatabase().catch(() => {});
       await store.close();
     }

@@ -7,7 +7,8 @@
  *
  * An entry re-added under the same key leaves its old place behind; the owner tells the two apart
  * by the expiry kept here (see `firstExpires`), so a stale place is dropped without deleting the
- * entry that replaced it.
+ * entry that replaced it. Places left behind, and expired ones waiting behind an entry that
+ * expires later, are bounded by the owner: past `tooLong`, it `refill`s the queue from its Map.
  */
 export class ExpiryQueue {
   #keys: string[] = [];
@@ -31,6 +32,22 @@ export class ExpiryQueue {
   /** The expiry the oldest key was added with; only when `length` > 0. */
   get firstExpires(): number {
     return this.#expires[this.#head]!;
+  }
+
+  /**
+   * More places than twice the `live` entries and 1024. Refilled then, the queue costs one pass
+   * over the live entries per that many pushes, and never holds more than about three times them.
+   */
+  tooLong(live: number): boolean {
+    return this.length > 2 * live + 1024;
+  }
+
+  /** Starts again from `entries`, oldest first. */
+  refill(entries: Iterable<readonly [string, number]>): void {
+    this.#keys = [];
+    this.#expires = [];
+    this.#head = 0;
+    for (const [key, expires] of entries) this.push(key, expires);
   }
 
   shift(): void {

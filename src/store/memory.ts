@@ -115,6 +115,11 @@ export class MemoryStore implements Store {
   /** One counter per throttle key: its window's index, the count, and when the window ends. */
   #failures = new Map<string, { index: number; count: number; until: number }>();
 
+  /** Nonces held, and places in the queue they are dropped from (for tests: within about three times them). */
+  get nonceCounts(): { held: number; queued: number } {
+    return { held: this.#nonces.size, queued: this.#nonceQueue.length };
+  }
+
   /** Bytes of the kept outcomes' arena in use (for tests and the operator). */
   get keptOutcomeBytes(): number {
     return this.#outcomes.used;
@@ -233,13 +238,19 @@ export class MemoryStore implements Store {
     }
     this.#nonces.set(key, claim === undefined ? expires : new ClaimedNonce(expires, claim.mac, claim.retry === true));
     this.#nonceQueue.push(key, expires);
+    if (this.#nonceQueue.tooLong(this.#nonces.size)) this.#nonceQueue.refill(this.#nonceExpiries());
     return true;
+  }
+
+  *#nonceExpiries(): Generator<[string, number]> {
+    for (const [key, entry] of this.#nonces) yield [key, expiryOf(entry)];
   }
 
   /**
    * Drops expired nonces from the front of the queue, `most` at the most; it stops at the first
-   * that has not expired. Those behind it that have are dropped once it goes: the queue holds at
-   * most what came in during the longest expiry a request can ask for (twice the window and 1 s).
+   * that has not expired. Those behind it that have wait for it, or for the sweep: a client may
+   * ask for an expiry up to twice the window ahead, and one such call a second would otherwise
+   * keep every nonce that long.
    */
   #dropExpiredNonces(now: number, most: number): void {
     const queue = this.#nonceQueue;
@@ -303,6 +314,9 @@ export class MemoryStore implements Store {
   async sweep(now: number): Promise<void> {
     for (const [id, s] of this.#sessions) if (s.expires <= now) this.#drop(id);
     this.#dropExpiredNonces(now, Infinity);
+    // And the expired ones the queue holds behind a nonce that expires later.
+    for (const [key, entry] of this.#nonces) if (expiryOf(entry) <= now) this.#nonces.delete(key);
+    if (this.#nonceQueue.tooLong(this.#nonces.size)) this.#nonceQueue.refill(this.#nonceExpiries());
     for (const [key, counter] of this.#failures) if (counter.until <= now) this.#failures.delete(key);
   }
 }

@@ -3,6 +3,7 @@
  * tests are skipped with the reason printed, except under CI=true, where that is a failure.
  */
 import { randomBytes } from 'node:crypto';
+import type { Collection, Db } from 'mongodb';
 import { createLogger } from '../../src/log.ts';
 import { MongoStore } from '../../src/store/mongo.ts';
 
@@ -42,4 +43,35 @@ export async function dropMongoDb(dbName: string): Promise<void> {
   } finally {
     await client.close();
   }
+}
+
+/**
+ * FerretDB with its `findOneAndUpdate` run one at a time in this process: MongoDB's own
+ * document-level atomicity, which FerretDB 1.x lacks, stood in for on a real server. It lets the
+ * path a real MongoDB takes (rate-limiter-flexible's RateLimiterMongo on our collection) run here.
+ */
+export function atomicUpdates(db: Db): Db {
+  const collections = new Map<string, Collection>();
+  let queue: Promise<unknown> = Promise.resolve();
+  const serialised = (collection: Collection) =>
+    new Proxy(collection, {
+      get(target, prop, receiver) {
+        if (prop !== 'findOneAndUpdate') return Reflect.get(target, prop, receiver);
+        return (...args: Parameters<Collection['findOneAndUpdate']>) => {
+          const run = queue.then(() => (target.findOneAndUpdate as (...a: unknown[]) => Promise<unknown>).apply(target, args));
+          queue = run.catch(() => {});
+          return run;
+        };
+      },
+    });
+  return new Proxy(db, {
+    get(target, prop, receiver) {
+      if (prop !== 'collection') return Reflect.get(target, prop, receiver);
+      return (name: string) => {
+        let c = collections.get(name);
+        if (c === undefined) collections.set(name, (c = serialised(target.collection(name))));
+        return c;
+      };
+    },
+  });
 }
