@@ -4,7 +4,7 @@
 // Twice: as this server counts (on FerretDB 1.x, whose $inc is not atomic, the limiter counts in
 // the process and sends nothing), and as on a MongoDB whose updates are atomic, FerretDB's
 // findOneAndUpdate run one at a time in this process (test/helpers/mongo.ts, atomicUpdates): the
-// limiter then counts in the database, beside the nonce's claim. "In sequence" is how many times
+// limiter then counts in the database, after the nonce's claim. "In sequence" is how many times
 // a call waits on the database: a command sent while another is still unanswered shares its wait.
 // The job runner's polls of its own collections (Agenda, once a second) are not the call's and
 // are left out. The outcome kept for retries (§6) is written after the answer: counted apart, so

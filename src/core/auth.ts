@@ -26,7 +26,7 @@ export interface AuthSettings {
   keepOutcomes: boolean;
   /**
    * Step 4's write for a call's first attempt when the rate limiter counts the call with it, in
-   * the same round trip (RateLimits.countedClaim: MySQL, MongoDB); absent, the store's rememberNonce.
+   * the same round trip (RateLimits.countedClaim, MySQL); absent, the store's rememberNonce.
    */
   countedClaim?: CountedClaim;
 }
