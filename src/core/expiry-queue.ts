@@ -2,7 +2,7 @@
  * Keys with the expiry they were added with, oldest first, beside a Map whose expired entries must
  * be dropped cheaply as new ones come. Why not the Map's own order: V8 leaves a deleted entry's
  * slot in the table until it is rebuilt, and a loop from the front walks every such hole again;
- * dropping a few entries from the front on each insert made an insert 6x to 180x dearer once the
+ * dropping a few entries from the front on each insert made an insert 19x to 453x dearer once the
  * first window had passed (bench/expiry-churn.ts).
  *
  * An entry re-added under the same key leaves its old place behind; the owner tells the two apart

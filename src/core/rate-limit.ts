@@ -4,10 +4,10 @@
  * (`export const rateLimit = { points, duration }`). On MySQL/MariaDB and MongoDB the counters are
  * in the database (MySQL: one upsert of ours, MySqlCounter, which for a signed call's first
  * attempt rides on its nonce's claim; MongoDB: rate-limiter-flexible's, after the claim), so the
- * limit holds across instances. In this process (the embedded store) they are a fixed
- * window of our own, counted without a promise: the library's in-memory limiter answers every call
- * through a promise and a timer per key, about 5 us of a 150 us public call here, for a count
- * that is one Map lookup.
+ * limit holds across instances. In this process (the embedded store) they are a fixed window of
+ * our own, counted without a promise: the library's in-memory limiter answers every call through
+ * a promise and a timer per key, about 5 us of a 150 us public call here, for a count that is one
+ * Map lookup.
  * On a MongoDB-compatible server whose `$inc` loses counts under concurrency (FerretDB 1.x: 500
  * concurrent consumes stored 48), a shared counter would let most calls through uncounted; the
  * limiter then counts in this process and says so at start-up.
