@@ -3,7 +3,7 @@
  * did: the embedded store's nonces (a signed call each) and a process rate-limit counter full of
  * keys (an address each). Both once dropped their oldest entries by looping over a Map from its
  * front; V8 keeps a deleted entry's slot until the table is rebuilt, so each loop walked the holes
- * the earlier ones left, and inserts grew 6x to 180x dearer after the first window, a cost no
+ * the earlier ones left, and inserts grew 19x to 453x dearer after the first window, a cost no
  * served bench reached (none runs past a 300 s window). Prints the ratios; near 1-3x is the work
  * of the deletes themselves.
  *

@@ -8,12 +8,21 @@
  * An entry re-added under the same key leaves its old place behind; the owner tells the two apart
  * by the expiry kept here (see `firstExpires`), so a stale place is dropped without deleting the
  * entry that replaced it. Places left behind, and expired ones waiting behind an entry that
- * expires later, are bounded by the owner: past `tooLong`, it `refill`s the queue from its Map.
+ * expires later, are bounded: past twice the owner's live entries and 1024 places, the queue is
+ * made again from them (`live`, `entries`), once per that many pushes, so it never holds more
+ * than about three times them.
  */
 export class ExpiryQueue {
   #keys: string[] = [];
   #expires: number[] = [];
   #head = 0;
+
+  constructor(
+    /** How many entries the owner holds now. */
+    readonly live: () => number,
+    /** The owner's entries with their expiries, oldest first. */
+    readonly entries: () => Iterable<readonly [string, number]>,
+  ) {}
 
   get length(): number {
     return this.#keys.length - this.#head;
@@ -22,6 +31,19 @@ export class ExpiryQueue {
   push(key: string, expires: number): void {
     this.#keys.push(key);
     this.#expires.push(expires);
+    this.bound();
+  }
+
+  /** Made again from the owner's entries when past its bound; the owner calls it after deleting many. */
+  bound(): void {
+    if (this.length <= 2 * this.live() + 1024) return;
+    this.#keys = [];
+    this.#expires = [];
+    this.#head = 0;
+    for (const [key, expires] of this.entries()) {
+      this.#keys.push(key);
+      this.#expires.push(expires);
+    }
   }
 
   /** The oldest key; only when `length` > 0. */
@@ -32,22 +54,6 @@ export class ExpiryQueue {
   /** The expiry the oldest key was added with; only when `length` > 0. */
   get firstExpires(): number {
     return this.#expires[this.#head]!;
-  }
-
-  /**
-   * More places than twice the `live` entries and 1024. Refilled then, the queue costs one pass
-   * over the live entries per that many pushes, and never holds more than about three times them.
-   */
-  tooLong(live: number): boolean {
-    return this.length > 2 * live + 1024;
-  }
-
-  /** Starts again from `entries`, oldest first. */
-  refill(entries: Iterable<readonly [string, number]>): void {
-    this.#keys = [];
-    this.#expires = [];
-    this.#head = 0;
-    for (const [key, expires] of entries) this.push(key, expires);
   }
 
   shift(): void {

@@ -78,7 +78,7 @@ const MAX_PROCESS_KEYS = 1_000_000;
  */
 export class ProcessCounter implements Counter {
   readonly #windows = new Map<string, { count: number; resetAt: number }>();
-  readonly #queue = new ExpiryQueue();
+  readonly #queue = new ExpiryQueue(() => this.#windows.size, () => this.#ends());
   readonly #durationMs: number;
   #calls = 0;
 
@@ -104,7 +104,6 @@ export class ProcessCounter implements Counter {
       window = { count: 0, resetAt: now + this.#durationMs };
       this.#windows.set(key, window);
       this.#queue.push(key, window.resetAt);
-      if (this.#queue.tooLong(this.#windows.size)) this.#queue.refill(this.#ends());
     }
     window.count++;
     return window.count > this.points ? tooMany(window.resetAt - now, what) : null;

@@ -101,7 +101,7 @@ export class MemoryStore implements Store {
   /** A plain nonce is its expiry alone; a claimed call's carries what its retries need. */
   #nonces = new Map<string, number | ClaimedNonce>();
   /** Every nonce remembered, oldest first: how the expired ones are found without a scan. */
-  readonly #nonceQueue = new ExpiryQueue();
+  readonly #nonceQueue = new ExpiryQueue(() => this.#nonces.size, () => this.#nonceExpiries());
   readonly #maxNonces: number;
   readonly #noncesByUser: ProcessCounter | null;
   readonly #outcomes: OutcomeRing;
@@ -238,7 +238,6 @@ export class MemoryStore implements Store {
     }
     this.#nonces.set(key, claim === undefined ? expires : new ClaimedNonce(expires, claim.mac, claim.retry === true));
     this.#nonceQueue.push(key, expires);
-    if (this.#nonceQueue.tooLong(this.#nonces.size)) this.#nonceQueue.refill(this.#nonceExpiries());
     return true;
   }
 
@@ -316,7 +315,7 @@ export class MemoryStore implements Store {
     this.#dropExpiredNonces(now, Infinity);
     // And the expired ones the queue holds behind a nonce that expires later.
     for (const [key, entry] of this.#nonces) if (expiryOf(entry) <= now) this.#nonces.delete(key);
-    if (this.#nonceQueue.tooLong(this.#nonces.size)) this.#nonceQueue.refill(this.#nonceExpiries());
+    this.#nonceQueue.bound();
     for (const [key, counter] of this.#failures) if (counter.until <= now) this.#failures.delete(key);
   }
 }
