@@ -3,8 +3,8 @@
 // calls, and the commands counted meanwhile, by name: the store's and the rate limiter's alike.
 // Twice: as this server counts (on FerretDB 1.x, whose $inc is not atomic, the limiter counts in
 // the process and sends nothing), and as on a MongoDB whose updates are atomic, FerretDB's
-// findOneAndUpdate run one at a time in this process (test/helpers/mongo.ts, atomicUpdates): the
-// limiter then counts in the database, after the nonce's claim. "In sequence" is how many times
+// findOneAndUpdate and bulkWrite run one at a time in this process (test/helpers/mongo.ts,
+// atomicUpdates): the limiter then counts in the database, in the nonce's claim's command. "In sequence" is how many times
 // a call waits on the database: a command sent while another is still unanswered shares its wait.
 // The job runner's polls of its own collections (Agenda, once a second) are not the call's and
 // are left out. The outcome kept for retries (§6) is written after the answer: counted apart, so
@@ -19,8 +19,10 @@ const CALLS = 200;
 const url = new URL(process.env.MONGODB_URL ?? '');
 url.searchParams.set('monitorCommands', 'true');
 const dbName = `simpleapi_bench_rt_${process.pid}`;
-const store = await MongoStore.connect(url.toString(), { dbName, connectTimeout: 10, nonceTtl: 601, log: createLogger({ level: 'silent' }) });
-await store.init();
+const log = createLogger({ level: 'silent' });
+const served = await MongoStore.connect(url.toString(), { dbName, connectTimeout: 10, nonceTtl: 601, log });
+const atomic = await MongoStore.connect(url.toString(), { dbName, connectTimeout: 10, nonceTtl: 601, log, around: atomicUpdates });
+await served.init();
 const jobCollections: unknown[] = Object.values(JOB_COLLECTIONS);
 const NONCES = 'simpleapi_nonces';
 
@@ -28,21 +30,29 @@ const commands = new Map<string, number>();
 let inFlight = 0;
 let waits = 0;
 const waiting = new Set<number>();
-store.db.client.on('commandStarted', (event: { requestId: number; commandName: string; command: Record<string, unknown> }) => {
+const started = (event: { requestId: number; commandName: string; command: Record<string, unknown> }) => {
   const collection = event.command[event.commandName];
   if (jobCollections.includes(collection)) return;
   commands.set(event.commandName, (commands.get(event.commandName) ?? 0) + 1);
-  // The kept outcome (an update of the call's nonce) goes after the answer: not one of its waits.
-  if (event.commandName === 'update' && collection === NONCES) return;
+  // The kept outcome (an update of the call's nonce that sets `o`) goes after the answer: not one of its waits.
+  if (event.commandName === 'update' && collection === NONCES && isOutcome(event.command.updates)) return;
   if (inFlight === 0) waits++;
   inFlight++;
   waiting.add(event.requestId);
-});
+};
 const answered = (event: { requestId: number }) => {
   if (waiting.delete(event.requestId)) inFlight--;
 };
-store.db.client.on('commandSucceeded', answered);
-store.db.client.on('commandFailed', answered);
+for (const store of [served, atomic]) {
+  store.db.client.on('commandStarted', started);
+  store.db.client.on('commandSucceeded', answered);
+  store.db.client.on('commandFailed', answered);
+}
+
+function isOutcome(updates: unknown): boolean {
+  const first = (updates as { u?: { $set?: Record<string, unknown> } }[] | undefined)?.[0];
+  return updates !== undefined && (updates as unknown[]).length === 1 && first?.u?.$set !== undefined && 'o' in first.u.$set;
+}
 
 interface Trips {
   perCall: number;
@@ -51,7 +61,7 @@ interface Trips {
   byCommand: Record<string, number>;
 }
 
-async function measure(user: string): Promise<Trips> {
+async function measure(store: MongoStore, user: string): Promise<Trips> {
   const calls = await signedCalls(store, `${user}-${process.pid}`);
   try {
     commands.clear();
@@ -68,11 +78,8 @@ async function measure(user: string): Promise<Trips> {
 }
 
 try {
-  const served = await measure('rt-served');
-  (store as { forMethods: unknown }).forMethods = { db: atomicUpdates(store.db), sql: null };
-  const atomic = await measure('rt-atomic');
-  process.stdout.write(JSON.stringify({ served, atomic }));
+  process.stdout.write(JSON.stringify({ served: await measure(served, 'rt-served'), atomic: await measure(atomic, 'rt-atomic') }));
 } finally {
-  await store.db.dropDatabase().catch(() => {});
-  await store.close();
+  await served.db.dropDatabase().catch(() => {});
+  await Promise.all([served.close(), atomic.close()]);
 }

@@ -471,7 +471,7 @@ interface MongoTrips {
 
 /**
  * Round trips of a v2-signed call on MongoDB (FerretDB here): as this server counts, and as on a
- * MongoDB whose updates are atomic (the rate limiter's counter in the database).
+ * MongoDB whose updates are atomic (the rate limiter's count in the database, in the claim's command).
  */
 function mongoRoundTrips(): { served: MongoTrips; atomic: MongoTrips } | null {
   if (MONGODB_URL === '') return null;
@@ -581,7 +581,7 @@ async function main(): Promise<void> {
   if (mongoTrips !== null) {
     const { served, atomic } = mongoTrips;
     targets.push(['MongoDB (FerretDB): database round trips per v2-signed session call before the answer <= 2', served.inSequence <= 2, `${fmt(served.inSequence, 2)} (${fmt(served.beforeAnswer, 2)} commands; and ${fmt(served.perCall - served.beforeAnswer, 2)} after it: the kept outcome)`]);
-    targets.push(['MongoDB with atomic updates (the rate-limit count in the database): round trips in sequence before the answer <= 2', atomic.inSequence <= 2, `${fmt(atomic.inSequence, 2)} (${fmt(atomic.beforeAnswer, 2)} commands: the count waits for the nonce's claim, so a replay counts nothing)`]);
+    targets.push(['MongoDB with atomic updates (the rate-limit count in the database): round trips in sequence before the answer <= 2', atomic.inSequence <= 2, `${fmt(atomic.inSequence, 2)} (${fmt(atomic.beforeAnswer, 2)} commands: the count rides in the nonce's claim's command, after the claim, so a replay counts nothing)`]);
   }
   targets.push(['embedded store: < 1.5 KB resident per idle session at 100,000', memory.bytesPerSession < 1536, `${fmt(memory.bytesPerSession, 0)} B`]);
   targets.push(['an insert once the oldest entries expire (nonces, a full rate-limit counter) <= 4x one before any did', worstChurn <= 4, `${fmt(worstChurn, 1)}x at worst`]);

@@ -13,7 +13,7 @@ import { jobTimeoutOf } from '../src/core/jobs.ts';
 import { post, startTestServer, type TestServer } from './helpers/server.ts';
 import { createAccount, nowSeconds, postV2 } from './helpers/signed.ts';
 import { hasMySql, openMySqlStore, uniqueMySqlDb, dropMySqlDb } from './helpers/mysql.ts';
-import { atomicUpdates, hasMongo, MONGODB_URL } from './helpers/mongo.ts';
+import { hasMongo, MONGODB_URL, openAtomicMongoStore } from './helpers/mongo.ts';
 import { MongoStore } from '../src/store/mongo.ts';
 import type { Store } from '../src/store/types.ts';
 import type { RowDataPacket } from 'mysql2/promise';
@@ -286,17 +286,35 @@ describe.runIf(hasMongo)('rate limits on MongoDB', () => {
 });
 
 describe.runIf(hasMongo)('rate limits on a MongoDB whose updates are atomic', () => {
-  it("take rate-limiter-flexible's MongoDB path and hold across instances (100 calls at once, limit 40)", async () => {
-    const dbName = `simpleapi_limits_atomic_${process.pid}`;
-    const store = await MongoStore.connect(MONGODB_URL, { dbName, connectTimeout: 10, nonceTtl: 601, log: createLogger({ level: 'silent' }) });
+  it('are counted in the database and hold across instances (100 calls at once, limit 40)', async () => {
+    const store = await openAtomicMongoStore(`simpleapi_limits_atomic_${process.pid}`);
     try {
-      await store.init();
-      const onAtomic = { forMethods: { db: atomicUpdates(store.db), sql: null } } as unknown as Store;
-      const { allowed, where } = await sharedAcrossInstances(onAtomic);
+      const { allowed, where } = await sharedAcrossInstances(store);
       expect(where).toBe('the database (MongoDB)');
       expect(allowed).toBe(40);
-      // The counter lives in the database, under the limiter's key.
-      expect(await store.db.collection('simpleapi_rate_limits').countDocuments({})).toBeGreaterThan(0);
+      // The window's document is in the nonces' collection, counted to the limit and no further.
+      const windows = await store.db.collection('simpleapi_nonces').find({ _id: { $regex: /^count\n/ } } as object).toArray();
+      expect(windows.map((w) => w.c)).toEqual([40]);
+    } finally {
+      await store.db.dropDatabase().catch(() => {});
+      await store.close();
+    }
+  });
+
+  it('count in windows aligned to the clock: a refusal says when the window ends, and the next window starts again at zero', async () => {
+    const store = await openAtomicMongoStore(`simpleapi_limits_window_${process.pid}`);
+    try {
+      const limits = await RateLimits.create(store, { address: 2, user: 0, window: 2 }, createLogger({ level: 'silent' }));
+      const caller = { ip: `198.51.100.${Math.floor(Math.random() * 200)}`, userKey: null };
+      // Start just after a window begins, so that the three calls share it.
+      await new Promise((r) => setTimeout(r, 2000 - (Date.now() % 2000) + 50));
+      expect(await limits.check('echo', undefined, caller)).toBeNull();
+      expect(await limits.check('echo', undefined, caller)).toBeNull();
+      const refused = await limits.check('echo', undefined, caller);
+      expect(refused?.code).toBe('TooManyRequests');
+      expect(refused?.retryAfter).toBe(2);
+      await new Promise((r) => setTimeout(r, 2000 - (Date.now() % 2000) + 50));
+      expect(await limits.check('echo', undefined, caller)).toBeNull();
     } finally {
       await store.db.dropDatabase().catch(() => {});
       await store.close();
@@ -305,18 +323,21 @@ describe.runIf(hasMongo)('rate limits on a MongoDB whose updates are atomic', ()
 });
 
 describe.runIf(hasMongo)('signed calls on a MongoDB whose updates are atomic', () => {
-  it("count after the nonce's claim: a flood of replays spends none of the user's calls", async () => {
-    const dbName = `simpleapi_limits_replay_${process.pid}`;
-    const store = await MongoStore.connect(MONGODB_URL, { dbName, connectTimeout: 10, nonceTtl: 601, log: createLogger({ level: 'silent' }) });
+  it("count in the nonce's claim, one command: a flood of replays spends none of the user's calls", async () => {
+    const store = await openAtomicMongoStore(`simpleapi_limits_replay_${process.pid}`);
     let server: TestServer | undefined;
     try {
-      await store.init();
-      (store as { forMethods: unknown }).forMethods = { db: atomicUpdates(store.db), sql: null };
       server = await startTestServer({ 'rateLimit.user': 4, 'rateLimit.window': 60 }, store);
       const grant = await createAccount(server.url, 'replay-flood');
       const body = call('whoami');
       const timestamp = String(nowSeconds());
       const nonce = 'replayed-nonce-0001';
+      // The update commands a signed call sends to the nonces' collection, and their statements.
+      const sent: number[] = [];
+      const watch = (event: { commandName: string; command: { update?: unknown; updates?: unknown[] } }) => {
+        if (event.commandName === 'update' && event.command.update === 'simpleapi_nonces') sent.push(event.command.updates?.length ?? 0);
+      };
+      store.db.client.on('commandStarted', watch);
       expect((await postV2(server.url, grant, body, { timestamp, nonce })).status).toBe(200);
       // Twenty replays of that captured call at once, while the user goes on calling.
       const replays = Array.from({ length: 20 }, () => postV2(server!.url, grant, body, { timestamp, nonce }));
@@ -327,6 +348,9 @@ describe.runIf(hasMongo)('signed calls on a MongoDB whose updates are atomic', (
       for (let i = 0; i < 3; i++) after.push((await postV2(server.url, grant, body)).status);
       // Four calls of the user's own, then the limit: the replays counted nothing.
       expect(after).toEqual([200, 200, 429]);
+      store.db.client.off('commandStarted', watch);
+      // Each call's claim and count went as one command of three statements (claim, window, count).
+      expect(sent.filter((n) => n === 3)).toHaveLength(1 + 20 + 1 + 3);
     } finally {
       await server?.close(0);
       await store.db.dropDatabase().catch(() => {});

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { MongoStore, COLLECTIONS } from '../src/store/mongo.ts';
-import { hasMongo, openMongoStore, uniqueDbName } from './helpers/mongo.ts';
+import { hasMongo, openAtomicMongoStore, openMongoStore, uniqueDbName } from './helpers/mongo.ts';
 import { storeContract } from './store.contract.ts';
 
 // Without MONGODB_URL these are skipped; helpers/mongo.ts prints why (and fails under CI=true).
@@ -26,6 +26,40 @@ describe.skipIf(!hasMongo)('MongoDB store', () => {
   );
 
   describe('MongoStore specifics', () => {
+    it("claims a nonce and counts its call in one command: a replay counts nothing, a full window still claims, an expired record is revived whole", async () => {
+      const store = await openAtomicMongoStore(uniqueDbName('counted'));
+      try {
+        const now = Math.floor(Date.now() / 1000);
+        const window = { id: 'user:u1\n7', points: 2, expires: now + 120 };
+        const sent: string[] = [];
+        store.db.client.on('commandStarted', (event: { commandName: string }) => sent.push(event.commandName));
+        expect(await store.rememberNonceCounted('s', 'n1', now + 61, now, { mac: 'mac-1' }, window)).toEqual({ fresh: true, counted: true });
+        expect(sent).toEqual(['update']);
+        // A replay: refused, and the window's count is untouched.
+        expect(await store.rememberNonceCounted('s', 'n1', now + 61, now, { mac: 'mac-1' }, window)).toEqual({ fresh: false, counted: false });
+        expect(await store.rememberNonceCounted('s', 'n2', now + 61, now, { mac: 'mac-2' }, window)).toEqual({ fresh: true, counted: true });
+        // The window is full: the nonce is still claimed (its call is refused, not replayable).
+        expect(await store.rememberNonceCounted('s', 'n3', now + 61, now, { mac: 'mac-3' }, window)).toEqual({ fresh: true, counted: false });
+        expect(await store.rememberNonceCounted('s', 'n3', now + 61, now, { mac: 'mac-3' }, window)).toEqual({ fresh: false, counted: false });
+        expect(await store.findCall('s', 'n3', now)).toEqual({ state: 'running', claim: { mac: 'mac-3' } });
+        expect(await store.countInWindow(window)).toBe(false);
+        const windows = store.db.collection<{ _id: string; c: number }>(COLLECTIONS.nonces);
+        expect((await windows.findOne({ _id: 'count\nuser:u1\n7' }))?.c).toBe(2);
+        // Another window starts at zero, standalone or with a claim.
+        const next = { ...window, id: 'user:u1\n8' };
+        expect(await store.countInWindow(next)).toBe(true);
+        // n1's record, once expired, is revived by a new claim: the earlier call's outcome goes.
+        await store.keepOutcome('s', 'n1', { status: 200, body: '{}' });
+        const later = now + 602; // past the nonce store's least lifetime (601 s)
+        expect(await store.rememberNonceCounted('s', 'n1', later + 61, later, { mac: 'mac-1b' }, next)).toEqual({ fresh: true, counted: true });
+        expect(await store.findCall('s', 'n1', later)).toEqual({ state: 'running', claim: { mac: 'mac-1b' } });
+        expect((await windows.findOne({ _id: 'count\nuser:u1\n8' }))?.c).toBe(2);
+      } finally {
+        await store.db.dropDatabase();
+        await store.close();
+      }
+    });
+
     it('on the TTL path, sweep leaves documents to the TTL monitor, and expired ones still stay invisible', async () => {
       const store = await openMongoStore(uniqueDbName('ttlpath'), 601, 'assume');
       try {

@@ -2,11 +2,12 @@
  * The general rate limiter: every call counts against its caller (the user of a signed request,
  * the client address of an anonymous one), and a method may add its own rule
  * (`export const rateLimit = { points, duration }`). On MySQL/MariaDB and MongoDB the counters are
- * in the database (MySQL: one upsert of ours, MySqlCounter, which for a signed call's first
- * attempt rides on its nonce's claim; MongoDB: rate-limiter-flexible's, after the claim), so the
- * limit holds across instances. In this process (the embedded store) they are a fixed window of
- * our own, counted without a promise: the library's in-memory limiter answers every call through
- * a promise and a timer per key, about 5 us of a 150 us public call here, for a count that is one
+ * in the database, so the limit holds across instances, and for a signed call's first attempt the
+ * count rides on its nonce's claim, in the same round trip (MySQL: one upsert of ours,
+ * MySqlCounter, in the claim's transaction; MongoDB: MongoCounter's statements, in the claim's
+ * command). In this process (the embedded store) they are a fixed window of our own, counted
+ * without a promise: rate-limiter-flexible's in-memory limiter answers every call through a
+ * promise and a timer per key, about 5 us of a 150 us public call here, for a count that is one
  * Map lookup.
  * On a MongoDB-compatible server whose `$inc` loses counts under concurrency (FerretDB 1.x: 500
  * concurrent consumes stored 48), a shared counter would let most calls through uncounted; the
@@ -16,9 +17,8 @@ import type { Db } from 'mongodb';
 import type { Logger } from 'pino';
 import { hash } from 'node:crypto';
 import type { Pool, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
-import { RateLimiterMemory, RateLimiterMongo, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import { ApiError } from './errors.ts';
-import type { JoinedAnswer, JoinedWrite, Store } from '../store/types.ts';
+import type { JoinedAnswer, JoinedWrite, Store, WindowCount } from '../store/types.ts';
 import type { CountedClaim } from './auth.ts';
 import { addressKeyOf } from './address.ts';
 import { ExpiryQueue } from './expiry-queue.ts';
@@ -72,7 +72,7 @@ type Factory = (prefix: string, points: number, duration: number) => Counter;
 const MAX_PROCESS_KEYS = 1_000_000;
 
 /**
- * A fixed window per key in this process, as rate-limiter-flexible's memory limiter counts: the
+ * A fixed window per key in this process, as rate-limiter-flexible's memory limiter counted: the
  * first call starts a window of `duration` seconds, and every call in it counts, refused ones too.
  * Windows are queued in the order they started, so the expired ones are at the queue's front.
  */
@@ -132,17 +132,65 @@ export class ProcessCounter implements Counter {
 
 const inThisProcess: Factory = (_prefix, points, duration) => new ProcessCounter(points, duration);
 
-/** rate-limiter-flexible's limiter, in a database; a counter that failed past its insurance lets the call through. */
-class SharedCounter implements Counter {
-  constructor(readonly limiter: RateLimiterAbstract) {}
+/** A store that counts calls in windows (MongoStore). */
+type CountingStore = Store & Required<Pick<Store, 'countInWindow' | 'rememberNonceCounted'>>;
+
+/** Seconds a MongoDB window's document outlives its window, so none is removed between its two statements. */
+const WINDOW_MARGIN = 60;
+
+/** A call's window in a MongoCounter: what the store counts in, and when the window ends. */
+interface MongoWindow {
+  readonly count: WindowCount;
+  readonly now: number;
+  readonly endsAt: number;
+}
+
+/**
+ * A fixed window per key in MongoDB, a document in the store's nonces collection
+ * (MongoStore.countInWindow), so that a signed call's count can go in its nonce's claim's
+ * command (rememberNonceCounted): two round trips before the answer, not three. Not
+ * rate-limiter-flexible's RateLimiterMongo: its count is a findAndModify of its own collection,
+ * a command no claim can share. Windows are aligned to the clock (the n-th window of `duration`
+ * seconds since the epoch), so a window's `_id` names it and nothing resets a count. A call is
+ * counted only while its window has room: counting the refused ones too would need the count
+ * back, which only a findAndModify, a command of its own, gives. A database that fails, or has
+ * not answered within DB_TIMEOUT_MS, leaves the call to this process's own count.
+ */
+class MongoCounter implements Counter {
+  readonly #insurance: ProcessCounter;
+  readonly #durationMs: number;
+
+  constructor(
+    readonly store: CountingStore,
+    readonly prefix: string,
+    readonly points: number,
+    duration: number,
+  ) {
+    this.#durationMs = duration * 1000;
+    this.#insurance = new ProcessCounter(points, duration);
+  }
 
   async take(key: string, what: string): Promise<ApiError | null> {
+    const window = this.window(key, Date.now());
+    let counted: boolean;
     try {
-      await this.limiter.consume(key);
-      return null;
-    } catch (thrown) {
-      return thrown instanceof RateLimiterRes ? tooMany(thrown.msBeforeNext, what) : null;
+      counted = await withinTimeout(this.store.countInWindow(window.count));
+    } catch {
+      return this.#insurance.take(key, what);
     }
+    return this.verdict(window, counted, what);
+  }
+
+  /** The window `key` is counted in at `now` (ms). */
+  window(key: string, now: number): MongoWindow {
+    const index = Math.floor(now / this.#durationMs);
+    const endsAt = (index + 1) * this.#durationMs;
+    return { count: { id: `${this.prefix}:${key}\n${index}`, points: this.points, expires: Math.ceil(endsAt / 1000) + WINDOW_MARGIN }, now, endsAt };
+  }
+
+  /** What the store's answer means: null when the call was counted, else TooManyRequests. */
+  verdict(window: MongoWindow, counted: boolean, what: string): ApiError | null {
+    return counted ? null : tooMany(window.endsAt - window.now, what);
   }
 }
 
@@ -270,7 +318,6 @@ export async function sweepMySqlCounters(sql: Pool, now: number, batch = MYSQL_S
 
 /** Picks where counters live for this store; logs the choice when it is not the obvious one. */
 async function factoryFor(store: Store, log: Logger): Promise<{ make: Factory; where: string }> {
-  const insurance = (keyPrefix: string, points: number, duration: number) => new RateLimiterMemory({ keyPrefix, points, duration });
   const { db, sql } = store.forMethods;
   if (sql !== null) {
     await sql.query(`CREATE TABLE IF NOT EXISTS \`${TABLE}\` (\`key\` VARCHAR(255) CHARACTER SET utf8 NOT NULL, \`points\` INT(9) NOT NULL DEFAULT 0, \`expire\` BIGINT UNSIGNED, PRIMARY KEY (\`key\`), KEY \`expire\` (\`expire\`)) ENGINE = INNODB`);
@@ -294,18 +341,9 @@ async function factoryFor(store: Store, log: Logger): Promise<{ make: Factory; w
       log.warn('rate limits: this MongoDB-compatible server loses concurrent $inc updates (FerretDB 1.x does), so calls are counted in each process: with N instances a client gets up to N times the limit');
       return { make: inThisProcess, where: 'this process (the database\'s $inc is not atomic)' };
     }
-    await db.collection(TABLE).createIndex({ key: 1 }, { unique: true });
-    await db.collection(TABLE).createIndex({ expire: -1 }, { expireAfterSeconds: 0 }).catch(() => {});
-    const make: Factory = (keyPrefix, points, duration) =>
-      new SharedCounter(new RateLimiterMongo({
-        storeClient: db,
-        tableName: TABLE,
-        disableIndexesCreation: true,
-        keyPrefix,
-        points,
-        duration,
-        insuranceLimiter: insurance(keyPrefix, points, duration),
-      } as ConstructorParameters<typeof RateLimiterMongo>[0]));
+    if (store.countInWindow === undefined || store.rememberNonceCounted === undefined) throw new Error(`the ${store.description} store gives MongoDB to methods but counts no calls`);
+    const counting = store as CountingStore;
+    const make: Factory = (keyPrefix, points, duration) => new MongoCounter(counting, keyPrefix, points, duration);
     return { make, where: 'the database (MongoDB)' };
   }
   return { make: inThisProcess, where: 'this process' };
@@ -316,14 +354,24 @@ export type Verdict = ApiError | null | Promise<ApiError | null>;
 
 const BY_USER = 'by this user';
 
-/** The store's joined write, where it has one on the database the user's counter is in. */
-function joinedClaim(user: MySqlCounter, store: Store): CountedClaim | undefined {
-  if (store.rememberNonceWith === undefined || store.forMethods.sql !== user.sql) return undefined;
-  return async (session, nonce, expires, now, claim) => {
-    const upsert = user.upsert(session.userKey);
-    const { fresh, joined } = await store.rememberNonceWith!(session.sessionId, nonce, expires, now, claim, upsert);
-    return joined === null ? { fresh } : { fresh, verdict: user.verdict(upsert, joined, BY_USER) };
-  };
+/** The nonce's claim with the user's count in it, where the store can join them; else undefined. */
+function joinedClaim(user: Counter | null, store: Store | undefined): CountedClaim | undefined {
+  if (store === undefined) return undefined;
+  if (user instanceof MySqlCounter && store.rememberNonceWith !== undefined && store.forMethods.sql === user.sql) {
+    return async (session, nonce, expires, now, claim) => {
+      const upsert = user.upsert(session.userKey);
+      const { fresh, joined } = await store.rememberNonceWith!(session.sessionId, nonce, expires, now, claim, upsert);
+      return joined === null ? { fresh } : { fresh, verdict: user.verdict(upsert, joined, BY_USER) };
+    };
+  }
+  if (user instanceof MongoCounter && user.store === store) {
+    return async (session, nonce, expires, now, claim) => {
+      const window = user.window(session.userKey, Date.now());
+      const { fresh, counted } = await user.store.rememberNonceCounted(session.sessionId, nonce, expires, now, claim, window.count);
+      return fresh ? { fresh, verdict: user.verdict(window, counted, BY_USER) } : { fresh };
+    };
+  }
+  return undefined;
 }
 
 /** The TooManyRequests a refused call gets. */
@@ -345,14 +393,13 @@ export class RateLimits {
 
   /**
    * Claims a signed call's nonce and counts the call against its user in one round trip, where
-   * the store and the user's counter can join them (MySQL); absent elsewhere, and the dispatcher
-   * counts the call itself, after the claim. The count then comes to `check` with the call.
-   *
-   * Not on MongoDB: no one command claims a nonce and counts a call, and sending the count beside
-   * the claim (tried) let a replay spend its user's calls: the count is taken before the replay is
-   * known, and a flood of replays of one captured request, each answered at once while its
-   * count and refund waited on the database, kept the user refused (a red-team run: 429s at 1 of
-   * a limit of 10; 9,904 updates queued behind 40 s of replays).
+   * the store and the user's counter can join them (MySQL, MongoDB); absent elsewhere, and the
+   * dispatcher counts the call itself, after the claim. The count then comes to `check` with the
+   * call. Either way the count is taken only once the nonce is known fresh. Sending it beside the
+   * claim instead, as a command of its own (tried on MongoDB), let a replay spend its user's
+   * calls: a flood of replays of one captured request, each answered at once while its count and
+   * refund waited on the database, kept the user refused (a red-team run: 429s at 1 of a limit
+   * of 10; 9,904 updates queued behind 40 s of replays).
    */
   readonly countedClaim: CountedClaim | undefined;
 
@@ -361,7 +408,7 @@ export class RateLimits {
     this.where = where;
     this.#address = settings.address > 0 ? make('addr', settings.address, settings.window) : null;
     this.#user = settings.user > 0 ? make('user', settings.user, settings.window) : null;
-    this.countedClaim = this.#user instanceof MySqlCounter && store !== undefined ? joinedClaim(this.#user, store) : undefined;
+    this.countedClaim = joinedClaim(this.#user, store);
   }
 
   static async create(store: Store, settings: RateLimitSettings, log: Logger): Promise<RateLimits> {

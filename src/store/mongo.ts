@@ -1,16 +1,17 @@
 /**
  * The MongoDB store (official driver): what lets many instances serve the same users. A signed
- * call costs two round trips before its answer: the session read and the nonce insert (which
- * also says the call is running, for §6 retries); its outcome is written after the answer. The
- * sliding-expiry write is skipped unless it would move expiry by `session.touchFraction`.
+ * call costs two round trips before its answer: the session read and the nonce's claim (which
+ * also says the call is running, for §6 retries, and, where the rate limiter counts here, counts
+ * the call: rememberNonceCounted); its outcome is written after the answer. The sliding-expiry
+ * write is skipped unless it would move expiry by `session.touchFraction`.
  */
-import { Binary, MongoClient, MongoServerError, type Collection, type Db } from 'mongodb';
+import { Binary, MongoBulkWriteError, MongoClient, MongoServerError, type AnyBulkWriteOperation, type BulkWriteResult, type Collection, type Db, type Document } from 'mongodb';
 import type { Logger } from 'pino';
 import { ApiError } from '../core/errors.ts';
 import { mapDriverError } from './mongo-errors.ts';
 
 export { mapDriverError };
-import { throttleWindow, type AccountRecord, type CallClaim, type CallRecord, type KeptOutcome, type MethodResources, type PasswordHash, type SessionRecord, type Store, type ThrottleState } from './types.ts';
+import { throttleWindow, type AccountRecord, type CallClaim, type CallRecord, type KeptOutcome, type MethodResources, type PasswordHash, type SessionRecord, type Store, type ThrottleState, type WindowCount } from './types.ts';
 import type { JobExecutor, JobRunner, JobSettings } from '../core/jobs.ts';
 import { nowSeconds } from '../core/clock.ts';
 
@@ -44,6 +45,19 @@ interface NonceDoc {
   o?: { s: number; l?: string; ra?: number; b: string } | null;
 }
 /**
+ * The calls counted in one rate-limit window of one key (WindowCount), kept in the nonces'
+ * collection so that a call's count and its nonce's claim go in one command. `_id` starts with
+ * `count` and a newline, which no nonce's `_id` (a session id, a UUID, first) can.
+ */
+interface CountDoc {
+  _id: string;
+  c: number;
+  expires: number;
+  expiresAt: Date;
+}
+/** Either kind of document in the nonces' collection, for the commands that write both. */
+type NonceOrCount = { _id: string } & Document;
+/**
  * The n-th failure of a throttle key in window `w`: `_id` is `key \n w \n n`, unique, so of
  * concurrent failures each takes its own n, and the count is the highest n (one index lookup).
  */
@@ -74,6 +88,11 @@ export interface MongoStoreOptions {
    * TTL monitor has not run yet: the tests use it to cover that path on a server that refuses them.
    */
   ttlIndexes?: 'ask' | 'assume';
+  /**
+   * A stand-in around the database the store and methods use; for tests only (test/helpers/mongo.ts:
+   * FerretDB with MongoDB's document-level atomic updates stood in for).
+   */
+  around?: (db: Db) => Db;
 }
 
 /** Collection names, prefixed so they do not clash with methods' own collections in `ctx.db`. */
@@ -103,6 +122,10 @@ export class MongoStore implements Store {
   readonly #accounts: Collection<AccountDoc>;
   readonly #sessions: Collection<SessionDoc>;
   readonly #nonces: Collection<NonceDoc>;
+  /** The nonces' collection again, for the rate-limit windows counted in it (CountDoc). */
+  readonly #counts: Collection<CountDoc>;
+  /** And once more, for the commands that hold both kinds of document. */
+  readonly #noncesAndCounts: Collection<NonceOrCount>;
   readonly #throttle: Collection<FailureDoc>;
   readonly #claims: Collection<ClaimDoc>;
   /** False when the server refused TTL indexes: `sweep` then removes expired documents. */
@@ -111,12 +134,14 @@ export class MongoStore implements Store {
   private constructor(client: MongoClient, options: MongoStoreOptions) {
     this.#client = client;
     this.#options = options;
-    this.db = client.db(options.dbName);
+    this.db = options.around === undefined ? client.db(options.dbName) : options.around(client.db(options.dbName));
     this.forMethods = { db: this.db, sql: null };
     this.description = 'mongodb';
     this.#accounts = this.db.collection(COLLECTIONS.accounts);
     this.#sessions = this.db.collection(COLLECTIONS.sessions);
     this.#nonces = this.db.collection(COLLECTIONS.nonces);
+    this.#counts = this.db.collection(COLLECTIONS.nonces);
+    this.#noncesAndCounts = this.db.collection(COLLECTIONS.nonces);
     this.#throttle = this.db.collection(COLLECTIONS.throttle);
     this.#claims = this.db.collection(COLLECTIONS.claims);
   }
@@ -318,14 +343,20 @@ export class MongoStore implements Store {
     return dropped.deletedCount === 1;
   }
 
-  rememberNonce(sessionId: string, nonce: string, expires: number, now: number, claim?: CallClaim): Promise<boolean> {
-    const _id = `${sessionId}\n${nonce}`;
+  /** A nonce's document as its claim writes it. */
+  #nonceFields(expires: number, now: number, claim: CallClaim | undefined): Omit<NonceDoc, '_id'> {
     const lifetime = Math.max(expires, now + this.#options.nonceTtl);
     const fields: Omit<NonceDoc, '_id'> = { expires: lifetime, expiresAt: toDate(lifetime) };
     if (claim !== undefined) {
       fields.m = claim.mac;
       if (claim.retry === true) fields.rt = true;
     }
+    return fields;
+  }
+
+  rememberNonce(sessionId: string, nonce: string, expires: number, now: number, claim?: CallClaim): Promise<boolean> {
+    const _id = `${sessionId}\n${nonce}`;
+    const fields = this.#nonceFields(expires, now, claim);
     return this.#guard(async () => {
       try {
         await this.#nonces.insertOne({ _id, ...fields });
@@ -334,10 +365,48 @@ export class MongoStore implements Store {
         if (!isDuplicateKey(err)) throw err;
       }
       // Seen before: fresh again only if that record expired and was not yet removed.
-      const stale: Record<string, ''> = Object.fromEntries((['m', 'rt', 'o'] as const).filter((k) => !(k in fields)).map((k) => [k, '' as const]));
-      const revived = await this.#nonces.updateOne({ _id, expires: { $lte: now } }, { $set: fields, ...(Object.keys(stale).length > 0 ? { $unset: stale } : {}) });
+      const revived = await this.#nonces.updateOne({ _id, expires: { $lte: now } }, { $set: fields, $unset: staleFields(fields) });
       return revived.modifiedCount === 1;
     });
+  }
+
+  /**
+   * One ordered update command of three statements: the nonce's claim, an upsert that makes sure
+   * the window's document exists, and the count, an `$inc` only while the window has room.
+   * - The claim is an upsert that matches only an expired record of the nonce, so a live one makes
+   *   it insert a duplicate `_id`: that error is the replay, and ordered, nothing after it runs.
+   *   Counting after the claim is what keeps a flood of replays from spending the user's calls.
+   * - The count is read from the answer: every statement that ran matched one document or
+   *   upserted one, and the answer says which upserted, so the count's match is what remains.
+   *   (Not from errors: FerretDB 1.x answers a failed statement past the first with index 0.)
+   * - The window's document is made by its own statement, whose filter is its `_id` alone: when
+   *   two calls make it at once, the server retries the one that lost as an update (MongoDB 4.2
+   *   and later; the driver needs 4.4), where a conditional upsert would fail it with a duplicate key.
+   * The count needs a MongoDB whose updates are atomic on a document; the rate limiter uses this
+   * only there (FerretDB 1.x counts in the process).
+   */
+  rememberNonceCounted(sessionId: string, nonce: string, expires: number, now: number, claim: CallClaim | undefined, count: WindowCount): Promise<{ fresh: boolean; counted: boolean }> {
+    const _id = `${sessionId}\n${nonce}`;
+    const fields = this.#nonceFields(expires, now, claim);
+    const statements: AnyBulkWriteOperation<NonceOrCount>[] = [
+      { updateOne: { filter: { _id, expires: { $lte: now } }, update: { $set: fields, $unset: staleFields(fields) }, upsert: true } },
+      ...(countStatements(count) as AnyBulkWriteOperation<NonceOrCount>[]),
+    ];
+    return this.#guard(async () => {
+      let answer: BulkWriteResult;
+      try {
+        answer = await this.#noncesAndCounts.bulkWrite(statements, { ordered: true });
+      } catch (err) {
+        if (err instanceof MongoBulkWriteError && isDuplicateKey(err) && [err.writeErrors].flat()[0]?.index === 0) return { fresh: false, counted: false };
+        throw err;
+      }
+      return { fresh: true, counted: countMatched(answer, statements.length) };
+    });
+  }
+
+  countInWindow(count: WindowCount): Promise<boolean> {
+    const statements = countStatements(count);
+    return this.#guard(async () => countMatched(await this.#counts.bulkWrite(statements, { ordered: true }), statements.length));
   }
 
   findCall(sessionId: string, nonce: string, now: number): Promise<CallRecord | null> {
@@ -413,6 +482,28 @@ ${n}`, key, w: index, n, expiresAt: toDate(resetAt) });
       ]);
     });
   }
+}
+
+/** The fields a revived nonce record drops: those of the earlier call its new claim does not set. */
+function staleFields(fields: Omit<NonceDoc, '_id'>): Record<string, ''> {
+  return Object.fromEntries((['m', 'rt', 'o'] as const).filter((k) => !(k in fields)).map((k) => [k, '' as const]));
+}
+
+/** The upsert that makes a window's document, and the `$inc` that counts a call while it has room. */
+function countStatements(count: WindowCount): AnyBulkWriteOperation<CountDoc>[] {
+  const _id = `count\n${count.id}`;
+  return [
+    { updateOne: { filter: { _id }, update: { $setOnInsert: { c: 0, expires: count.expires, expiresAt: toDate(count.expires) } }, upsert: true } },
+    { updateOne: { filter: { _id, c: { $lt: count.points } }, update: { $inc: { c: 1 } } } },
+  ];
+}
+
+/**
+ * Whether the last of `statements` (the count) matched: each one before it matched a document or
+ * upserted one, and the count upserts none.
+ */
+function countMatched(answer: BulkWriteResult, statements: number): boolean {
+  return answer.matchedCount + answer.upsertedCount - (statements - 1) === 1;
 }
 
 function isTtlRefusal(err: unknown): boolean {

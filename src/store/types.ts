@@ -96,6 +96,16 @@ export interface JoinedWrite {
   readonly values: unknown[];
 }
 
+/**
+ * One rate-limit window of one key, as a store that counts calls keeps it: at most `points` calls
+ * are counted under `id`; the store may forget it after `expires` (seconds since the epoch).
+ */
+export interface WindowCount {
+  readonly id: string;
+  readonly points: number;
+  readonly expires: number;
+}
+
 /** What a write statement answers (mysql2's ResultSetHeader, the fields read here). */
 export interface JoinedAnswer {
   readonly affectedRows: number;
@@ -170,6 +180,14 @@ export interface Store {
    * went rememberNonce's way without it. Absent where a store cannot join them.
    */
   rememberNonceWith?(sessionId: string, nonce: string, expires: number, now: number, claim: CallClaim | undefined, also: JoinedWrite): Promise<{ fresh: boolean; joined: JoinedAnswer | null }>;
+  /**
+   * rememberNonce and, when the nonce is fresh, a call counted in `count`'s window, in one round
+   * trip (MongoDB: one ordered update command). `counted`: the window had room and the call was
+   * counted in it. Absent where a store cannot count (MySQL joins its counter's own statement, above).
+   */
+  rememberNonceCounted?(sessionId: string, nonce: string, expires: number, now: number, claim: CallClaim | undefined, count: WindowCount): Promise<{ fresh: boolean; counted: boolean }>;
+  /** Counts one call in `count`'s window, if it has room; false when it had none. */
+  countInWindow?(count: WindowCount): Promise<boolean>;
   /** The live record of a nonce, or null when it was never seen or has expired. */
   findCall(sessionId: string, nonce: string, now: number): Promise<CallRecord | null>;
   /**

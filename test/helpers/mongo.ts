@@ -46,19 +46,21 @@ export async function dropMongoDb(dbName: string): Promise<void> {
 }
 
 /**
- * FerretDB with its `findOneAndUpdate` run one at a time in this process: MongoDB's own
- * document-level atomicity, which FerretDB 1.x lacks, stood in for on a real server. It lets the
- * path a real MongoDB takes (rate-limiter-flexible's RateLimiterMongo on our collection) run here.
+ * FerretDB with its updates that read and write one document (`findOneAndUpdate`, `bulkWrite`)
+ * run one at a time in this process: MongoDB's own document-level atomicity, which FerretDB 1.x
+ * lacks, stood in for on a real server. It lets the path a real MongoDB takes (the calls counted
+ * in the database, beside the nonce's claim) run here: `MongoStore.connect(url, { around: atomicUpdates })`.
  */
 export function atomicUpdates(db: Db): Db {
   const collections = new Map<string, Collection>();
+  const serialisedMethods = new Set<string | symbol>(['findOneAndUpdate', 'bulkWrite']);
   let queue: Promise<unknown> = Promise.resolve();
   const serialised = (collection: Collection) =>
     new Proxy(collection, {
       get(target, prop, receiver) {
-        if (prop !== 'findOneAndUpdate') return Reflect.get(target, prop, receiver);
-        return (...args: Parameters<Collection['findOneAndUpdate']>) => {
-          const run = queue.then(() => (target.findOneAndUpdate as (...a: unknown[]) => Promise<unknown>).apply(target, args));
+        if (!serialisedMethods.has(prop)) return Reflect.get(target, prop, receiver);
+        return (...args: unknown[]) => {
+          const run = queue.then(() => (Reflect.get(target, prop, target) as (...a: unknown[]) => Promise<unknown>).apply(target, args));
           queue = run.catch(() => {});
           return run;
         };
@@ -74,4 +76,15 @@ export function atomicUpdates(db: Db): Db {
       };
     },
   });
+}
+
+/** A store on its own database, as on a MongoDB whose updates are atomic (atomicUpdates). */
+export async function openAtomicMongoStore(dbName: string): Promise<MongoStore> {
+  const log = createLogger({ level: 'silent' });
+  // Commands monitored: tests count what a call sends (store.db.client's commandStarted).
+  const url = new URL(MONGODB_URL);
+  url.searchParams.set('monitorCommands', 'true');
+  const store = await MongoStore.connect(url.toString(), { dbName, connectTimeout: 10, nonceTtl: 601, log, around: atomicUpdates });
+  await store.init();
+  return store;
 }
