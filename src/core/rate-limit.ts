@@ -132,6 +132,40 @@ export class ProcessCounter implements Counter {
 
 const inThisProcess: Factory = (_prefix, points, duration) => new ProcessCounter(points, duration);
 
+/**
+ * A counter in a database: `statement` makes what counts one call under a key, `send` sends it
+ * alone (a nonce's claim may carry it instead), `verdict` reads the answer. A database that
+ * fails, or has not answered within DB_TIMEOUT_MS, leaves the call to this process's own count.
+ */
+abstract class DatabaseCounter<Statement, Answer> implements Counter {
+  readonly #insurance: ProcessCounter;
+  protected readonly durationMs: number;
+
+  constructor(
+    readonly prefix: string,
+    readonly points: number,
+    duration: number,
+  ) {
+    this.durationMs = duration * 1000;
+    this.#insurance = new ProcessCounter(points, duration);
+  }
+
+  abstract statement(key: string, now: number): Statement;
+  protected abstract send(statement: Statement): Promise<Answer>;
+  abstract verdict(statement: Statement, answer: Answer, what: string): ApiError | null | Promise<ApiError | null>;
+
+  async take(key: string, what: string): Promise<ApiError | null> {
+    const statement = this.statement(key, Date.now());
+    let answer: Answer;
+    try {
+      answer = await withinTimeout(this.send(statement));
+    } catch {
+      return this.#insurance.take(key, what);
+    }
+    return this.verdict(statement, answer, what);
+  }
+}
+
 /** A store that counts calls in windows (MongoStore). */
 type CountingStore = Store & Required<Pick<Store, 'countInWindow' | 'rememberNonceCounted'>>;
 
@@ -156,36 +190,25 @@ interface MongoWindow {
  * back, which only a findAndModify, a command of its own, gives. A database that fails, or has
  * not answered within DB_TIMEOUT_MS, leaves the call to this process's own count.
  */
-class MongoCounter implements Counter {
-  readonly #insurance: ProcessCounter;
-  readonly #durationMs: number;
-
+class MongoCounter extends DatabaseCounter<MongoWindow, boolean> {
   constructor(
     readonly store: CountingStore,
-    readonly prefix: string,
-    readonly points: number,
+    prefix: string,
+    points: number,
     duration: number,
   ) {
-    this.#durationMs = duration * 1000;
-    this.#insurance = new ProcessCounter(points, duration);
-  }
-
-  async take(key: string, what: string): Promise<ApiError | null> {
-    const window = this.window(key, Date.now());
-    let counted: boolean;
-    try {
-      counted = await withinTimeout(this.store.countInWindow(window.count));
-    } catch {
-      return this.#insurance.take(key, what);
-    }
-    return this.verdict(window, counted, what);
+    super(prefix, points, duration);
   }
 
   /** The window `key` is counted in at `now` (ms). */
-  window(key: string, now: number): MongoWindow {
-    const index = Math.floor(now / this.#durationMs);
-    const endsAt = (index + 1) * this.#durationMs;
+  statement(key: string, now: number): MongoWindow {
+    const index = Math.floor(now / this.durationMs);
+    const endsAt = (index + 1) * this.durationMs;
     return { count: { id: `${this.prefix}:${key}\n${index}`, points: this.points, expires: Math.ceil(endsAt / 1000) + WINDOW_MARGIN }, now, endsAt };
+  }
+
+  protected send(window: MongoWindow): Promise<boolean> {
+    return this.store.countInWindow(window.count);
   }
 
   /** What the store's answer means: null when the call was counted, else TooManyRequests. */
@@ -226,39 +249,22 @@ async function incIsAtomic(db: Db): Promise<boolean> {
  * table's column compares case- and accent-insensitively in 255 three-byte characters, where
  * `user:jose` and `user:José` would share a count and a 512-character user id would not fit.
  * A refused call reads its window's end for Retry-After (a second trip, for refused calls only).
- * A database that fails, or has not answered within DB_TIMEOUT_MS (waiting for a pool connection
- * included), leaves the call to this process's own count; the late statement still counts.
+ * The wait for a pool connection counts in DB_TIMEOUT_MS; a late statement still counts.
  */
-class MySqlCounter implements Counter {
-  readonly #insurance: ProcessCounter;
-  readonly #durationMs: number;
-
+class MySqlCounter extends DatabaseCounter<CountingUpsert, JoinedAnswer> {
   constructor(
     readonly sql: Pool,
-    readonly prefix: string,
-    readonly points: number,
+    prefix: string,
+    points: number,
     duration: number,
   ) {
-    this.#durationMs = duration * 1000;
-    this.#insurance = new ProcessCounter(points, duration);
-  }
-
-  async take(key: string, what: string): Promise<ApiError | null> {
-    const upsert = this.upsert(key);
-    let counted: ResultSetHeader;
-    try {
-      [counted] = await withinTimeout(this.sql.query<ResultSetHeader>(upsert.sql, upsert.values));
-    } catch {
-      return this.#insurance.take(key, what);
-    }
-    return this.verdict(upsert, counted, what);
+    super(prefix, points, duration);
   }
 
   /** The statement that counts one call under `key` (sent by take, or with a nonce's claim). */
-  upsert(key: string): CountingUpsert {
+  statement(key: string, now: number): CountingUpsert {
     const row = hash('sha256', `${this.prefix}:${key}`, 'hex');
-    const now = Date.now();
-    const ends = now + this.#durationMs;
+    const ends = now + this.durationMs;
     return {
       sql: `INSERT INTO \`${TABLE}\` (\`key\`, \`points\`, \`expire\`) VALUES (?, 1, ?) ON DUPLICATE KEY UPDATE \`points\` = LAST_INSERT_ID(IF(\`expire\` <= ?, 1, \`points\` + 1)), \`expire\` = IF(\`expire\` <= ?, ?, \`expire\`)`,
       values: [row, ends, now, now, ends],
@@ -267,17 +273,22 @@ class MySqlCounter implements Counter {
     };
   }
 
+  protected async send(upsert: CountingUpsert): Promise<JoinedAnswer> {
+    const [counted] = await this.sql.query<ResultSetHeader>(upsert.sql, upsert.values);
+    return counted;
+  }
+
   /** What the upsert's answer means: null when the call may run, else TooManyRequests. */
   async verdict(upsert: CountingUpsert, counted: JoinedAnswer, what: string): Promise<ApiError | null> {
     const count = counted.affectedRows === 1 ? 1 : counted.insertId;
     if (count <= this.points) return null;
-    const ends = upsert.now + this.#durationMs;
+    const ends = upsert.now + this.durationMs;
     try {
       const [window] = await withinTimeout(this.sql.query<RowDataPacket[]>(`SELECT \`expire\` FROM \`${TABLE}\` WHERE \`key\` = ?`, [upsert.row]));
       return tooMany(Math.max(0, Number(window[0]?.expire ?? ends) - upsert.now), what);
     } catch {
       // The count is past the limit; only Retry-After is unknown: a whole window is the most it can be.
-      return tooMany(this.#durationMs, what);
+      return tooMany(this.durationMs, what);
     }
   }
 }
@@ -359,14 +370,14 @@ function joinedClaim(user: Counter | null, store: Store | undefined): CountedCla
   if (store === undefined) return undefined;
   if (user instanceof MySqlCounter && store.rememberNonceWith !== undefined && store.forMethods.sql === user.sql) {
     return async (session, nonce, expires, now, claim) => {
-      const upsert = user.upsert(session.userKey);
+      const upsert = user.statement(session.userKey, Date.now());
       const { fresh, joined } = await store.rememberNonceWith!(session.sessionId, nonce, expires, now, claim, upsert);
       return joined === null ? { fresh } : { fresh, verdict: user.verdict(upsert, joined, BY_USER) };
     };
   }
   if (user instanceof MongoCounter && user.store === store) {
     return async (session, nonce, expires, now, claim) => {
-      const window = user.window(session.userKey, Date.now());
+      const window = user.statement(session.userKey, Date.now());
       const { fresh, counted } = await user.store.rememberNonceCounted(session.sessionId, nonce, expires, now, claim, window.count);
       return fresh ? { fresh, verdict: user.verdict(window, counted, BY_USER) } : { fresh };
     };
