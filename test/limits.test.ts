@@ -6,7 +6,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../src/log.ts';
 import { createHash } from 'node:crypto';
-import { ProcessCounter, RateLimits, sweepMySqlCounters } from '../src/core/rate-limit.ts';
+import { ProcessCounter, RateLimits, sweepMySqlCounters, windowOf } from '../src/core/rate-limit.ts';
 import { addressKeyOf } from '../src/core/address.ts';
 import { buildRecord, createAjv, RegistryError } from '../src/core/registry.ts';
 import { jobTimeoutOf } from '../src/core/jobs.ts';
@@ -285,6 +285,17 @@ describe.runIf(hasMongo)('rate limits on MongoDB', () => {
   });
 });
 
+describe('the start-up probe of a MongoDB-compatible store', () => {
+  it('counts in this process where the store loses counts silently (every call "counted", none refused)', async () => {
+    const log = createLogger({ level: 'silent' });
+    const losing = { description: 'lossy', forMethods: { db: {}, sql: null }, countInWindow: async () => true, rememberNonceCounted: async () => ({ fresh: true, counted: true }) } as unknown as Store;
+    expect((await RateLimits.create(losing, { address: 5, user: 5, window: 60 }, log)).where).toBe("this process (the database's $inc is not atomic)");
+    // One that fails a racing upsert, as FerretDB 1.x does, likewise.
+    const racing = { ...losing, countInWindow: async () => Promise.reject(new Error('E11000 duplicate key')) } as unknown as Store;
+    expect((await RateLimits.create(racing, { address: 5, user: 5, window: 60 }, log)).where).toBe("this process (the database's $inc is not atomic)");
+  });
+});
+
 describe.runIf(hasMongo)('rate limits on a MongoDB whose updates are atomic', () => {
   it('are counted in the database and hold across instances (100 calls at once, limit 40)', async () => {
     const store = await openAtomicMongoStore(`simpleapi_limits_atomic_${process.pid}`);
@@ -292,28 +303,42 @@ describe.runIf(hasMongo)('rate limits on a MongoDB whose updates are atomic', ()
       const { allowed, where } = await sharedAcrossInstances(store);
       expect(where).toBe('the database (MongoDB)');
       expect(allowed).toBe(40);
-      // The window's document is in the nonces' collection, counted to the limit and no further.
+      // The window's document is in the nonces' collection, counted to the limit and no further
+      // (beside the start-up probes' windows, one per limiter: 24 calls each, into a window of 24).
       const windows = await store.db.collection('simpleapi_nonces').find({ _id: { $regex: /^count\n/ } } as object).toArray();
-      expect(windows.map((w) => w.c)).toEqual([40]);
+      expect(windows.filter((w) => String(w._id).startsWith('count\naddr:')).map((w) => w.c)).toEqual([40]);
+      expect(windows.filter((w) => String(w._id).startsWith('count\nprobe:')).map((w) => w.c)).toEqual([24, 24]);
     } finally {
       await store.db.dropDatabase().catch(() => {});
       await store.close();
     }
   });
 
-  it('count in windows aligned to the clock: a refusal says when the window ends, and the next window starts again at zero', async () => {
+  it('count in fixed windows, shifted per key: a refusal says when the window ends, is then answered without the database, and the next window starts at zero', async () => {
     const store = await openAtomicMongoStore(`simpleapi_limits_window_${process.pid}`);
     try {
-      const limits = await RateLimits.create(store, { address: 2, user: 0, window: 2 }, createLogger({ level: 'silent' }));
-      const caller = { ip: `198.51.100.${Math.floor(Math.random() * 200)}`, userKey: null };
-      // Start just after a window begins, so that the three calls share it.
-      await new Promise((r) => setTimeout(r, 2000 - (Date.now() % 2000) + 50));
+      const limits = await RateLimits.create(store, { address: 2, user: 0, window: 3 }, createLogger({ level: 'silent' }));
+      const ip = `198.51.100.${Math.floor(Math.random() * 200)}`;
+      const caller = { ip, userKey: null };
+      const key = `addr:${addressKeyOf(ip)}`;
+      // Two keys' windows end at different times (a hash of the key shifts them).
+      expect(windowOf(key, Date.now(), 3000).endsAt).not.toBe(windowOf(`${key}x`, Date.now(), 3000).endsAt);
+      // Start just after this key's window begins, so that the calls share it.
+      await new Promise((r) => setTimeout(r, windowOf(key, Date.now(), 3000).endsAt - Date.now() + 50));
+      let updates = 0;
+      const watch = (event: { commandName: string }) => void (event.commandName === 'update' && updates++);
+      store.db.client.on('commandStarted', watch);
       expect(await limits.check('echo', undefined, caller)).toBeNull();
       expect(await limits.check('echo', undefined, caller)).toBeNull();
       const refused = await limits.check('echo', undefined, caller);
       expect(refused?.code).toBe('TooManyRequests');
-      expect(refused?.retryAfter).toBe(2);
-      await new Promise((r) => setTimeout(r, 2000 - (Date.now() % 2000) + 50));
+      expect(refused?.retryAfter).toBe(3);
+      expect(updates).toBe(3);
+      // Known full: ten more calls are refused here, none sent.
+      for (let i = 0; i < 10; i++) expect((await limits.check('echo', undefined, caller))?.code).toBe('TooManyRequests');
+      expect(updates).toBe(3);
+      store.db.client.off('commandStarted', watch);
+      await new Promise((r) => setTimeout(r, windowOf(key, Date.now(), 3000).endsAt - Date.now() + 50));
       expect(await limits.check('echo', undefined, caller)).toBeNull();
     } finally {
       await store.db.dropDatabase().catch(() => {});

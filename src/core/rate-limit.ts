@@ -13,7 +13,6 @@
  * concurrent consumes stored 48), a shared counter would let most calls through uncounted; the
  * limiter then counts in this process and says so at start-up.
  */
-import type { Db } from 'mongodb';
 import type { Logger } from 'pino';
 import { hash } from 'node:crypto';
 import type { Pool, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
@@ -140,6 +139,12 @@ const inThisProcess: Factory = (_prefix, points, duration) => new ProcessCounter
 abstract class DatabaseCounter<Statement, Answer> implements Counter {
   readonly #insurance: ProcessCounter;
   protected readonly durationMs: number;
+  /**
+   * Keys whose window is full, with when it ends at the earliest (ms): a count never falls within
+   * a window, so until then a call is refused here, and a flood from one client past its limit
+   * costs the database nothing. Cleared whole past MAX_FULL_KEYS, losing only the shortcut.
+   */
+  readonly #full = new Map<string, number>();
 
   constructor(
     readonly prefix: string,
@@ -155,15 +160,45 @@ abstract class DatabaseCounter<Statement, Answer> implements Counter {
   abstract verdict(statement: Statement, answer: Answer, what: string): ApiError | null | Promise<ApiError | null>;
 
   async take(key: string, what: string): Promise<ApiError | null> {
-    const statement = this.statement(key, Date.now());
+    const now = Date.now();
+    const fullUntil = this.#full.get(key);
+    if (fullUntil !== undefined) {
+      if (fullUntil > now) return tooMany(fullUntil - now, what);
+      this.#full.delete(key);
+    }
+    const statement = this.statement(key, now);
     let answer: Answer;
     try {
       answer = await withinTimeout(this.send(statement));
     } catch {
       return this.#insurance.take(key, what);
     }
-    return this.verdict(statement, answer, what);
+    const refused = await this.verdict(statement, answer, what);
+    if (refused?.retryAfter !== undefined && refused.retryAfter > 1) {
+      // Retry-After is the window's end rounded up to a second: a second less is the earliest it is.
+      if (this.#full.size >= MAX_FULL_KEYS) this.#full.clear();
+      this.#full.set(key, now + (refused.retryAfter - 1) * 1000);
+    }
+    return refused;
   }
+}
+
+/** Keys a database counter remembers as full at most (about 100 bytes each). */
+const MAX_FULL_KEYS = 10_000;
+
+/**
+ * Where `key`'s fixed windows of `durationMs` start: counted from the epoch, each key shifted by a
+ * hash of itself (FNV-1a), so that clients refused together are not all told to come back at the
+ * same instant (a day's window would otherwise end for everyone at midnight UTC).
+ *
+ * @example windowOf('addr:192.0.2.1', 1_800_000_000_000, 60_000) // { index: 30000000, endsAt: 1800000002769 }: its window ends 2.769 s past the minute
+ */
+export function windowOf(key: string, now: number, durationMs: number): { index: number; endsAt: number } {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193);
+  const offset = (h >>> 0) % durationMs;
+  const index = Math.floor((now + offset) / durationMs);
+  return { index, endsAt: (index + 1) * durationMs - offset };
 }
 
 /** A store that counts calls in windows (MongoStore). */
@@ -184,8 +219,8 @@ interface MongoWindow {
  * (MongoStore.countInWindow), so that a signed call's count can go in its nonce's claim's
  * command (rememberNonceCounted): two round trips before the answer, not three. Not
  * rate-limiter-flexible's RateLimiterMongo: its count is a findAndModify of its own collection,
- * a command no claim can share. Windows are aligned to the clock (the n-th window of `duration`
- * seconds since the epoch), so a window's `_id` names it and nothing resets a count. A call is
+ * a command no claim can share. Windows are fixed to the clock (windowOf), so a window's `_id`
+ * names it and nothing resets a count. A call is
  * counted only while its window has room: counting the refused ones too would need the count
  * back, which only a findAndModify, a command of its own, gives. A database that fails, or has
  * not answered within DB_TIMEOUT_MS, leaves the call to this process's own count.
@@ -202,9 +237,9 @@ class MongoCounter extends DatabaseCounter<MongoWindow, boolean> {
 
   /** The window `key` is counted in at `now` (ms). */
   statement(key: string, now: number): MongoWindow {
-    const index = Math.floor(now / this.durationMs);
-    const endsAt = (index + 1) * this.durationMs;
-    return { count: { id: `${this.prefix}:${key}\n${index}`, points: this.points, expires: Math.ceil(endsAt / 1000) + WINDOW_MARGIN }, now, endsAt };
+    const name = `${this.prefix}:${key}`;
+    const { index, endsAt } = windowOf(name, now, this.durationMs);
+    return { count: { id: `${name}\n${index}`, points: this.points, expires: Math.ceil(endsAt / 1000) + WINDOW_MARGIN }, now, endsAt };
   }
 
   protected send(window: MongoWindow): Promise<boolean> {
@@ -218,23 +253,23 @@ class MongoCounter extends DatabaseCounter<MongoWindow, boolean> {
 }
 
 /**
- * Does `$inc` with upsert count every one of concurrent increments? FerretDB 1.x rewrites a
- * document whole, so concurrent increments overwrite each other.
+ * Does the store count exactly under concurrent calls? It is sent what the counters send
+ * (countInWindow): `n` calls into a new window of `n`, in two bursts, must all be counted, and one
+ * more refused. FerretDB 1.x rewrites a document whole, so concurrent increments overwrite each
+ * other (the one more then finds room), and concurrent upserts of one new document fail with a
+ * duplicate key (which a real MongoDB retries as an update). The probe's window expires within seconds, and the TTL index (or the sweep)
+ * removes it.
  */
-async function incIsAtomic(db: Db): Promise<boolean> {
-  const probe = db.collection<{ _id: string; n: number }>(TABLE);
-  // Random: two limiters probing at once in one process must not count into one document.
-  const id = `probe:${process.pid}:${crypto.randomUUID()}`;
+async function countsExactly(store: CountingStore): Promise<boolean> {
   const n = 24;
+  // Random: two limiters probing at once must not count into one window.
+  const count = { id: `probe:${process.pid}:${crypto.randomUUID()}`, points: n, expires: Math.floor(Date.now() / 1000) + 10 };
+  const together = async (calls: number) => (await Promise.all(Array.from({ length: calls }, () => store.countInWindow(count)))).every((c) => c);
   try {
-    await Promise.all(Array.from({ length: n }, () => probe.findOneAndUpdate({ _id: id }, { $inc: { n: 1 } }, { upsert: true })));
-    const doc = await probe.findOne({ _id: id });
-    return doc?.n === n;
+    // Half at once into the new window (they race to make it), half at once into it made.
+    return (await together(n / 2)) && (await together(n / 2)) && !(await store.countInWindow(count));
   } catch {
-    // Concurrent upserts of a new _id may conflict on some servers: that is not atomic either.
     return false;
-  } finally {
-    await probe.deleteOne({ _id: id }).catch(() => {});
   }
 }
 
@@ -348,12 +383,12 @@ async function factoryFor(store: Store, log: Logger): Promise<{ make: Factory; w
     return { make, where: 'the database (MySQL)' };
   }
   if (db !== null) {
-    if (!(await incIsAtomic(db))) {
+    if (store.countInWindow === undefined || store.rememberNonceCounted === undefined) throw new Error(`the ${store.description} store gives MongoDB to methods but counts no calls`);
+    const counting = store as CountingStore;
+    if (!(await countsExactly(counting))) {
       log.warn('rate limits: this MongoDB-compatible server loses concurrent $inc updates (FerretDB 1.x does), so calls are counted in each process: with N instances a client gets up to N times the limit');
       return { make: inThisProcess, where: 'this process (the database\'s $inc is not atomic)' };
     }
-    if (store.countInWindow === undefined || store.rememberNonceCounted === undefined) throw new Error(`the ${store.description} store gives MongoDB to methods but counts no calls`);
-    const counting = store as CountingStore;
     const make: Factory = (keyPrefix, points, duration) => new MongoCounter(counting, keyPrefix, points, duration);
     return { make, where: 'the database (MongoDB)' };
   }
