@@ -140,9 +140,10 @@ abstract class DatabaseCounter<Statement, Answer> implements Counter {
   readonly #insurance: ProcessCounter;
   protected readonly durationMs: number;
   /**
-   * Keys whose window is full, with when it ends at the earliest (ms): a count never falls within
-   * a window, so until then a call is refused here, and a flood from one client past its limit
-   * costs the database nothing. Cleared whole past MAX_FULL_KEYS, losing only the shortcut.
+   * Keys whose window is full, with when it ends (ms), where a counter knows that end before it
+   * asks (endOf): a count never falls within a window, so until then a call is refused here, and
+   * a flood from one client past its limit costs the database nothing. Cleared whole past
+   * MAX_FULL_KEYS, losing only the shortcut.
    */
   readonly #full = new Map<string, number>();
 
@@ -159,6 +160,11 @@ abstract class DatabaseCounter<Statement, Answer> implements Counter {
   protected abstract send(statement: Statement): Promise<Answer>;
   abstract verdict(statement: Statement, answer: Answer, what: string): ApiError | null | Promise<ApiError | null>;
 
+  /** When the window `statement` counts in ends (ms), if known without asking the database. */
+  protected endOf(_statement: Statement): number | null {
+    return null;
+  }
+
   async take(key: string, what: string): Promise<ApiError | null> {
     const now = Date.now();
     const fullUntil = this.#full.get(key);
@@ -174,10 +180,10 @@ abstract class DatabaseCounter<Statement, Answer> implements Counter {
       return this.#insurance.take(key, what);
     }
     const refused = await this.verdict(statement, answer, what);
-    if (refused?.retryAfter !== undefined && refused.retryAfter > 1) {
-      // Retry-After is the window's end rounded up to a second: a second less is the earliest it is.
+    const ends = refused === null ? null : this.endOf(statement);
+    if (ends !== null) {
       if (this.#full.size >= MAX_FULL_KEYS) this.#full.clear();
-      this.#full.set(key, now + (refused.retryAfter - 1) * 1000);
+      this.#full.set(key, ends);
     }
     return refused;
   }
@@ -220,10 +226,9 @@ interface MongoWindow {
  * command (rememberNonceCounted): two round trips before the answer, not three. Not
  * rate-limiter-flexible's RateLimiterMongo: its count is a findAndModify of its own collection,
  * a command no claim can share. Windows are fixed to the clock (windowOf), so a window's `_id`
- * names it and nothing resets a count. A call is
- * counted only while its window has room: counting the refused ones too would need the count
- * back, which only a findAndModify, a command of its own, gives. A database that fails, or has
- * not answered within DB_TIMEOUT_MS, leaves the call to this process's own count.
+ * names it and nothing resets a count. A call is counted only while its window has room:
+ * counting the refused ones too would need the count back, which only a findAndModify, a command
+ * of its own, gives.
  */
 class MongoCounter extends DatabaseCounter<MongoWindow, boolean> {
   constructor(
@@ -246,6 +251,10 @@ class MongoCounter extends DatabaseCounter<MongoWindow, boolean> {
     return this.store.countInWindow(window.count);
   }
 
+  protected override endOf(window: MongoWindow): number {
+    return window.endsAt;
+  }
+
   /** What the store's answer means: null when the call was counted, else TooManyRequests. */
   verdict(window: MongoWindow, counted: boolean, what: string): ApiError | null {
     return counted ? null : tooMany(window.endsAt - window.now, what);
@@ -257,8 +266,8 @@ class MongoCounter extends DatabaseCounter<MongoWindow, boolean> {
  * (countInWindow): `n` calls into a new window of `n`, in two bursts, must all be counted, and one
  * more refused. FerretDB 1.x rewrites a document whole, so concurrent increments overwrite each
  * other (the one more then finds room), and concurrent upserts of one new document fail with a
- * duplicate key (which a real MongoDB retries as an update). The probe's window expires within seconds, and the TTL index (or the sweep)
- * removes it.
+ * duplicate key (which a real MongoDB retries as an update). The probe's window expires within
+ * seconds, and the TTL index (or the sweep) removes it.
  */
 async function countsExactly(store: CountingStore): Promise<boolean> {
   const n = 24;
