@@ -318,11 +318,12 @@ describe.runIf(hasMongo)('rate limits on a MongoDB whose updates are atomic', ()
     const store = await openAtomicMongoStore(`simpleapi_limits_window_${process.pid}`);
     try {
       const limits = await RateLimits.create(store, { address: 2, user: 0, window: 3 }, createLogger({ level: 'silent' }));
-      const ip = `198.51.100.${Math.floor(Math.random() * 200)}`;
+      // An address whose windows are shifted by about half a window (a hash of the key shifts them).
+      const shiftOf = (key: string) => 3000 - windowOf(key, 0, 3000).endsAt;
+      const ip = Array.from({ length: 250 }, (_, i) => `198.51.100.${i}`).find((a) => Math.abs(shiftOf(`addr:${a}`) - 1500) < 300)!;
       const caller = { ip, userKey: null };
       const key = `addr:${addressKeyOf(ip)}`;
-      // Two keys' windows end at different times (a hash of the key shifts them).
-      expect(windowOf(key, Date.now(), 3000).endsAt).not.toBe(windowOf(`${key}x`, Date.now(), 3000).endsAt);
+      expect(windowOf(key, Date.now(), 3000).endsAt % 3000).not.toBe(0);
       // Start just after this key's window begins, so that the calls share it.
       await new Promise((r) => setTimeout(r, windowOf(key, Date.now(), 3000).endsAt - Date.now() + 50));
       let updates = 0;
@@ -334,6 +335,10 @@ describe.runIf(hasMongo)('rate limits on a MongoDB whose updates are atomic', ()
       expect(refused?.code).toBe('TooManyRequests');
       expect(refused?.retryAfter).toBe(3);
       expect(updates).toBe(3);
+      // The window's document is the shifted window's: its name and its expiry (its end and a minute).
+      const { index, endsAt } = windowOf(key, Date.now(), 3000);
+      const counted = await store.db.collection('simpleapi_nonces').findOne({ _id: `count\n${key}\n${index}` } as object);
+      expect(counted).toMatchObject({ c: 2, expires: Math.ceil(endsAt / 1000) + 60 });
       // Known full: ten more calls are refused here, none sent.
       for (let i = 0; i < 10; i++) expect((await limits.check('echo', undefined, caller))?.code).toBe('TooManyRequests');
       expect(updates).toBe(3);

@@ -23,7 +23,8 @@ const ONE_SHOT_MAX = 16 * 1024;
 /**
  * Where a one-shot MAC's message is laid out (the inner pad, then the pieces) and the outer
  * hash's input (the outer pad, then the inner digest): buffers of their own, not slices of
- * Buffer's shared pool, and zeroed after each MAC, so no key-derived byte outlives it.
+ * Buffer's shared pool, and zeroed after each MAC, so no byte of the key's pads outlives it (the
+ * inner digest, a hash over the pad and the message, lives on as a string until collected).
  */
 const message = Buffer.alloc(ONE_SHOT_MAX);
 const outer = Buffer.alloc(BLOCK + 32);
