@@ -4,7 +4,9 @@
  * one pipe never interleave their lines.
  */
 import { spawn } from 'node:child_process';
-import { describe, expect, it } from 'vitest';
+import { openSync } from 'node:fs';
+import { describe, expect, it, vi } from 'vitest';
+import { bufferedDestination } from '../src/log.ts';
 
 const SCRIPT = new URL('./fixtures/scripts/log-writer.ts', import.meta.url).pathname;
 
@@ -19,6 +21,27 @@ function writer(...args: string[]) {
 const parsed = (text: string) => text.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as { n: number; worker: number; pad: string });
 
 describe('buffered log output', () => {
+  it('holds no timer while it has nothing to write (an idle server never wakes for it), one while lines wait', () => {
+    // Left open: the destination writes to it asynchronously, and a closed descriptor's number is
+    // soon another stream's.
+    const fd = openSync('/dev/null', 'w');
+    vi.useFakeTimers();
+    try {
+      const out = bufferedDestination(fd);
+      expect(vi.getTimerCount()).toBe(0);
+      out.write('{"n":1}\n');
+      out.write('{"n":2}\n');
+      expect(vi.getTimerCount()).toBe(1);
+      vi.advanceTimersByTime(200);
+      expect(vi.getTimerCount()).toBe(0);
+      out.write('{"n":3}\n');
+      expect(vi.getTimerCount()).toBe(1);
+      vi.advanceTimersByTime(200);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
   it('delivers every line whole and in order when the process exits', async () => {
     const run = writer('exit', '5000');
     expect(await run.exited).toBe(0);
