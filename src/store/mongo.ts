@@ -343,30 +343,31 @@ export class MongoStore implements Store {
     return dropped.deletedCount === 1;
   }
 
-  /** A nonce's document as its claim writes it. */
-  #nonceFields(expires: number, now: number, claim: CallClaim | undefined): Omit<NonceDoc, '_id'> {
+  /**
+   * A nonce's record as its claim writes it, and the update that revives the record when it has
+   * expired but was not yet removed (fresh again), dropping what the earlier call left.
+   */
+  #claimOf(sessionId: string, nonce: string, expires: number, now: number, claim: CallClaim | undefined) {
+    const _id = `${sessionId}\n${nonce}`;
     const lifetime = Math.max(expires, now + this.#options.nonceTtl);
     const fields: Omit<NonceDoc, '_id'> = { expires: lifetime, expiresAt: toDate(lifetime) };
     if (claim !== undefined) {
       fields.m = claim.mac;
       if (claim.retry === true) fields.rt = true;
     }
-    return fields;
+    return { record: { _id, ...fields }, filter: { _id, expires: { $lte: now } }, revive: { $set: fields, $unset: staleFields(fields) } };
   }
 
   rememberNonce(sessionId: string, nonce: string, expires: number, now: number, claim?: CallClaim): Promise<boolean> {
-    const _id = `${sessionId}\n${nonce}`;
-    const fields = this.#nonceFields(expires, now, claim);
+    const { record, filter, revive } = this.#claimOf(sessionId, nonce, expires, now, claim);
     return this.#guard(async () => {
       try {
-        await this.#nonces.insertOne({ _id, ...fields });
+        await this.#nonces.insertOne(record);
         return true;
       } catch (err) {
         if (!isDuplicateKey(err)) throw err;
       }
-      // Seen before: fresh again only if that record expired and was not yet removed.
-      const revived = await this.#nonces.updateOne({ _id, expires: { $lte: now } }, { $set: fields, $unset: staleFields(fields) });
-      return revived.modifiedCount === 1;
+      return (await this.#nonces.updateOne(filter, revive)).modifiedCount === 1;
     });
   }
 
@@ -386,10 +387,9 @@ export class MongoStore implements Store {
    * only there (FerretDB 1.x counts in the process).
    */
   rememberNonceCounted(sessionId: string, nonce: string, expires: number, now: number, claim: CallClaim | undefined, count: WindowCount): Promise<{ fresh: boolean; counted: boolean }> {
-    const _id = `${sessionId}\n${nonce}`;
-    const fields = this.#nonceFields(expires, now, claim);
+    const { filter, revive } = this.#claimOf(sessionId, nonce, expires, now, claim);
     const statements: AnyBulkWriteOperation<NonceOrCount>[] = [
-      { updateOne: { filter: { _id, expires: { $lte: now } }, update: { $set: fields, $unset: staleFields(fields) }, upsert: true } },
+      { updateOne: { filter, update: revive, upsert: true } },
       ...(countStatements(count) as AnyBulkWriteOperation<NonceOrCount>[]),
     ];
     return this.#guard(async () => {
