@@ -5,24 +5,18 @@
  * dropping a few entries from the front on each insert made an insert 19x to 453x dearer once the
  * first window had passed (bench/expiry-churn.ts).
  *
- * An entry re-added under the same key leaves its old place behind; the owner tells the two apart
- * by the expiry kept here (see `firstExpires`), so a stale place is dropped without deleting the
- * entry that replaced it. Places left behind, and expired ones waiting behind an entry that
- * expires later, are bounded: past twice the owner's live entries and 1024 places, the queue is
- * made again from them (`live`, `entries`), once per that many pushes, so it never holds more
- * than about three times them.
+ * An entry re-added under the same key leaves its old place behind; the two are told apart by
+ * the expiry kept here (`dropFirst`), so a stale place is dropped without deleting the entry that
+ * replaced it. Places left behind, and expired ones waiting behind an entry that expires later,
+ * are bounded: past twice the owner's live entries and 1024 places, the queue is made again from
+ * them, once per that many pushes, so it never holds more than about three times them.
  */
 export class ExpiryQueue {
   #keys: string[] = [];
   #expires: number[] = [];
   #head = 0;
 
-  constructor(
-    /** How many entries the owner holds now. */
-    readonly live: () => number,
-    /** The owner's entries with their expiries, oldest first. */
-    readonly entries: () => Iterable<readonly [string, number]>,
-  ) {}
+  constructor(readonly owner: QueueOwner) {}
 
   get length(): number {
     return this.#keys.length - this.#head;
@@ -36,19 +30,14 @@ export class ExpiryQueue {
 
   /** Made again from the owner's entries when past its bound; the owner calls it after deleting many. */
   bound(): void {
-    if (this.length <= 2 * this.live() + 1024) return;
+    if (this.length <= 2 * this.owner.size() + 1024) return;
     this.#keys = [];
     this.#expires = [];
     this.#head = 0;
-    for (const [key, expires] of this.entries()) {
+    for (const [key, expires] of this.owner.entries()) {
       this.#keys.push(key);
       this.#expires.push(expires);
     }
-  }
-
-  /** The oldest key; only when `length` > 0. */
-  get firstKey(): string {
-    return this.#keys[this.#head]!;
   }
 
   /** The expiry the oldest key was added with; only when `length` > 0. */
@@ -56,7 +45,17 @@ export class ExpiryQueue {
     return this.#expires[this.#head]!;
   }
 
-  shift(): void {
+  /**
+   * Takes the oldest place off and deletes its key from the owner, unless the entry there now
+   * has another expiry: it was added again since, and this place is stale.
+   */
+  dropFirst(): void {
+    const key = this.#keys[this.#head]!;
+    if (this.owner.expiryOf(key) === this.firstExpires) this.owner.delete(key);
+    this.#shift();
+  }
+
+  #shift(): void {
     this.#head++;
     // Compacted once the taken places are half the arrays: each place is copied at most once per
     // time it is taken, and the arrays never hold more than twice what is queued.
@@ -66,4 +65,15 @@ export class ExpiryQueue {
       this.#head = 0;
     }
   }
+}
+
+/** The Map an ExpiryQueue runs beside, as the queue sees it. */
+export interface QueueOwner {
+  /** How many entries it holds now. */
+  size(): number;
+  /** Its entries with their expiries, oldest first. */
+  entries(): Iterable<readonly [string, number]>;
+  /** The expiry of the entry under `key` now; undefined when there is none. */
+  expiryOf(key: string): number | undefined;
+  delete(key: string): void;
 }

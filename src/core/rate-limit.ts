@@ -77,7 +77,12 @@ const MAX_PROCESS_KEYS = 1_000_000;
  */
 export class ProcessCounter implements Counter {
   readonly #windows = new Map<string, { count: number; resetAt: number }>();
-  readonly #queue = new ExpiryQueue(() => this.#windows.size, () => this.#ends());
+  readonly #queue = new ExpiryQueue({
+    size: () => this.#windows.size,
+    entries: () => this.#ends(),
+    expiryOf: (key) => this.#windows.get(key)?.resetAt,
+    delete: (key) => this.#windows.delete(key),
+  });
   readonly #durationMs: number;
   #calls = 0;
 
@@ -120,12 +125,8 @@ export class ProcessCounter implements Counter {
   /** Drops expired windows from the front; `room`: and the oldest live ones, to make room. */
   #sweep(now: number, room = false): void {
     const queue = this.#queue;
-    while (queue.length > 0 && (queue.firstExpires <= now || (room && this.#windows.size >= this.maxKeys))) {
-      const key = queue.firstKey;
-      // A key whose window was renewed left this place behind, with the old window's end.
-      if (this.#windows.get(key)?.resetAt === queue.firstExpires) this.#windows.delete(key);
-      queue.shift();
-    }
+    // A key whose window was renewed left its place behind: dropFirst keeps the new window.
+    while (queue.length > 0 && (queue.firstExpires <= now || (room && this.#windows.size >= this.maxKeys))) queue.dropFirst();
   }
 }
 

@@ -101,7 +101,15 @@ export class MemoryStore implements Store {
   /** A plain nonce is its expiry alone; a claimed call's carries what its retries need. */
   #nonces = new Map<string, number | ClaimedNonce>();
   /** Every nonce remembered, oldest first: how the expired ones are found without a scan. */
-  readonly #nonceQueue = new ExpiryQueue(() => this.#nonces.size, () => this.#nonceExpiries());
+  readonly #nonceQueue = new ExpiryQueue({
+    size: () => this.#nonces.size,
+    entries: () => this.#nonceExpiries(),
+    expiryOf: (key) => {
+      const entry = this.#nonces.get(key);
+      return entry === undefined ? undefined : expiryOf(entry);
+    },
+    delete: (key) => this.#nonces.delete(key),
+  });
   readonly #maxNonces: number;
   readonly #noncesByUser: ProcessCounter | null;
   readonly #outcomes: OutcomeRing;
@@ -253,13 +261,8 @@ export class MemoryStore implements Store {
    */
   #dropExpiredNonces(now: number, most: number): void {
     const queue = this.#nonceQueue;
-    for (let dropped = 0; dropped < most && queue.length > 0 && queue.firstExpires <= now; dropped++) {
-      const key = queue.firstKey;
-      const entry = this.#nonces.get(key);
-      // A nonce remembered again after it expired left this place behind with its old expiry.
-      if (entry !== undefined && expiryOf(entry) === queue.firstExpires) this.#nonces.delete(key);
-      queue.shift();
-    }
+    // A nonce remembered again after it expired left its place behind: dropFirst keeps it.
+    for (let dropped = 0; dropped < most && queue.length > 0 && queue.firstExpires <= now; dropped++) queue.dropFirst();
   }
 
   async findCall(sessionId: string, nonce: string, now: number): Promise<CallRecord | null> {
