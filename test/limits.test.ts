@@ -10,7 +10,7 @@ import { ProcessCounter, RateLimits, sweepMySqlCounters, windowOf } from '../src
 import { addressKeyOf } from '../src/core/address.ts';
 import { buildRecord, createAjv, RegistryError } from '../src/core/registry.ts';
 import { jobTimeoutOf } from '../src/core/jobs.ts';
-import { post, startTestServer, type TestServer } from './helpers/server.ts';
+import { LogCapture, post, startTestServer, type TestServer } from './helpers/server.ts';
 import { createAccount, nowSeconds, postV2 } from './helpers/signed.ts';
 import { hasMySql, openMySqlStore, uniqueMySqlDb, dropMySqlDb } from './helpers/mysql.ts';
 import { hasMongo, MONGODB_URL, openAtomicMongoStore } from './helpers/mongo.ts';
@@ -278,6 +278,33 @@ describe.runIf(hasMongo)('rate limits on MongoDB', () => {
       console.log(`MongoDB-compatible server at ${MONGODB_URL}: rate limits counted in ${where}; ${allowed} of 100 concurrent calls allowed by two limiters of 40`);
       // Shared: exactly 40 in all. Per process: each of the two lets its own 40 through.
       expect(allowed).toBe(where.startsWith('the database') ? 40 : 80);
+    } finally {
+      await store.db.dropDatabase().catch(() => {});
+      await store.close();
+    }
+  });
+});
+
+describe.runIf(hasMongo)('rate limits on FerretDB 1.x', () => {
+  it('count in the process without probing it, since a burst of racing updates can leave FerretDB 1.x answering nothing', async () => {
+    const url = new URL(MONGODB_URL);
+    url.searchParams.set('monitorCommands', 'true');
+    const store = await MongoStore.connect(url.toString(), { dbName: `simpleapi_limits_known_${process.pid}`, connectTimeout: 10, nonceTtl: 601, log: createLogger({ level: 'silent' }) });
+    const updates: string[] = [];
+    store.db.client.on('commandStarted', (event) => {
+      if (event.commandName === 'update') updates.push(event.commandName);
+    });
+    try {
+      const logs = new LogCapture();
+      const { where } = await RateLimits.create(store, { address: 5, user: 5, window: 60 }, createLogger({ level: 'warn', destination: logs }));
+      if (store.losesRacingUpdates !== undefined) {
+        expect(where).toBe("this process (the database's $inc is not atomic)");
+        expect(updates).toEqual([]);
+        expect(logs.lines.some((l) => String(l.msg).includes(store.losesRacingUpdates!))).toBe(true);
+      } else {
+        console.log('the test server does not call itself FerretDB 1.x: the probe was sent to it');
+        expect(updates.length).toBeGreaterThan(24);
+      }
     } finally {
       await store.db.dropDatabase().catch(() => {});
       await store.close();

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { MongoStore, COLLECTIONS } from '../src/store/mongo.ts';
-import { hasMongo, openAtomicMongoStore, openMongoStore, uniqueDbName } from './helpers/mongo.ts';
+import { MongoStore, COLLECTIONS, FERRETDB_1_POOL } from '../src/store/mongo.ts';
+import { createLogger } from '../src/log.ts';
+import { LogCapture } from './helpers/server.ts';
+import { hasMongo, MONGODB_URL, openAtomicMongoStore, openMongoStore, uniqueDbName } from './helpers/mongo.ts';
 import { storeContract } from './store.contract.ts';
 
 // Without MONGODB_URL these are skipped; helpers/mongo.ts prints why (and fails under CI=true).
@@ -26,6 +28,31 @@ describe.skipIf(!hasMongo)('MongoDB store', () => {
   );
 
   describe('MongoStore specifics', () => {
+    it('on FerretDB 1.x, sends at most FERRETDB_1_POOL operations at once and says so (more can leave it answering nothing); a maxPoolSize in db.url wins', async () => {
+      const logs = new LogCapture();
+      const dbName = uniqueDbName('pool');
+      const store = await MongoStore.connect(MONGODB_URL, { dbName, connectTimeout: 10, nonceTtl: 601, log: createLogger({ level: 'info', destination: logs }) });
+      const url = new URL(MONGODB_URL);
+      url.searchParams.set('maxPoolSize', '3');
+      const chosen = await MongoStore.connect(url.toString(), { dbName, connectTimeout: 10, nonceTtl: 601, log: createLogger({ level: 'silent' }) });
+      try {
+        const ferret = (await store.db.admin().command({ buildInfo: 1 })).ferretdbVersion as string | undefined;
+        console.log(`the test server: ${ferret === undefined ? 'MongoDB' : `FerretDB ${ferret}`}`);
+        if (ferret !== undefined && /^v?1\./.test(ferret)) {
+          expect(store.losesRacingUpdates).toBe(`FerretDB ${ferret}`);
+          expect(store.db.client.options.maxPoolSize).toBe(FERRETDB_1_POOL);
+          expect(logs.lines.some((l) => String(l.msg).includes(`at most ${FERRETDB_1_POOL} operations at once`))).toBe(true);
+        } else {
+          expect(store.losesRacingUpdates).toBeUndefined();
+          expect(store.db.client.options.maxPoolSize).toBe(100);
+        }
+        expect(chosen.db.client.options.maxPoolSize).toBe(3);
+      } finally {
+        await store.close();
+        await chosen.close();
+      }
+    });
+
     it("claims a nonce and counts its call in one command: a replay counts nothing, a full window still claims, an expired record is revived whole", async () => {
       const store = await openAtomicMongoStore(uniqueDbName('counted'));
       try {

@@ -400,8 +400,11 @@ async function factoryFor(store: Store, log: Logger): Promise<{ make: Factory; w
   if (db !== null) {
     if (store.countInWindow === undefined || store.rememberNonceCounted === undefined) throw new Error(`the ${store.description} store gives MongoDB to methods but counts no calls`);
     const counting = store as CountingStore;
-    if (!(await countsExactly(counting))) {
-      log.warn('rate limits: this MongoDB-compatible server loses concurrent $inc updates (FerretDB 1.x does), so calls are counted in each process: with N instances a client gets up to N times the limit');
+    // Not probed where the server is known to lose updates: FerretDB 1.x can be left answering
+    // nothing by the probe's burst (see FERRETDB_1_POOL).
+    const lossy = store.losesRacingUpdates ?? ((await countsExactly(counting)) ? undefined : 'this MongoDB-compatible server');
+    if (lossy !== undefined) {
+      log.warn(`rate limits: ${lossy} loses concurrent $inc updates, so calls are counted in each process: with N instances a client gets up to N times the limit`);
       return { make: inThisProcess, where: 'this process (the database\'s $inc is not atomic)' };
     }
     const make: Factory = (keyPrefix, points, duration) => new MongoCounter(counting, keyPrefix, points, duration);

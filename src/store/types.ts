@@ -188,6 +188,11 @@ export interface Store {
   rememberNonceCounted?(sessionId: string, nonce: string, expires: number, now: number, claim: CallClaim | undefined, count: WindowCount): Promise<{ fresh: boolean; counted: boolean }>;
   /** Counts one call in `count`'s window, if it has room; false when it had none. */
   countInWindow?(count: WindowCount): Promise<boolean>;
+  /**
+   * Set where the database is known to lose concurrent updates of one document (FerretDB 1.x):
+   * its name. Calls are then counted in the process, without probing it (rate-limit.ts).
+   */
+  readonly losesRacingUpdates?: string;
   /** The live record of a nonce, or null when it was never seen or has expired. */
   findCall(sessionId: string, nonce: string, now: number): Promise<CallRecord | null>;
   /**

@@ -84,7 +84,7 @@ export async function openAtomicMongoStore(dbName: string): Promise<MongoStore> 
   // Commands monitored: tests count what a call sends (store.db.client's commandStarted).
   const url = new URL(MONGODB_URL);
   url.searchParams.set('monitorCommands', 'true');
-  const store = await MongoStore.connect(url.toString(), { dbName, connectTimeout: 10, nonceTtl: 601, log, around: atomicUpdates });
+  const store = await MongoStore.connect(url.toString(), { dbName, connectTimeout: 10, nonceTtl: 601, log, around: atomicUpdates, atomicUpdates: 'assume' });
   await store.init();
   return store;
 }
