@@ -295,12 +295,17 @@ describe.runIf(hasMongo)('rate limits on FerretDB 1.x', () => {
       if (event.commandName === 'update') updates.push(event.commandName);
     });
     try {
+      // Which server it is, asked apart from the code under test, and checked before the probe
+      // could go: were the store's answer wrong on FerretDB 1.x, the burst could hang it.
+      const version = (await store.db.admin().command({ buildInfo: 1 })).ferretdbVersion as string | undefined;
+      const ferret1 = version !== undefined && /^v?1\./.test(version);
+      expect(store.losesRacingUpdates).toBe(ferret1 ? `FerretDB ${version}` : undefined);
       const logs = new LogCapture();
       const { where } = await RateLimits.create(store, { address: 5, user: 5, window: 60 }, createLogger({ level: 'warn', destination: logs }));
-      if (store.losesRacingUpdates !== undefined) {
+      if (ferret1) {
         expect(where).toBe("this process (the database's $inc is not atomic)");
         expect(updates).toEqual([]);
-        expect(logs.lines.some((l) => String(l.msg).includes(store.losesRacingUpdates!))).toBe(true);
+        expect(logs.lines.some((l) => String(l.msg).includes(`FerretDB ${version}`))).toBe(true);
       } else {
         console.log('the test server does not call itself FerretDB 1.x: the probe was sent to it');
         expect(updates.length).toBeGreaterThan(24);

@@ -1,9 +1,20 @@
-import { describe, expect, it } from 'vitest';
-import { MongoStore, COLLECTIONS, FERRETDB_1_POOL } from '../src/store/mongo.ts';
+import { describe, expect, it, vi } from 'vitest';
+import { Db, MongoClient, MongoNetworkError, type Document } from 'mongodb';
+import { MongoStore, COLLECTIONS, FERRETDB_1_POOL, type MongoStoreOptions } from '../src/store/mongo.ts';
 import { createLogger } from '../src/log.ts';
 import { LogCapture } from './helpers/server.ts';
 import { hasMongo, MONGODB_URL, openAtomicMongoStore, openMongoStore, uniqueDbName } from './helpers/mongo.ts';
 import { storeContract } from './store.contract.ts';
+
+/** What the server says it is, asked on a client of the test's own. */
+async function buildInfoOf(url: string): Promise<Document> {
+  const client = new MongoClient(url, { serverSelectionTimeoutMS: 5000 });
+  try {
+    return await client.db('admin').command({ buildInfo: 1 });
+  } finally {
+    await client.close();
+  }
+}
 
 // Without MONGODB_URL these are skipped; helpers/mongo.ts prints why (and fails under CI=true).
 describe.skipIf(!hasMongo)('MongoDB store', () => {
@@ -28,28 +39,102 @@ describe.skipIf(!hasMongo)('MongoDB store', () => {
   );
 
   describe('MongoStore specifics', () => {
-    it('on FerretDB 1.x, sends at most FERRETDB_1_POOL operations at once and says so (more can leave it answering nothing); a maxPoolSize in db.url wins', async () => {
-      const logs = new LogCapture();
+    it('on FerretDB 1.x, has at most FERRETDB_1_POOL commands in flight, its workers together, and says so (more can leave it answering nothing); a maxPoolSize in db.url wins', async () => {
+      const info = await buildInfoOf(MONGODB_URL);
+      const ferret = typeof info.ferretdbVersion === 'string' && /^v?1\./.test(info.ferretdbVersion) ? `FerretDB ${info.ferretdbVersion}` : undefined;
+      console.log(`the test server: ${ferret ?? 'not FerretDB 1.x'}`);
       const dbName = uniqueDbName('pool');
-      const store = await MongoStore.connect(MONGODB_URL, { dbName, connectTimeout: 10, nonceTtl: 601, log: createLogger({ level: 'info', destination: logs }) });
-      const url = new URL(MONGODB_URL);
-      url.searchParams.set('maxPoolSize', '3');
-      const chosen = await MongoStore.connect(url.toString(), { dbName, connectTimeout: 10, nonceTtl: 601, log: createLogger({ level: 'silent' }) });
+      const logs = new LogCapture();
+      const log = createLogger({ level: 'info', destination: logs });
+      const opened: MongoStore[] = [];
+      const connect = async (url: string, extra: Partial<MongoStoreOptions> = {}) => {
+        const store = await MongoStore.connect(url, { dbName, connectTimeout: 10, nonceTtl: 601, log, ...extra });
+        opened.push(store);
+        return store;
+      };
+      const withOption = (name: string, value: string) => {
+        const url = new URL(MONGODB_URL);
+        url.searchParams.set(name, value);
+        return url.toString().replace(`${name}=`, `${name.replace('P', '%50')}=`);
+      };
       try {
-        const ferret = (await store.db.admin().command({ buildInfo: 1 })).ferretdbVersion as string | undefined;
-        console.log(`the test server: ${ferret === undefined ? 'MongoDB' : `FerretDB ${ferret}`}`);
-        if (ferret !== undefined && /^v?1\./.test(ferret)) {
-          expect(store.losesRacingUpdates).toBe(`FerretDB ${ferret}`);
-          expect(store.db.client.options.maxPoolSize).toBe(FERRETDB_1_POOL);
-          expect(logs.lines.some((l) => String(l.msg).includes(`at most ${FERRETDB_1_POOL} operations at once`))).toBe(true);
-        } else {
+        const store = await connect(MONGODB_URL);
+        const two = await connect(MONGODB_URL, { processes: 2 });
+        // Percent-encoded in its name, as the driver reads it.
+        const chosen = await connect(withOption('maxPoolSize', '3'));
+        const many = await connect(withOption('maxPoolSize', '20'));
+        if (ferret === undefined) {
           expect(store.losesRacingUpdates).toBeUndefined();
           expect(store.db.client.options.maxPoolSize).toBe(100);
+          return;
         }
-        expect(chosen.db.client.options.maxPoolSize).toBe(3);
+        expect(store.losesRacingUpdates).toBe(ferret);
+        expect(chosen.losesRacingUpdates).toBe(ferret);
+        expect([store, two, chosen, many].map((s) => s.db.client.options.maxPoolSize)).toEqual([FERRETDB_1_POOL, FERRETDB_1_POOL / 2, 3, 20]);
+        expect(logs.lines.filter((l) => String(l.msg).includes(`at most ${FERRETDB_1_POOL} commands at once`))).toHaveLength(1);
+        expect(logs.lines.some((l) => l.level === 40 && String(l.msg).includes('maxPoolSize=20'))).toBe(true);
+        // Held to it under load: 40 reads at once, at most FERRETDB_1_POOL connections out.
+        let out = 0;
+        let most = 0;
+        store.db.client.on('connectionCheckedOut', () => (most = Math.max(most, ++out)));
+        store.db.client.on('connectionCheckedIn', () => out--);
+        await Promise.all(Array.from({ length: 40 }, (_, i) => store.db.collection('reads').findOne({ _id: i as never })));
+        expect(most).toBeGreaterThan(1);
+        expect(most).toBeLessThanOrEqual(FERRETDB_1_POOL);
+      } finally {
+        await opened[0]?.db.dropDatabase().catch(() => {});
+        for (const store of opened) await store.close();
+      }
+    });
+
+    it('a server that takes requests and answers nothing: connect gives up at db.connectTimeout, and a ping says down within 2 s, one ping however many checks wait', async () => {
+      const command = Db.prototype.command;
+      let pings = 0;
+      let hung = true;
+      const spy = vi.spyOn(Db.prototype, 'command').mockImplementation(function (this: Db, cmd, ...rest) {
+        if (hung && 'ping' in cmd) {
+          pings++;
+          return new Promise(() => {});
+        }
+        return command.call(this, cmd, ...rest);
+      });
+      try {
+        const log = createLogger({ level: 'silent' });
+        let started = Date.now();
+        await expect(MongoStore.connect(MONGODB_URL, { dbName: uniqueDbName('hung'), connectTimeout: 3, nonceTtl: 601, log })).rejects.toThrow(/did not answer within 3 s \(db.connectTimeout\): it took the connection and answered nothing/);
+        expect(Date.now() - started).toBeLessThan(6000);
+        expect(pings).toBe(1);
+        hung = false;
+        const store = await MongoStore.connect(MONGODB_URL, { dbName: uniqueDbName('hung'), connectTimeout: 10, nonceTtl: 601, log });
+        try {
+          hung = true;
+          pings = 0;
+          started = Date.now();
+          expect(await Promise.all(Array.from({ length: 5 }, () => store.ping()))).toEqual([false, false, false, false, false]);
+          expect(Date.now() - started).toBeLessThan(4000);
+          expect(pings).toBe(1);
+        } finally {
+          await store.close();
+        }
+      } finally {
+        spy.mockRestore();
+      }
+    }, 20_000);
+
+    it('waits for a buildInfo that failed to answer, rather than taking the server for MongoDB', async () => {
+      const info = await buildInfoOf(MONGODB_URL);
+      const command = Db.prototype.command;
+      let failed = 0;
+      const spy = vi.spyOn(Db.prototype, 'command').mockImplementation(function (this: Db, cmd, ...rest) {
+        if ('buildInfo' in cmd && failed++ === 0) return Promise.reject(new MongoNetworkError('connection reset (a server restarting)'));
+        return command.call(this, cmd, ...rest);
+      });
+      const store = await MongoStore.connect(MONGODB_URL, { dbName: uniqueDbName('buildinfo'), connectTimeout: 10, nonceTtl: 601, log: createLogger({ level: 'silent' }) }).finally(() => spy.mockRestore());
+      try {
+        expect(failed).toBeGreaterThanOrEqual(2); // asked again after the failure
+        expect(store.losesRacingUpdates).toBe(typeof info.ferretdbVersion === 'string' ? `FerretDB ${info.ferretdbVersion}` : undefined);
       } finally {
         await store.close();
-        await chosen.close();
       }
     });
 
@@ -140,13 +225,17 @@ describe.skipIf(!hasMongo)('MongoDB store', () => {
       }
     });
 
-    it('start-up with an unreachable database fails after the configured wait', async () => {
-      const { createLogger } = await import('../src/log.ts');
+    it('start-up with an unreachable database fails after the configured wait, and shows no secret of its URL, in the error or the log', async () => {
+      const logs = new LogCapture();
       const started = Date.now();
-      const err = await MongoStore.connect('mongodb://127.0.0.1:9/', { dbName: 'x', connectTimeout: 1, nonceTtl: 601, log: createLogger({ level: 'silent' }) }).catch((e: Error) => e);
+      const url = 'mongodb://api:s3cret@127.0.0.1:9/?authSource=admin&tlsCertificateKeyFilePassword=k3y&authMechanismProperties=AWS_SESSION_TOKEN:t0ken';
+      const err = await MongoStore.connect(url, { dbName: 'x', connectTimeout: 1, nonceTtl: 601, log: createLogger({ level: 'info', destination: logs }) }).catch((e: Error) => e);
       expect(err).toBeInstanceOf(Error);
       expect((err as Error).message).toContain('did not answer within 1 s (db.connectTimeout)');
       expect(Date.now() - started).toBeLessThan(10_000);
+      const shown = `${(err as Error).message}\n${logs.raw.join('\n')}`;
+      expect(shown).toContain('mongodb://api:***@127.0.0.1:9/?authSource=admin&tlsCertificateKeyFilePassword=***&authMechanismProperties=***');
+      for (const secret of ['s3cret', 'k3y', 't0ken']) expect(shown).not.toContain(secret);
     });
   });
 });

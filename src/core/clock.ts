@@ -18,3 +18,19 @@ export const testClock = {
     offset = 0;
   },
 };
+
+/** Thrown by answerWithin when the wait ran out; the operation itself goes on. */
+export class NoAnswerInTime extends Error {}
+
+/**
+ * `pending`'s answer, or NoAnswerInTime once `ms` pass. What `pending` stands for is not
+ * stopped: a database that takes a request and never answers (node drivers do not give up on
+ * it by themselves) is waited for no longer than the caller can afford.
+ */
+export function answerWithin<T>(pending: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new NoAnswerInTime(`the database did not answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([pending, late]).finally(() => clearTimeout(timer));
+}

@@ -21,6 +21,7 @@ import type { JoinedAnswer, JoinedWrite, Store, WindowCount } from '../store/typ
 import type { CountedClaim } from './auth.ts';
 import { addressKeyOf } from './address.ts';
 import { ExpiryQueue } from './expiry-queue.ts';
+import { answerWithin } from './clock.ts';
 
 /** A method's own rule: `points` calls per `duration` seconds, per caller or per client address. */
 export interface RateRule {
@@ -176,7 +177,7 @@ abstract class DatabaseCounter<Statement, Answer> implements Counter {
     const statement = this.statement(key, now);
     let answer: Answer;
     try {
-      answer = await withinTimeout(this.send(statement));
+      answer = await answerWithin(this.send(statement), DB_TIMEOUT_MS);
     } catch {
       return this.#insurance.take(key, what);
     }
@@ -278,8 +279,8 @@ async function countsExactly(store: CountingStore): Promise<boolean> {
     // Answered at the first failure, and within PROBE_TIMEOUT_MS: in a CI run, FerretDB 1.24 left
     // some of a burst's racing upserts unanswered past the tests' 30 s, and a probe that waited
     // for every one of them (Promise.allSettled) kept every server on it from starting.
-    const counted = await withinTimeout(Promise.all(Array.from({ length: n }, () => store.countInWindow(count))), PROBE_TIMEOUT_MS);
-    return counted.every((c) => c) && !(await withinTimeout(store.countInWindow(count), PROBE_TIMEOUT_MS));
+    const counted = await answerWithin(Promise.all(Array.from({ length: n }, () => store.countInWindow(count))), PROBE_TIMEOUT_MS);
+    return counted.every((c) => c) && !(await answerWithin(store.countInWindow(count), PROBE_TIMEOUT_MS));
   } catch {
     return false;
   }
@@ -334,7 +335,7 @@ class MySqlCounter extends DatabaseCounter<CountingUpsert, JoinedAnswer> {
     if (count <= this.points) return null;
     const ends = upsert.now + this.durationMs;
     try {
-      const [window] = await withinTimeout(this.sql.query<RowDataPacket[]>(`SELECT \`expire\` FROM \`${TABLE}\` WHERE \`key\` = ?`, [upsert.row]));
+      const [window] = await answerWithin(this.sql.query<RowDataPacket[]>(`SELECT \`expire\` FROM \`${TABLE}\` WHERE \`key\` = ?`, [upsert.row]), DB_TIMEOUT_MS);
       return tooMany(Math.max(0, Number(window[0]?.expire ?? ends) - upsert.now), what);
     } catch {
       // The count is past the limit; only Retry-After is unknown: a whole window is the most it can be.
@@ -347,15 +348,6 @@ class MySqlCounter extends DatabaseCounter<CountingUpsert, JoinedAnswer> {
 interface CountingUpsert extends JoinedWrite {
   readonly row: string;
   readonly now: number;
-}
-
-/** The statement's answer, or a rejection once DB_TIMEOUT_MS pass (the statement itself goes on). */
-function withinTimeout<T>(pending: Promise<T>, ms = DB_TIMEOUT_MS): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error('the database did not answer in time')), ms);
-  });
-  return Promise.race([pending, late]).finally(() => clearTimeout(timer));
 }
 
 /** How often expired rows of the MySQL counters' table are deleted, and how many per statement. */

@@ -28,7 +28,7 @@ export async function openStore(config: Config, log: Logger): Promise<Store> {
     case 'mongodb':
     case 'mongodb+srv': {
       const { MongoStore } = await import('./mongo.ts');
-      store = await MongoStore.connect(url, options);
+      store = await MongoStore.connect(url, { ...options, processes: config.workers });
       break;
     }
     case 'mysql':

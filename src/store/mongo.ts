@@ -8,12 +8,14 @@
 import { Binary, MongoBulkWriteError, MongoClient, MongoServerError, type AnyBulkWriteOperation, type BulkWriteResult, type Collection, type Db, type Document } from 'mongodb';
 import type { Logger } from 'pino';
 import { ApiError } from '../core/errors.ts';
+import { ConnectionString } from 'mongodb-connection-string-url';
 import { mapDriverError } from './mongo-errors.ts';
+import { redactUrl } from './redact.ts';
 
 export { mapDriverError };
 import { throttleWindow, type AccountRecord, type CallClaim, type CallRecord, type KeptOutcome, type MethodResources, type PasswordHash, type SessionRecord, type Store, type ThrottleState, type WindowCount } from './types.ts';
 import type { JobExecutor, JobRunner, JobSettings } from '../core/jobs.ts';
-import { nowSeconds } from '../core/clock.ts';
+import { answerWithin, NoAnswerInTime, nowSeconds } from '../core/clock.ts';
 
 interface AccountDoc {
   _id: string;
@@ -99,22 +101,40 @@ export interface MongoStoreOptions {
    * with `around`, whose stand-in makes FerretDB's updates atomic.
    */
   atomicUpdates?: 'ask' | 'assume';
+  /** Processes of this instance with a store of their own (--workers): they share FERRETDB_1_POOL. */
+  processes?: number;
 }
 
 /**
- * The most operations one instance sends FerretDB 1.x at once, unless db.url sets maxPoolSize.
- * FerretDB 1.24 holds a PostgreSQL connection open for each statement's read until the command
- * ends, and takes another to write, from a pool of 50 (pool_max_conns) for all its clients.
- * Measured here: 3 clients with 150 updates at once left every connection reading, each
- * command waiting for one more, and FerretDB answered nothing again, even after the clients
- * had gone; with at most 8 each, all went through. 8 leaves room for three instances.
+ * The most commands one instance has in flight on FerretDB 1.x, its workers together, unless
+ * db.url sets maxPoolSize. FerretDB 1.24 keeps a PostgreSQL connection open for each update
+ * statement's read until the command ends and takes one more to write, from a pool of 50
+ * (pool_max_conns) for all its clients: a command of n statements can hold n + 1. Measured here:
+ * 3 clients with 150 single-statement updates at once took every connection, each command
+ * waiting for one more, and FerretDB answered nothing again, even after the clients had gone;
+ * with at most 8 each, all went through. 8 leaves room for three instances; the store sends no
+ * command of more than one statement there (the counts that need them stay in the process).
  */
 export const FERRETDB_1_POOL = 8;
 
-/** FerretDB 1.x, by its own buildInfo field, as `FerretDB v1.24.0`; else null. */
-function ferretDb1(buildInfo: Document): string | null {
+/**
+ * FerretDB before 2.0, by its own buildInfo field, as `FerretDB v1.24.0`; else null. A version
+ * that does not parse is taken for one before 2.0 too: only 2.0 and later store documents in a
+ * way that keeps an update of one atomic.
+ */
+function ferretDbBefore2(buildInfo: Document): string | null {
   const version = buildInfo.ferretdbVersion;
-  return typeof version === 'string' && /^v?1\./.test(version) ? `FerretDB ${version}` : null;
+  if (version === undefined) return null;
+  const major = /^v?(\d+)\./.exec(String(version))?.[1];
+  return major === undefined || Number(major) < 2 ? `FerretDB ${String(version)}` : null;
+}
+
+/** The maxPoolSize db.url sets, read as the driver reads it (keys in any case, percent-encoded); else undefined. */
+function poolSizeIn(url: string): number | undefined {
+  for (const [key, value] of new ConnectionString(url).searchParams) {
+    if (key.toLowerCase() === 'maxpoolsize') return Number(value);
+  }
+  return undefined;
 }
 
 /** Collection names, prefixed so they do not clash with methods' own collections in `ctx.db`. */
@@ -152,6 +172,8 @@ export class MongoStore implements Store {
   readonly #claims: Collection<ClaimDoc>;
   /** False when the server refused TTL indexes: `sweep` then removes expired documents. */
   #ttlIndexes = true;
+  /** The ping in flight, which health checks made meanwhile wait on too. */
+  #pinging: Promise<boolean> | null = null;
 
   /** Set where the server is known to lose concurrent updates of one document: its name. */
   readonly losesRacingUpdates: string | undefined;
@@ -180,32 +202,43 @@ export class MongoStore implements Store {
   static async connect(url: string, options: MongoStoreOptions): Promise<MongoStore> {
     // A short server-selection timeout: during an outage a request gets its 503 in about 2 s
     // instead of the driver's default 30 s.
-    const open = (pool: { maxPoolSize?: number }) => new MongoClient(url, { serverSelectionTimeoutMS: 2000, connectTimeoutMS: 2000, appName: 'simpleapi', ...pool });
-    let client = open({});
-    let capped = /[?&]maxPoolSize=/i.test(url);
+    const open = (maxPoolSize?: number) =>
+      new MongoClient(url, { serverSelectionTimeoutMS: 2000, connectTimeoutMS: 2000, appName: 'simpleapi', ...(maxPoolSize === undefined ? {} : { maxPoolSize }) });
+    const chosenPool = poolSizeIn(url);
+    const cap = Math.max(1, Math.floor(FERRETDB_1_POOL / (options.processes ?? 1)));
+    let client = open();
+    let reopened = false;
     const deadline = options.connectTimeout === 0 ? Infinity : Date.now() + options.connectTimeout * 1000;
     let warned = false;
+    // One handshake in flight, waited for a turn at a time: a server that takes connections and
+    // answers nothing (a FerretDB whose PostgreSQL connections are all taken) is waited for until
+    // the deadline, not asked again every turn; closing the client at the deadline ends it.
+    let handshake: Promise<string | null> | null = null;
     for (;;) {
       try {
-        await client.db(options.dbName).command({ ping: 1 });
-        // A server that will not say what it is is taken for MongoDB; the probe (rate-limit.ts) still checks its updates.
-        const server = ferretDb1(await client.db('admin').command({ buildInfo: 1 }).catch(() => ({})));
-        if (server !== null && !capped) {
-          options.log.info(`the database is ${server}: at most ${FERRETDB_1_POOL} operations at once from this instance (maxPoolSize in db.url overrides it), since more can leave it answering nothing`);
+        handshake ??= serverOf(client, options.dbName);
+        const server = await answerWithin(handshake, Math.max(1, Math.min(CONNECT_TURN_MS, deadline - Date.now())));
+        handshake = null;
+        if (server !== null && chosenPool === undefined && !reopened) {
+          options.log.info(`the database is ${server}: at most ${cap} commands at once from this process (maxPoolSize in db.url sets another number), since more can leave it answering nothing`);
           await client.close();
-          client = open({ maxPoolSize: FERRETDB_1_POOL });
-          capped = true;
+          client = open(cap);
+          reopened = true;
           continue;
+        }
+        if (server !== null && chosenPool !== undefined && (chosenPool === 0 || chosenPool > cap)) {
+          options.log.warn(`the database is ${server}, and db.url's maxPoolSize=${chosenPool} lets this process send it more than ${cap} commands at once: that many can leave it answering nothing`);
         }
         return new MongoStore(client, options, server);
       } catch (err) {
+        if (!(err instanceof NoAnswerInTime)) handshake = null;
         if (Date.now() >= deadline) {
           await client.close().catch(() => {});
-          throw new Error(`the database at ${redactUrl(url)} did not answer within ${options.connectTimeout} s (db.connectTimeout): ${(err as Error).message}`);
+          throw new Error(`the database at ${redactUrl(url)} did not answer within ${options.connectTimeout} s (db.connectTimeout): ${err instanceof NoAnswerInTime ? 'it took the connection and answered nothing' : (err as Error).message}`);
         }
         if (!warned) options.log.warn({ url: redactUrl(url) }, 'waiting for the database');
         warned = true;
-        await new Promise((r) => setTimeout(r, 500));
+        if (handshake === null) await new Promise((r) => setTimeout(r, 500));
       }
     }
   }
@@ -243,10 +276,20 @@ export class MongoStore implements Store {
     await this.#client.close();
   }
 
+  /**
+   * Whether the database answers a ping within 2 s. Checks made together share one ping, so a
+   * database that answers nothing holds one, however often /health is asked (driver 7 ignores
+   * timeoutMS: the wait is ours).
+   */
   async ping(): Promise<boolean> {
+    this.#pinging ??= this.db.command({ ping: 1 }).then(
+      () => true,
+      () => false,
+    ).finally(() => {
+      this.#pinging = null;
+    });
     try {
-      await this.db.command({ ping: 1 }, { timeoutMS: 2000 });
-      return true;
+      return await answerWithin(this.#pinging, 2000);
     } catch {
       return false;
     }
@@ -548,7 +591,25 @@ function isTtlRefusal(err: unknown): boolean {
   return err.codeName === 'NotImplemented' || err.code === 238 || /expireAfterSeconds/i.test(err.message);
 }
 
-/** The URL without its password, for logs and errors. */
-export function redactUrl(url: string): string {
-  return url.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:***@');
+/**
+ * buildInfo's answer; {} where the server refuses the command (it is then taken for MongoDB, and
+ * the rate limiter's probe checks its updates). A failure to answer is thrown: the server is
+ * waited for again, not mistaken for another.
+ */
+async function buildInfoOf(client: MongoClient): Promise<Document> {
+  try {
+    return await client.db('admin').command({ buildInfo: 1 });
+  } catch (err) {
+    if (err instanceof MongoServerError) return {};
+    throw err;
+  }
 }
+
+/** Pings the database, then asks what the server is: FerretDB before 2.0 by name, else null. */
+async function serverOf(client: MongoClient, dbName: string): Promise<string | null> {
+  await client.db(dbName).command({ ping: 1 });
+  return ferretDbBefore2(await buildInfoOf(client));
+}
+
+/** How long connect waits on its handshake before it says it is waiting (and checks the deadline). */
+const CONNECT_TURN_MS = 2000;

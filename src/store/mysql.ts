@@ -13,6 +13,7 @@
 import { createPool, type Pool, type PoolConnection, type PoolOptions, type ResultSetHeader, type RowDataPacket } from 'mysql2/promise';
 import type { Logger } from 'pino';
 import { ApiError } from '../core/errors.ts';
+import { redactUrl } from './redact.ts';
 import { throttleWindow, type AccountRecord, type CallClaim, type CallRecord, type JoinedWrite, type KeptOutcome, type MethodResources, type PasswordHash, type SessionRecord, type Store, type ThrottleState } from './types.ts';
 
 export interface MySqlStoreOptions {
@@ -629,7 +630,3 @@ async function createDatabase(target: ReturnType<typeof parseMySqlUrl>): Promise
   }
 }
 
-/** The URL without its password, for logs and errors. */
-export function redactUrl(url: string): string {
-  return url.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:***@');
-}
