@@ -49,7 +49,7 @@ export async function dropMongoDb(dbName: string): Promise<void> {
  * FerretDB with its updates that read and write one document (`findOneAndUpdate`, `bulkWrite`)
  * run one at a time in this process: MongoDB's own document-level atomicity, which FerretDB 1.x
  * lacks, stood in for on a real server. It lets the path a real MongoDB takes (the calls counted
- * in the database, beside the nonce's claim) run here: `MongoStore.connect(url, { around: atomicUpdates })`.
+ * in the database, beside the nonce's claim) run here: `MongoStore.connect(url, { ...ATOMIC_STAND_IN })`.
  */
 export function atomicUpdates(db: Db): Db {
   const collections = new Map<string, Collection>();
@@ -78,13 +78,19 @@ export function atomicUpdates(db: Db): Db {
   });
 }
 
+/**
+ * MongoStore's options for FerretDB as a MongoDB whose updates are atomic: the stand-in, and the
+ * store told not to take FerretDB 1.x for what it is (its updates are atomic behind the stand-in).
+ */
+export const ATOMIC_STAND_IN = { around: atomicUpdates, atomicUpdates: 'assume' } as const;
+
 /** A store on its own database, as on a MongoDB whose updates are atomic (atomicUpdates). */
 export async function openAtomicMongoStore(dbName: string): Promise<MongoStore> {
   const log = createLogger({ level: 'silent' });
   // Commands monitored: tests count what a call sends (store.db.client's commandStarted).
   const url = new URL(MONGODB_URL);
   url.searchParams.set('monitorCommands', 'true');
-  const store = await MongoStore.connect(url.toString(), { dbName, connectTimeout: 10, nonceTtl: 601, log, around: atomicUpdates, atomicUpdates: 'assume' });
+  const store = await MongoStore.connect(url.toString(), { dbName, connectTimeout: 10, nonceTtl: 601, log, ...ATOMIC_STAND_IN });
   await store.init();
   return store;
 }
