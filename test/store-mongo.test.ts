@@ -1,10 +1,18 @@
-import { describe, expect, it, vi } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { Db, MongoClient, MongoNetworkError, type Document } from 'mongodb';
 import { MongoStore, COLLECTIONS, FERRETDB_1_POOL, type MongoStoreOptions } from '../src/store/mongo.ts';
 import { createLogger } from '../src/log.ts';
 import { LogCapture } from './helpers/server.ts';
 import { hasMongo, MONGODB_URL, openAtomicMongoStore, openMongoStore, uniqueDbName } from './helpers/mongo.ts';
 import { storeContract } from './store.contract.ts';
+
+/** The store's rule, written out again: FerretDB before 2.0, or of a version that does not parse. */
+function ferretDbBefore2(info: Document): string | undefined {
+  if (info.ferretdbVersion === undefined) return undefined;
+  const major = /^v?(\d+)\./.exec(String(info.ferretdbVersion))?.[1];
+  return major === undefined || Number(major) < 2 ? `FerretDB ${String(info.ferretdbVersion)}` : undefined;
+}
 
 /** What the server says it is, asked on a client of the test's own. */
 async function buildInfoOf(url: string): Promise<Document> {
@@ -39,10 +47,15 @@ describe.skipIf(!hasMongo)('MongoDB store', () => {
   );
 
   describe('MongoStore specifics', () => {
+    // A test that times out mid-way leaves no stand-in of the driver's for the next.
+    afterEach(() => {
+      vi.restoreAllMocks();
+    });
+
     it('on FerretDB 1.x, has at most FERRETDB_1_POOL commands in flight, its workers together, and says so (more can leave it answering nothing); a maxPoolSize in db.url wins', async () => {
       const info = await buildInfoOf(MONGODB_URL);
-      const ferret = typeof info.ferretdbVersion === 'string' && /^v?1\./.test(info.ferretdbVersion) ? `FerretDB ${info.ferretdbVersion}` : undefined;
-      console.log(`the test server: ${ferret ?? 'not FerretDB 1.x'}`);
+      const ferret = ferretDbBefore2(info);
+      console.log(`the test server: ${ferret ?? 'not FerretDB before 2.0'}`);
       const dbName = uniqueDbName('pool');
       const logs = new LogCapture();
       const log = createLogger({ level: 'info', destination: logs });
@@ -101,7 +114,7 @@ describe.skipIf(!hasMongo)('MongoDB store', () => {
       try {
         const log = createLogger({ level: 'silent' });
         let started = Date.now();
-        await expect(MongoStore.connect(MONGODB_URL, { dbName: uniqueDbName('hung'), connectTimeout: 3, nonceTtl: 601, log })).rejects.toThrow(/did not answer within 3 s \(db.connectTimeout\): it took the connection and answered nothing/);
+        await expect(MongoStore.connect(MONGODB_URL, { dbName: uniqueDbName('hung'), connectTimeout: 3, nonceTtl: 601, log })).rejects.toThrow(/did not answer within 3 s \(db.connectTimeout\): no answer: nothing reachable there, or a server that takes connections and answers nothing/);
         expect(Date.now() - started).toBeLessThan(6000);
         expect(pings).toBe(1);
         hung = false;
@@ -132,11 +145,70 @@ describe.skipIf(!hasMongo)('MongoDB store', () => {
       const store = await MongoStore.connect(MONGODB_URL, { dbName: uniqueDbName('buildinfo'), connectTimeout: 10, nonceTtl: 601, log: createLogger({ level: 'silent' }) }).finally(() => spy.mockRestore());
       try {
         expect(failed).toBeGreaterThanOrEqual(2); // asked again after the failure
-        expect(store.losesRacingUpdates).toBe(typeof info.ferretdbVersion === 'string' ? `FerretDB ${info.ferretdbVersion}` : undefined);
+        expect(store.losesRacingUpdates).toBe(ferretDbBefore2(info));
       } finally {
         await store.close();
       }
     });
+
+    it('takes FerretDB before 2.0, or of a version that does not parse, for one that loses racing updates, and 2.0 on for one that does not', async () => {
+      const command = Db.prototype.command;
+      let version = '';
+      vi.spyOn(Db.prototype, 'command').mockImplementation(function (this: Db, cmd, ...rest) {
+        if ('buildInfo' in cmd) return Promise.resolve({ ok: 1, version: '7.0.77', ferretdbVersion: version });
+        return command.call(this, cmd, ...rest);
+      });
+      const seen: Record<string, [string | undefined, number | undefined]> = {};
+      for (version of ['v0.9.1', 'v1.24.0', 'dev-build', 'v2.1.0', '2.5.0']) {
+        const store = await MongoStore.connect(MONGODB_URL, { dbName: uniqueDbName('versions'), connectTimeout: 10, nonceTtl: 601, log: createLogger({ level: 'silent' }) });
+        seen[version] = [store.losesRacingUpdates, store.db.client.options.maxPoolSize];
+        await store.close();
+      }
+      expect(seen).toEqual({
+        'v0.9.1': ['FerretDB v0.9.1', FERRETDB_1_POOL],
+        'v1.24.0': ['FerretDB v1.24.0', FERRETDB_1_POOL],
+        'dev-build': ['FerretDB dev-build', FERRETDB_1_POOL],
+        'v2.1.0': [undefined, 100],
+        '2.5.0': [undefined, 100],
+      });
+    });
+
+    it('reaches a database that comes up after start-up began (driver 7 keeps a client whose first connection failed closed)', async () => {
+      const target = new URL(MONGODB_URL);
+      const port = await new Promise<number>((resolve) => {
+        const probe = createServer().listen(0, '127.0.0.1', () => {
+          const { port } = probe.address() as AddressInfo;
+          probe.close(() => resolve(port));
+        });
+      });
+      // Nothing listens on `port` for the first 2.5 s; then a relay to the test's server does.
+      const sockets = new Set<Socket>();
+      const relay = createServer((socket) => {
+        const upstream = connect(Number(target.port), target.hostname);
+        for (const s of [socket, upstream]) {
+          sockets.add(s);
+          s.on('error', () => {});
+        }
+        socket.pipe(upstream).pipe(socket);
+      });
+      const opening = setTimeout(() => relay.listen(port, '127.0.0.1'), 2500);
+      const late = new URL(MONGODB_URL);
+      late.port = String(port);
+      try {
+        const started = Date.now();
+        const store = await MongoStore.connect(late.toString(), { dbName: uniqueDbName('late'), connectTimeout: 15, nonceTtl: 601, log: createLogger({ level: 'silent' }) });
+        try {
+          expect(Date.now() - started).toBeGreaterThanOrEqual(2400);
+          expect(await store.ping()).toBe(true);
+        } finally {
+          await store.close();
+        }
+      } finally {
+        clearTimeout(opening);
+        for (const s of sockets) s.destroy();
+        await new Promise((r) => relay.close(r));
+      }
+    }, 30_000);
 
     it("claims a nonce and counts its call in one command: a replay counts nothing, a full window still claims, an expired record is revived whole", async () => {
       const store = await openAtomicMongoStore(uniqueDbName('counted'));

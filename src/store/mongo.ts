@@ -11,6 +11,7 @@ import { ApiError } from '../core/errors.ts';
 import { ConnectionString } from 'mongodb-connection-string-url';
 import { mapDriverError } from './mongo-errors.ts';
 import { redactUrl } from './redact.ts';
+import { HealthPing } from './health-ping.ts';
 
 export { mapDriverError };
 import { throttleWindow, type AccountRecord, type CallClaim, type CallRecord, type KeptOutcome, type MethodResources, type PasswordHash, type SessionRecord, type Store, type ThrottleState, type WindowCount } from './types.ts';
@@ -129,12 +130,9 @@ function ferretDbBefore2(buildInfo: Document): string | null {
   return major === undefined || Number(major) < 2 ? `FerretDB ${String(version)}` : null;
 }
 
-/** The maxPoolSize db.url sets, read as the driver reads it (keys in any case, percent-encoded); else undefined. */
-function poolSizeIn(url: string): number | undefined {
-  for (const [key, value] of new ConnectionString(url).searchParams) {
-    if (key.toLowerCase() === 'maxpoolsize') return Number(value);
-  }
-  return undefined;
+/** Whether db.url sets maxPoolSize, its key read as the driver reads it (any case, percent-encoded). */
+function setsPoolSize(url: string): boolean {
+  return [...new ConnectionString(url).searchParams.keys()].some((key) => key.toLowerCase() === 'maxpoolsize');
 }
 
 /** Collection names, prefixed so they do not clash with methods' own collections in `ctx.db`. */
@@ -172,8 +170,7 @@ export class MongoStore implements Store {
   readonly #claims: Collection<ClaimDoc>;
   /** False when the server refused TTL indexes: `sweep` then removes expired documents. */
   #ttlIndexes = true;
-  /** The ping in flight, which health checks made meanwhile wait on too. */
-  #pinging: Promise<boolean> | null = null;
+  readonly #health = new HealthPing(() => this.db.command({ ping: 1 }));
 
   /** Set where the server is known to lose concurrent updates of one document: its name. */
   readonly losesRacingUpdates: string | undefined;
@@ -204,12 +201,14 @@ export class MongoStore implements Store {
     // instead of the driver's default 30 s.
     const open = (maxPoolSize?: number) =>
       new MongoClient(url, { serverSelectionTimeoutMS: 2000, connectTimeoutMS: 2000, appName: 'simpleapi', ...(maxPoolSize === undefined ? {} : { maxPoolSize }) });
-    const chosenPool = poolSizeIn(url);
-    const cap = Math.max(1, Math.floor(FERRETDB_1_POOL / (options.processes ?? 1)));
+    const poolChosen = setsPoolSize(url);
+    const processes = options.processes ?? 1;
+    const cap = Math.max(1, Math.floor(FERRETDB_1_POOL / processes));
+    let capped: number | undefined;
     let client = open();
-    let reopened = false;
     const deadline = options.connectTimeout === 0 ? Infinity : Date.now() + options.connectTimeout * 1000;
     let warned = false;
+    let lastError: Error | undefined;
     // One handshake in flight, waited for a turn at a time: a server that takes connections and
     // answers nothing (a FerretDB whose PostgreSQL connections are all taken) is waited for until
     // the deadline, not asked again every turn; closing the client at the deadline ends it.
@@ -219,22 +218,31 @@ export class MongoStore implements Store {
         handshake ??= serverOf(client, options.dbName);
         const server = await answerWithin(handshake, Math.max(1, Math.min(CONNECT_TURN_MS, deadline - Date.now())));
         handshake = null;
-        if (server !== null && chosenPool === undefined && !reopened) {
+        if (server !== null && !poolChosen && capped === undefined) {
           options.log.info(`the database is ${server}: at most ${cap} commands at once from this process (maxPoolSize in db.url sets another number), since more can leave it answering nothing`);
+          if (processes > FERRETDB_1_POOL) options.log.warn(`the database is ${server}: ${processes} workers send it up to ${processes} commands at once, more than the ${FERRETDB_1_POOL} it is safe with`);
           await client.close();
-          client = open(cap);
-          reopened = true;
+          client = open((capped = cap));
           continue;
         }
-        if (server !== null && chosenPool !== undefined && (chosenPool === 0 || chosenPool > cap)) {
-          options.log.warn(`the database is ${server}, and db.url's maxPoolSize=${chosenPool} lets this process send it more than ${cap} commands at once: that many can leave it answering nothing`);
+        const pool = client.options.maxPoolSize;
+        if (server !== null && poolChosen && (pool === 0 || pool > cap)) {
+          options.log.warn(`the database is ${server}, and db.url's maxPoolSize=${pool} lets this process send it more than ${cap} commands at once: that many can leave it answering nothing`);
         }
         return new MongoStore(client, options, server);
       } catch (err) {
-        if (!(err instanceof NoAnswerInTime)) handshake = null;
+        if (!(err instanceof NoAnswerInTime)) {
+          lastError = err as Error;
+          handshake = null;
+          // Driver 7 keeps a client whose first connection failed closed ("Topology is closed"):
+          // a new one tries the network again.
+          await client.close().catch(() => {});
+          client = open(capped);
+        }
         if (Date.now() >= deadline) {
           await client.close().catch(() => {});
-          throw new Error(`the database at ${redactUrl(url)} did not answer within ${options.connectTimeout} s (db.connectTimeout): ${err instanceof NoAnswerInTime ? 'it took the connection and answered nothing' : (err as Error).message}`);
+          const why = lastError?.message ?? 'no answer: nothing reachable there, or a server that takes connections and answers nothing';
+          throw new Error(`the database at ${redactUrl(url)} did not answer within ${options.connectTimeout} s (db.connectTimeout): ${why}`);
         }
         if (!warned) options.log.warn({ url: redactUrl(url) }, 'waiting for the database');
         warned = true;
@@ -276,23 +284,9 @@ export class MongoStore implements Store {
     await this.#client.close();
   }
 
-  /**
-   * Whether the database answers a ping within 2 s. Checks made together share one ping, so a
-   * database that answers nothing holds one, however often /health is asked (driver 7 ignores
-   * timeoutMS: the wait is ours).
-   */
-  async ping(): Promise<boolean> {
-    this.#pinging ??= this.db.command({ ping: 1 }).then(
-      () => true,
-      () => false,
-    ).finally(() => {
-      this.#pinging = null;
-    });
-    try {
-      return await answerWithin(this.#pinging, 2000);
-    } catch {
-      return false;
-    }
+  /** Whether the database answers a ping within 2 s (HealthPing: shared, and bounded in what it leaves). */
+  ping(): Promise<boolean> {
+    return this.#health.check();
   }
 
   /** Runs a database operation, turning "the database does not answer" into Unavailable. */

@@ -14,6 +14,7 @@ import { createPool, type Pool, type PoolConnection, type PoolOptions, type Resu
 import type { Logger } from 'pino';
 import { ApiError } from '../core/errors.ts';
 import { redactUrl } from './redact.ts';
+import { HealthPing } from './health-ping.ts';
 import { throttleWindow, type AccountRecord, type CallClaim, type CallRecord, type JoinedWrite, type KeptOutcome, type MethodResources, type PasswordHash, type SessionRecord, type Store, type ThrottleState } from './types.ts';
 
 export interface MySqlStoreOptions {
@@ -223,6 +224,7 @@ export class MySqlStore implements Store {
   readonly #joined: Pool;
   /** Joined claims that failed and went the usual way since the last warning, by error code. */
   readonly #fallbacks = { byCode: new Map<string, number>(), warnedAt: -Infinity };
+  readonly #health = new HealthPing(() => this.sql.query('SELECT 1'));
 
   private constructor(pool: Pool, target: MySqlTarget, options: MySqlStoreOptions) {
     this.sql = pool;
@@ -318,13 +320,9 @@ export class MySqlStore implements Store {
     await Promise.all([this.sql.end(), this.#joined.end()]);
   }
 
-  async ping(): Promise<boolean> {
-    try {
-      await this.sql.query({ sql: 'SELECT 1', timeout: 2000 });
-      return true;
-    } catch {
-      return false;
-    }
+  /** Whether the database answers within 2 s (HealthPing: mysql2's timeout starts only once a pool connection is free). */
+  ping(): Promise<boolean> {
+    return this.#health.check();
   }
 
   /** Runs a database operation, turning "the database does not answer" into Unavailable. */

@@ -1,0 +1,50 @@
+/**
+ * A store's answer to "does the database answer?" (GET /health, /health/ready), bounded in time
+ * and in what it leaves behind. Node's database drivers do not give up on a request the server
+ * took and never answered (MongoDB driver 7 ignores timeoutMS; mysql2's timeout starts only once
+ * a pool connection is free), so the wait is ours:
+ * - checks made together share the ping in flight, and are told "down" after `ms`;
+ * - a ping still unanswered then is abandoned: the next check sends a new one, so one ping lost
+ *   on one connection does not keep saying "down" while the database answers;
+ * - at most `maxAbandoned` abandoned pings may be outstanding: past that, checks say "down"
+ *   without sending more, so a database that answers nothing holds a bounded number of them,
+ *   however often a load balancer asks.
+ */
+import { answerWithin } from '../core/clock.ts';
+
+export class HealthPing {
+  #inFlight: Promise<boolean> | null = null;
+  #abandoned = 0;
+
+  /** @example new HealthPing(() => db.command({ ping: 1 })) */
+  constructor(
+    private readonly send: () => Promise<unknown>,
+    private readonly ms = 2000,
+    private readonly maxAbandoned = 4,
+  ) {}
+
+  async check(): Promise<boolean> {
+    if (this.#inFlight === null) {
+      if (this.#abandoned >= this.maxAbandoned) return false;
+      const sent = (async () => this.send())().then(
+        () => true,
+        () => false,
+      );
+      this.#inFlight = sent;
+      void sent.then(() => {
+        if (this.#inFlight === sent) this.#inFlight = null;
+      });
+    }
+    const ping = this.#inFlight;
+    try {
+      return await answerWithin(ping, this.ms);
+    } catch {
+      if (this.#inFlight === ping) {
+        this.#inFlight = null;
+        this.#abandoned++;
+        void ping.then(() => this.#abandoned--);
+      }
+      return false;
+    }
+  }
+}
