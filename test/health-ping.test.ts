@@ -35,6 +35,16 @@ describe('HealthPing: a database that takes a ping and never answers', () => {
     expect(await next).toBe(true);
   });
 
+  it('tells a ping it abandons, so that it can end what it holds, and only that one', async () => {
+    const signals: AbortSignal[] = [];
+    let answer = false;
+    const health = new HealthPing((abandoned) => (signals.push(abandoned), answer ? Promise.resolve() : never()), 20);
+    expect(await health.check()).toBe(false);
+    answer = true;
+    expect(await health.check()).toBe(true);
+    expect(signals.map((s) => s.aborted)).toEqual([true, false]);
+  });
+
   it('a ping that fails, even by throwing at once, says "down" without leaving anything behind', async () => {
     let sent = 0;
     const health = new HealthPing(() => {

@@ -1,6 +1,6 @@
 import type { RowDataPacket } from 'mysql2/promise';
 import { describe, expect, it } from 'vitest';
-import { MySqlStore, SCHEMA_VERSION, TABLES } from '../src/store/mysql.ts';
+import { MySqlStore, parseMySqlUrl, SCHEMA_VERSION, TABLES } from '../src/store/mysql.ts';
 import { createLogger } from '../src/log.ts';
 import { LogCapture } from './helpers/server.ts';
 import { dropMySqlDb, hasMySql, MYSQL_URL, mysqlUrlFor, openMySqlStore, uniqueMySqlDb } from './helpers/mysql.ts';
@@ -178,6 +178,30 @@ describe.skipIf(!hasMySql)('MySQL store', () => {
         return { store, relay, countOf, openTransactions, close };
       };
 
+      it('/health: answers lost on the way say "down" in 2 s each, and once answers come back it says "up" again, however many pings were lost', async () => {
+        const { store, relay, close } = await throughRelay('health');
+        try {
+          expect(await store.ping()).toBe(true);
+          relay.swallowReplies(true);
+          // More lost pings than HealthPing leaves behind: each must settle (mysql2's timeout ends
+          // it), or the checks after the outage never ping again.
+          for (let i = 0; i < 5; i++) {
+            const started = Date.now();
+            expect(await store.ping()).toBe(false);
+            expect(Date.now() - started).toBeLessThan(3000);
+          }
+          relay.swallowReplies(false);
+          let up = false;
+          for (let i = 0; i < 10 && !up; i++) {
+            up = await store.ping();
+            if (!up) await new Promise((r) => setTimeout(r, 500));
+          }
+          expect(up).toBe(true);
+        } finally {
+          await close();
+        }
+      }, 40_000);
+
       it('one command claims the nonce and counts; a replay claims nothing and counts nothing', async () => {
         const { store, relay, countOf, close } = await throughRelay('joined');
         try {
@@ -293,5 +317,21 @@ describe.skipIf(!hasMySql)('MySQL store', () => {
       expect(shown).toContain('mysql://root:***@127.0.0.1:9/x?password=***');
       for (const secret of ['ss@', 'zz']) expect(shown).not.toContain(secret);
     });
+  });
+});
+
+describe('db.url for MySQL', () => {
+  it("refuses a URL missing its '//' or its host without showing its password (it would have become the database's name)", () => {
+    for (const url of ['mysql:root:s3cret@db.internal/api', 'mysql:/root:s3cret@db.internal/api', 'mysql:///root:s3cret@db.internal/api']) {
+      let message = '';
+      try {
+        parseMySqlUrl(url, 'simpleapi');
+      } catch (err) {
+        message = (err as Error).message;
+      }
+      expect(message).toContain("db.url is not of the form mysql://user:password@host:3306/database");
+      expect(message).not.toContain('s3cret');
+    }
+    expect(parseMySqlUrl('mysql://root:s3cret@db.internal/api', 'simpleapi')).toMatchObject({ host: 'db.internal', user: 'root', password: 's3cret', database: 'api' });
   });
 });

@@ -15,10 +15,17 @@ import { answerWithin } from '../core/clock.ts';
 export class HealthPing {
   #inFlight: Promise<boolean> | null = null;
   #abandoned = 0;
+  /** How to tell each ping in flight that it was abandoned. */
+  readonly #abandons = new Map<Promise<boolean>, AbortController>();
 
-  /** @example new HealthPing(() => db.command({ ping: 1 })) */
+  /**
+   * `send` is told through its signal when its ping is abandoned, so that it can end what it
+   * holds (MySQL: the connection it pings on).
+   *
+   * @example new HealthPing(() => db.command({ ping: 1 }))
+   */
   constructor(
-    private readonly send: () => Promise<unknown>,
+    private readonly send: (abandoned: AbortSignal) => Promise<unknown>,
     private readonly ms = 2000,
     private readonly maxAbandoned = 4,
   ) {}
@@ -26,12 +33,15 @@ export class HealthPing {
   async check(): Promise<boolean> {
     if (this.#inFlight === null) {
       if (this.#abandoned >= this.maxAbandoned) return false;
-      const sent = (async () => this.send())().then(
+      const abandon = new AbortController();
+      const sent = (async () => this.send(abandon.signal))().then(
         () => true,
         () => false,
       );
+      this.#abandons.set(sent, abandon);
       this.#inFlight = sent;
       void sent.then(() => {
+        this.#abandons.delete(sent);
         if (this.#inFlight === sent) this.#inFlight = null;
       });
     }
@@ -43,6 +53,7 @@ export class HealthPing {
         this.#inFlight = null;
         this.#abandoned++;
         void ping.then(() => this.#abandoned--);
+        this.#abandons.get(ping)?.abort();
       }
       return false;
     }

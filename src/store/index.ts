@@ -5,7 +5,6 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config.ts';
 import { MemoryStore } from './memory.ts';
-import { answerWithin, NoAnswerInTime } from '../core/clock.ts';
 import type { Store } from './types.ts';
 
 /**
@@ -22,7 +21,6 @@ export function noncesPerUser(config: Pick<Config, 'rateLimit'>): number {
 export async function openStore(config: Config, log: Logger): Promise<Store> {
   const url = config.db.url;
   if (url === '') return new MemoryStore({ outcomeMemory: config.retries.memory, maxNoncesPerUser: noncesPerUser(config) });
-  const started = performance.now();
   const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(url)?.[1]?.toLowerCase();
   const options = { dbName: config.db.name, connectTimeout: config.db.connectTimeout, nonceTtl: config.hmac.window * 2 + 1, log };
   let store: Store;
@@ -42,16 +40,7 @@ export async function openStore(config: Config, log: Logger): Promise<Store> {
     default:
       throw new Error(`db.url must start with mongodb://, mongodb+srv://, mysql:// or mariadb:// (got ${scheme === undefined ? 'no scheme' : `${scheme}://`})`);
   }
-  // Its indexes and tables, within what is left of the same wait: a database that answered the
-  // handshake and then stopped answering fails start-up too, rather than holding it forever.
-  const left = config.db.connectTimeout === 0 ? Infinity : Math.max(1000, config.db.connectTimeout * 1000 - (performance.now() - started));
-  try {
-    await (left === Infinity ? store.init() : answerWithin(store.init(), left));
-  } catch (err) {
-    await store.close().catch(() => {});
-    if (err instanceof NoAnswerInTime) throw new Error(`the database stopped answering while its indexes and tables were made (db.connectTimeout: ${config.db.connectTimeout} s)`);
-    throw err;
-  }
+  await store.init();
   return store;
 }
 

@@ -6,9 +6,9 @@
  * write is skipped unless it would move expiry by `session.touchFraction`.
  */
 import { Binary, MongoBulkWriteError, MongoClient, MongoServerError, type AnyBulkWriteOperation, type BulkWriteResult, type Collection, type Db, type Document } from 'mongodb';
+import { ConnectionString } from 'mongodb-connection-string-url';
 import type { Logger } from 'pino';
 import { ApiError } from '../core/errors.ts';
-import { ConnectionString } from 'mongodb-connection-string-url';
 import { mapDriverError } from './mongo-errors.ts';
 import { redactUrl } from './redact.ts';
 import { HealthPing } from './health-ping.ts';
@@ -231,6 +231,10 @@ export class MongoStore implements Store {
         }
         return new MongoStore(client, options, server);
       } catch (err) {
+        if (err instanceof MongoServerError && (err.code === 18 || err.codeName === 'AuthenticationFailed')) {
+          await client.close().catch(() => {});
+          throw new Error(`the database at ${redactUrl(url)} refused the login (waiting will not change that): ${err.message}`);
+        }
         if (!(err instanceof NoAnswerInTime)) {
           lastError = err as Error;
           handshake = null;
@@ -244,7 +248,7 @@ export class MongoStore implements Store {
           const why = lastError?.message ?? 'no answer: nothing reachable there, or a server that takes connections and answers nothing';
           throw new Error(`the database at ${redactUrl(url)} did not answer within ${options.connectTimeout} s (db.connectTimeout): ${why}`);
         }
-        if (!warned) options.log.warn({ url: redactUrl(url) }, 'waiting for the database');
+        if (!warned) options.log.warn({ url: redactUrl(url), why: lastError?.message ?? 'no answer yet' }, 'waiting for the database');
         warned = true;
         if (handshake === null) await new Promise((r) => setTimeout(r, 500));
       }

@@ -189,6 +189,10 @@ export function parseMySqlUrl(url: string, fallbackDb: string): { host: string; 
   const u = new URL(url);
   if (u.protocol !== 'mysql:' && u.protocol !== 'mariadb:') throw new Error(`not a mysql:// URL: ${redactUrl(url)}`);
   const database = decodeURIComponent(u.pathname.replace(/^\//, ''));
+  // Not echoed: a URL missing its '//' (or its host) would show its password as the database's name.
+  if (!/^[a-z]+:\/\//i.test(url) || (u.host === '' && database.includes('@'))) {
+    throw new Error(`db.url is not of the form ${u.protocol}//user:password@host:3306/database (is a '//' or the host missing?)`);
+  }
   return {
     host: u.hostname.replace(/^\[|\]$/g, '') || '127.0.0.1',
     port: u.port === '' ? 3306 : Number(u.port),
@@ -224,7 +228,24 @@ export class MySqlStore implements Store {
   readonly #joined: Pool;
   /** Joined claims that failed and went the usual way since the last warning, by error code. */
   readonly #fallbacks = { byCode: new Map<string, number>(), warnedAt: -Infinity };
-  readonly #health = new HealthPing(() => this.sql.query('SELECT 1'));
+  // On a connection of its own, destroyed when the ping is abandoned: that settles the ping and
+  // gives the pool its slot back. (mysql2's query timeout answers the caller but leaves the
+  // connection waiting for the lost answer, and every later command on it, pool.end() too, behind.)
+  readonly #health = new HealthPing(async (abandoned) => {
+    const connection = await this.sql.getConnection();
+    if (abandoned.aborted) {
+      connection.release();
+      return;
+    }
+    const destroy = () => connection.destroy();
+    abandoned.addEventListener('abort', destroy, { once: true });
+    try {
+      await connection.query('SELECT 1');
+    } finally {
+      abandoned.removeEventListener('abort', destroy);
+      if (!abandoned.aborted) connection.release();
+    }
+  });
 
   private constructor(pool: Pool, target: MySqlTarget, options: MySqlStoreOptions) {
     this.sql = pool;

@@ -13,6 +13,8 @@ export interface MySqlRelay {
   commands(): number;
   /** From now on, the first command whose text includes `marker` is passed on and its connection cut. */
   cutAfter(marker: string): void;
+  /** While on, the database's answers are dropped and the connections kept: answers lost on the way. */
+  swallowReplies(on: boolean): void;
   close(): void;
 }
 
@@ -20,6 +22,7 @@ export interface MySqlRelay {
 export async function mysqlRelay(host: string, port: number): Promise<MySqlRelay> {
   let commands = 0;
   let cutMarker: string | null = null;
+  let swallowing = false;
   const sockets = new Set<Socket>();
   const relay = createServer((client) => {
     const server = connect(port, host);
@@ -52,7 +55,7 @@ export async function mysqlRelay(host: string, port: number): Promise<MySqlRelay
       }
     });
     server.on('data', (chunk: Buffer) => {
-      if (!cut) client.write(chunk);
+      if (!cut && !swallowing) client.write(chunk);
     });
     client.on('close', end).on('error', end);
     server.on('close', end).on('error', end);
@@ -65,6 +68,9 @@ export async function mysqlRelay(host: string, port: number): Promise<MySqlRelay
     commands: () => commands,
     cutAfter: (marker) => {
       cutMarker = marker;
+    },
+    swallowReplies: (on) => {
+      swallowing = on;
     },
     close: () => {
       for (const s of sockets) s.destroy();
