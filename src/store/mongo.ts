@@ -231,10 +231,6 @@ export class MongoStore implements Store {
         }
         return new MongoStore(client, options, server);
       } catch (err) {
-        if (err instanceof MongoServerError && (err.code === 18 || err.codeName === 'AuthenticationFailed')) {
-          await client.close().catch(() => {});
-          throw new Error(`the database at ${redactUrl(url)} refused the login (waiting will not change that): ${err.message}`);
-        }
         if (!(err instanceof NoAnswerInTime)) {
           lastError = err as Error;
           handshake = null;

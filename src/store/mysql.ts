@@ -189,8 +189,9 @@ export function parseMySqlUrl(url: string, fallbackDb: string): { host: string; 
   const u = new URL(url);
   if (u.protocol !== 'mysql:' && u.protocol !== 'mariadb:') throw new Error(`not a mysql:// URL: ${redactUrl(url)}`);
   const database = decodeURIComponent(u.pathname.replace(/^\//, ''));
-  // Not echoed: a URL missing its '//' (or its host) would show its password as the database's name.
-  if (!/^[a-z]+:\/\//i.test(url) || (u.host === '' && database.includes('@'))) {
+  // Not echoed: a URL missing its '//', or with a '/' in its password, would show the password as
+  // the database's name.
+  if (!/^[a-z]+:\/\//i.test(url) || database.includes('@')) {
     throw new Error(`db.url is not of the form ${u.protocol}//user:password@host:3306/database (is a '//' or the host missing?)`);
   }
   return {
@@ -230,19 +231,29 @@ export class MySqlStore implements Store {
   readonly #fallbacks = { byCode: new Map<string, number>(), warnedAt: -Infinity };
   // On a connection of its own, destroyed when the ping is abandoned: that settles the ping and
   // gives the pool its slot back. (mysql2's query timeout answers the caller but leaves the
-  // connection waiting for the lost answer, and every later command on it, pool.end() too, behind.)
+  // connection waiting for the lost answer, and every later command on it, pool.end() too; and
+  // its destroy() only half-closes the socket and leaves the query unsettled: the socket goes too.)
   readonly #health = new HealthPing(async (abandoned) => {
     const connection = await this.sql.getConnection();
     if (abandoned.aborted) {
       connection.release();
       return;
     }
-    const destroy = () => connection.destroy();
-    abandoned.addEventListener('abort', destroy, { once: true });
+    const query = connection.query('SELECT 1');
+    query.catch(() => {}); // settles, if ever, after the ping was given up on
+    let giveUp = () => {};
+    const gaveUp = new Promise<never>((_, reject) => {
+      giveUp = () => {
+        connection.destroy();
+        (connection.connection as unknown as { stream?: { destroy(): void } }).stream?.destroy();
+        reject(new Error('the ping was given up on'));
+      };
+    });
+    abandoned.addEventListener('abort', giveUp, { once: true });
     try {
-      await connection.query('SELECT 1');
+      await Promise.race([query, gaveUp]);
     } finally {
-      abandoned.removeEventListener('abort', destroy);
+      abandoned.removeEventListener('abort', giveUp);
       if (!abandoned.aborted) connection.release();
     }
   });
