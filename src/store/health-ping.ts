@@ -30,6 +30,11 @@ export class HealthPing {
     private readonly maxAbandoned = 4,
   ) {}
 
+  /** Gives up on every ping still waiting (the store is closing): each ends what it holds. */
+  abandonAll(): void {
+    for (const abandon of this.#abandons.values()) abandon.abort();
+  }
+
   async check(): Promise<boolean> {
     if (this.#inFlight === null) {
       if (this.#abandoned >= this.maxAbandoned) return false;

@@ -186,14 +186,20 @@ function poolOptions(target: MySqlTarget): PoolOptions {
 
 /** The pieces of a `mysql://user:pass@host:port/db` URL that mysql2 takes. */
 export function parseMySqlUrl(url: string, fallbackDb: string): { host: string; port: number; user: string; password: string; database: string } {
-  const u = new URL(url);
+  // Not echoed, nor kept on the error (URL's own error holds its input): a URL missing its '//', or
+  // with a '/', '?' or '#' in its password, shows the password where a host or database should be.
+  const malformed = () => new Error("db.url is not of the form mysql://user:password@host:3306/database (is its '//' missing, or a '/', '?' or '#' in the password not written as %2F, %3F, %23?)");
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw malformed();
+  }
   if (u.protocol !== 'mysql:' && u.protocol !== 'mariadb:') throw new Error(`not a mysql:// URL: ${redactUrl(url)}`);
   const database = decodeURIComponent(u.pathname.replace(/^\//, ''));
-  // Not echoed: a URL missing its '//', or with a '/' in its password, would show the password as
-  // the database's name.
-  if (!/^[a-z]+:\/\//i.test(url) || database.includes('@')) {
-    throw new Error(`db.url is not of the form ${u.protocol}//user:password@host:3306/database (is a '//' or the host missing?)`);
-  }
+  const afterSlashes = /^[a-z]+:\/\/(.*)$/is.exec(url)?.[1];
+  const at = afterSlashes?.lastIndexOf('@') ?? -1;
+  if (afterSlashes === undefined || database.includes('@') || (at >= 0 && /[/?#]/.test(afterSlashes.slice(0, at)))) throw malformed();
   return {
     host: u.hostname.replace(/^\[|\]$/g, '') || '127.0.0.1',
     port: u.port === '' ? 3306 : Number(u.port),
@@ -299,7 +305,7 @@ export class MySqlStore implements Store {
         if (Date.now() >= deadline) {
           throw new Error(`the database at ${redactUrl(url)} did not answer within ${options.connectTimeout} s (db.connectTimeout): ${(err as Error).message}`);
         }
-        if (!warned) options.log.warn({ url: redactUrl(url) }, 'waiting for the database');
+        if (!warned) options.log.warn({ url: redactUrl(url), why: (err as Error).message }, 'waiting for the database');
         warned = true;
         await new Promise((r) => setTimeout(r, 500));
       }
@@ -349,10 +355,12 @@ export class MySqlStore implements Store {
   }
 
   async close(): Promise<void> {
+    // A ping still waiting would hold pool.end() behind its lost answer: its connection goes first.
+    this.#health.abandonAll();
     await Promise.all([this.sql.end(), this.#joined.end()]);
   }
 
-  /** Whether the database answers within 2 s (HealthPing: mysql2's timeout starts only once a pool connection is free). */
+  /** Whether the database answers within 2 s (HealthPing, on a connection of its own: see #health). */
   ping(): Promise<boolean> {
     return this.#health.check();
   }
