@@ -14,8 +14,10 @@ import { answerWithin } from '../core/clock.ts';
 
 export class HealthPing {
   #inFlight: Promise<boolean> | null = null;
-  #abandoned = 0;
-  /** How to tell each ping in flight that it was abandoned. */
+  /**
+   * Every ping not yet settled, with how to tell it that it was abandoned: the one in flight, if
+   * any, and the abandoned ones.
+   */
   readonly #abandons = new Map<Promise<boolean>, AbortController>();
 
   /**
@@ -37,7 +39,8 @@ export class HealthPing {
 
   async check(): Promise<boolean> {
     if (this.#inFlight === null) {
-      if (this.#abandoned >= this.maxAbandoned) return false;
+      // None in flight: every ping still unsettled is an abandoned one.
+      if (this.#abandons.size >= this.maxAbandoned) return false;
       const abandon = new AbortController();
       const sent = (async () => this.send(abandon.signal))().then(
         () => true,
@@ -56,8 +59,6 @@ export class HealthPing {
     } catch {
       if (this.#inFlight === ping) {
         this.#inFlight = null;
-        this.#abandoned++;
-        void ping.then(() => this.#abandoned--);
         this.#abandons.get(ping)?.abort();
       }
       return false;
