@@ -342,7 +342,7 @@ describe.skipIf(!hasMySql)('MySQL store', () => {
 });
 
 describe('db.url for MySQL', () => {
-  it("refuses a URL missing its '//' or its host without showing its password (it would have become the database's name)", () => {
+  it("refuses a URL missing its '//', or with a '/', '?' or '#' in its password, without showing the password (it would have become a host or the database's name)", () => {
     for (const url of ['mysql:root:s3cret@db.internal/api', 'mysql:/root:s3cret@db.internal/api', 'mysql:///root:s3cret@db.internal/api', 'mysql://root:123/s3cret@db.internal/api', 'mysql://root:se/cret@db.internal/api', 'mysql://root:?s3cret@db.internal/api', 'mysql://root:s3#cret@db.internal/api']) {
       let message = '';
       try {
